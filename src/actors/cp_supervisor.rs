@@ -1,0 +1,299 @@
+//! The central's supervisor: owns one [`ChargePoint`] actor per CP, routes records and
+//! requests to them, and keeps the latest view of every CP for the API.
+
+use super::charge_point::{
+    AttachMonitor, ChargePoint, Command, CpState, CpView, Denial, Reservation, Reserve,
+};
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::configuration::CentralSettings;
+use crate::messages::{CpEvent, DenyReason};
+use crate::store::{CpRecord, Store};
+use actix::prelude::*;
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+pub struct CpSupervisor {
+    settings: CentralSettings,
+    store: Store,
+    publisher: Publisher,
+    cps: HashMap<String, Addr<ChargePoint>>,
+    views: BTreeMap<String, CpView>,
+}
+
+impl CpSupervisor {
+    pub fn new(settings: CentralSettings, store: Store, publisher: Publisher) -> CpSupervisor {
+        CpSupervisor {
+            settings,
+            store,
+            publisher,
+            cps: HashMap::new(),
+            views: BTreeMap::new(),
+        }
+    }
+
+    /// Starts the actor of a CP from its record and open session.
+    fn spawn_cp(&mut self, record: CpRecord, ctx: &mut Context<Self>) -> Addr<ChargePoint> {
+        let session = match self.store.open_session(&record.id) {
+            Ok(session) => session,
+            Err(e) => {
+                log::error!("cannot read the open session of {}: {e}", record.id);
+                None
+            }
+        };
+        let id = record.id.clone();
+        let cp = ChargePoint::new(
+            record,
+            session,
+            self.settings.clone(),
+            self.store.clone(),
+            self.publisher.clone(),
+            ctx.address(),
+        )
+        .start();
+        self.cps.insert(id, cp.clone());
+        cp
+    }
+
+    fn cp(&self, id: &str) -> Option<Addr<ChargePoint>> {
+        self.cps.get(id).cloned()
+    }
+}
+
+impl Actor for CpSupervisor {
+    type Context = Context<Self>;
+
+    /// Brings back every CP the store knows, each disconnected until it reports.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.store.cps() {
+            Ok(records) => {
+                if !records.is_empty() {
+                    log::info!("recovered {} charging points from the store", records.len());
+                }
+                for record in records {
+                    self.spawn_cp(record, ctx);
+                }
+            }
+            Err(e) => log::error!("cannot read charging points from the store: {e}"),
+        }
+    }
+}
+
+/// A CP actor's view changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CpViewChanged(pub CpView);
+
+impl Handler<CpViewChanged> for CpSupervisor {
+    type Result = ();
+
+    /// Keeps the latest view for the API.
+    fn handle(&mut self, msg: CpViewChanged, _ctx: &mut Self::Context) {
+        self.views.insert(msg.0.id.clone(), msg.0);
+    }
+}
+
+/// Every CP's current view, in id order.
+#[derive(Message)]
+#[rtype(result = "Vec<CpView>")]
+pub struct ListCps;
+
+impl Handler<ListCps> for CpSupervisor {
+    type Result = MessageResult<ListCps>;
+
+    /// Returns the views kept from the CP actors.
+    fn handle(&mut self, _msg: ListCps, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.views.values().cloned().collect())
+    }
+}
+
+/// A monitor authenticates for a CP, which is created if new.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<ChargePoint>, String>")]
+pub struct MonitorHello {
+    pub cp_id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+    pub conn_id: u64,
+    pub peer: String,
+}
+
+impl Handler<MonitorHello> for CpSupervisor {
+    type Result = ResponseFuture<Result<Addr<ChargePoint>, String>>;
+
+    /// Hands the monitor to its CP actor, which accepts or refuses it.
+    fn handle(&mut self, msg: MonitorHello, ctx: &mut Self::Context) -> Self::Result {
+        let cp = match self.cp(&msg.cp_id) {
+            Some(cp) => cp,
+            None => {
+                log::info!("new charging point {} at {}", msg.cp_id, msg.location);
+                let record = CpRecord {
+                    id: msg.cp_id.clone(),
+                    location: msg.location.clone(),
+                    price_eur_kwh: msg.price_eur_kwh,
+                    stopped: false,
+                    last_state: CpState::Disconnected.as_str().into(),
+                    updated_at: Utc::now(),
+                };
+                if let Err(e) = self.store.put_cp(&record) {
+                    log::error!("cannot record {}: {e}", msg.cp_id);
+                }
+                self.spawn_cp(record, ctx)
+            }
+        };
+        Box::pin(async move {
+            let attach = AttachMonitor {
+                conn_id: msg.conn_id,
+                peer: msg.peer,
+                location: msg.location,
+                price_eur_kwh: msg.price_eur_kwh,
+            };
+            match cp.send(attach).await {
+                Ok(Ok(())) => Ok(cp),
+                Ok(Err(refusal)) => Err(refusal),
+                Err(e) => Err(format!("the central cannot take {} now: {e}", msg.cp_id)),
+            }
+        })
+    }
+}
+
+impl Handler<Inbound<CpEvent>> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    /// Routes an engine's report to the actor of its CP.
+    fn handle(&mut self, msg: Inbound<CpEvent>, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(cp) = self.cp(&msg.key) else {
+            let reason = format!("no charging point {} is known", msg.key);
+            return Box::pin(async move { Err(Rejection(reason)) });
+        };
+        Box::pin(async move {
+            cp.send(msg)
+                .await
+                .map_err(|e| Rejection(format!("charging point actor unavailable: {e}")))?
+        })
+    }
+}
+
+/// Reserve a CP (or any available one) for a driver's request.
+#[derive(Message)]
+#[rtype(result = "Result<Reservation, Denial>")]
+pub struct ReserveFor {
+    pub request_id: Uuid,
+    pub driver_id: String,
+    pub cp_id: Option<String>,
+}
+
+impl Handler<ReserveFor> for CpSupervisor {
+    type Result = ResponseFuture<Result<Reservation, Denial>>;
+
+    /// Checks the driver, then asks the named CP, or each available CP in turn.
+    fn handle(&mut self, msg: ReserveFor, _ctx: &mut Self::Context) -> Self::Result {
+        let elsewhere = self.views.values().find(|v| {
+            v.driver_id.as_deref() == Some(msg.driver_id.as_str())
+                && msg.cp_id.as_deref() != Some(v.id.as_str())
+        });
+        if let Some(busy) = elsewhere {
+            let denial = Denial::new(
+                DenyReason::DriverBusy,
+                format!("{} already has a supply at {}", msg.driver_id, busy.id),
+            );
+            return Box::pin(async move { Err(denial) });
+        }
+        let candidates: Vec<Addr<ChargePoint>> = match &msg.cp_id {
+            Some(id) => match self.cp(id) {
+                Some(cp) => vec![cp],
+                None => {
+                    let denial = Denial::new(
+                        DenyReason::UnknownCp,
+                        format!("no charging point {id} is known"),
+                    );
+                    return Box::pin(async move { Err(denial) });
+                }
+            },
+            None => self
+                .views
+                .values()
+                .filter(|v| v.state == CpState::Available)
+                .filter_map(|v| self.cp(&v.id))
+                .collect(),
+        };
+        let named = msg.cp_id.is_some();
+        Box::pin(async move {
+            let mut last = Denial::new(
+                DenyReason::NoCpAvailable,
+                "no charging point is available now",
+            );
+            for cp in candidates {
+                let reserve = Reserve {
+                    request_id: msg.request_id,
+                    driver_id: msg.driver_id.clone(),
+                };
+                match cp.send(reserve).await {
+                    Ok(Ok(reservation)) => return Ok(reservation),
+                    Ok(Err(denial)) if named => last = denial,
+                    Ok(Err(_)) => {}
+                    Err(e) => log::warn!("a charging point actor did not answer: {e}"),
+                }
+            }
+            Err(last)
+        })
+    }
+}
+
+/// An operator command for one CP (`cp_id`) or for all of them.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Operate {
+    pub cp_id: Option<String>,
+    pub command: Command,
+}
+
+impl Handler<Operate> for CpSupervisor {
+    type Result = Result<usize, String>;
+
+    /// Forwards the command; answers how many CPs it reached.
+    fn handle(&mut self, msg: Operate, _ctx: &mut Self::Context) -> Self::Result {
+        match msg.cp_id {
+            Some(id) => {
+                let cp = self
+                    .cp(&id)
+                    .ok_or_else(|| format!("no charging point {id} is known"))?;
+                cp.do_send(msg.command);
+                Ok(1)
+            }
+            None => {
+                for cp in self.cps.values() {
+                    cp.do_send(msg.command);
+                }
+                Ok(self.cps.len())
+            }
+        }
+    }
+}
+
+/// A driver asks to stop its own supply.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopDriverSupply {
+    pub driver_id: String,
+}
+
+impl Handler<StopDriverSupply> for CpSupervisor {
+    type Result = bool;
+
+    /// Finds the CP serving the driver and ends its supply; false when there is none.
+    fn handle(&mut self, msg: StopDriverSupply, _ctx: &mut Self::Context) -> bool {
+        let serving = self
+            .views
+            .values()
+            .find(|v| v.driver_id.as_deref() == Some(msg.driver_id.as_str()))
+            .and_then(|v| self.cp(&v.id));
+        match serving {
+            Some(cp) => {
+                cp.do_send(Command::DriverStop);
+                true
+            }
+            None => false,
+        }
+    }
+}

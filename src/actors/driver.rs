@@ -1,0 +1,309 @@
+//! A driver: asks for supplies one after the other and follows each to its ticket.
+
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::configuration::DriverSettings;
+use crate::messages::{DriverRequest, DriverUpdate};
+use actix::prelude::*;
+use std::collections::VecDeque;
+use uuid::Uuid;
+
+/// How the driver prints what happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    /// One JSON object per line, for scripts and tests.
+    Json,
+}
+
+/// The request being served.
+#[derive(Debug)]
+struct Current {
+    request_id: Uuid,
+    cp_id: Option<String>,
+    session_id: Option<Uuid>,
+}
+
+pub struct Driver {
+    id: String,
+    settings: DriverSettings,
+    publisher: Publisher,
+    /// CPs still to request, in order; `None` asks for any available CP.
+    plan: VecDeque<Option<String>>,
+    /// Stay alive for more commands when the plan is done.
+    interactive: bool,
+    output: Output,
+    current: Option<Current>,
+    served: u32,
+    failed: u32,
+    /// Told when the plan is done (or the person quits).
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub fn new(
+        id: String,
+        settings: DriverSettings,
+        publisher: Publisher,
+        plan: Vec<Option<String>>,
+        interactive: bool,
+        output: Output,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) -> Driver {
+        Driver {
+            id,
+            settings,
+            publisher,
+            plan: plan.into(),
+            interactive,
+            output,
+            current: None,
+            served: 0,
+            failed: 0,
+            done: Some(done),
+        }
+    }
+
+    fn say(&self, text: String, json: serde_json::Value) {
+        match self.output {
+            Output::Text => println!("[{}] {text}", self.id),
+            Output::Json => println!("{json}"),
+        }
+    }
+
+    fn send(&self, request: DriverRequest) {
+        let publisher = self.publisher.clone();
+        self.publisher
+            .spawn(async move { publisher.driver_request(request).await });
+    }
+
+    /// Starts the next request of the plan, or finishes.
+    fn next(&mut self, ctx: &mut Context<Self>) {
+        if self.current.is_some() {
+            return;
+        }
+        match self.plan.pop_front() {
+            Some(cp_id) => self.request(cp_id, ctx),
+            None if self.interactive => {}
+            None => {
+                self.say(
+                    format!("done: {} served, {} failed", self.served, self.failed),
+                    serde_json::json!({"type": "done", "driver_id": self.id,
+                        "served": self.served, "failed": self.failed}),
+                );
+                self.quit();
+            }
+        }
+    }
+
+    fn quit(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+
+    fn request(&mut self, cp_id: Option<String>, ctx: &mut Context<Self>) {
+        let request_id = Uuid::new_v4();
+        let target = cp_id.clone().unwrap_or_else(|| "any available CP".into());
+        self.say(
+            format!("requesting a supply at {target} (request {request_id})"),
+            serde_json::json!({"type": "requesting", "driver_id": self.id,
+                "request_id": request_id, "cp_id": cp_id}),
+        );
+        self.send(DriverRequest::SupplyRequest {
+            request_id,
+            driver_id: self.id.clone(),
+            cp_id: cp_id.clone(),
+        });
+        self.current = Some(Current {
+            request_id,
+            cp_id,
+            session_id: None,
+        });
+        ctx.run_later(self.settings.answer_timeout, move |act, ctx| {
+            let unanswered = act
+                .current
+                .as_ref()
+                .is_some_and(|c| c.request_id == request_id && c.session_id.is_none());
+            if unanswered {
+                act.say(
+                    format!(
+                        "no answer from the central after {:?}; giving up on this request",
+                        act.settings.answer_timeout
+                    ),
+                    serde_json::json!({"type": "gave_up", "driver_id": act.id,
+                        "request_id": request_id, "reason": "no answer from the central"}),
+                );
+                act.finish(false, ctx);
+            }
+        });
+    }
+
+    /// Closes the current request and schedules the next after the pause.
+    fn finish(&mut self, served: bool, ctx: &mut Context<Self>) {
+        self.current = None;
+        if served {
+            self.served += 1;
+        } else {
+            self.failed += 1;
+        }
+        ctx.run_later(self.settings.pause, |act, ctx| act.next(ctx));
+    }
+
+    fn concerns_current(&self, update: &DriverUpdate) -> bool {
+        let Some(current) = &self.current else {
+            return false;
+        };
+        match update {
+            DriverUpdate::Reserved { request_id, .. }
+            | DriverUpdate::Denied { request_id, .. }
+            | DriverUpdate::Authorised { request_id, .. } => *request_id == current.request_id,
+            DriverUpdate::Started { session_id, .. }
+            | DriverUpdate::Progress { session_id, .. }
+            | DriverUpdate::Interrupted { session_id, .. } => {
+                Some(*session_id) == current.session_id
+            }
+            DriverUpdate::Ticket { ticket, .. } => ticket.request_id == current.request_id,
+            DriverUpdate::Available { .. } => true,
+        }
+    }
+
+    fn show(&self, update: &DriverUpdate) {
+        let text = match update {
+            DriverUpdate::Reserved {
+                cp_id,
+                location,
+                price_eur_kwh,
+                session_id,
+                ..
+            } => format!(
+                "{cp_id} ({location}, {price_eur_kwh} €/kWh) reserved, session {session_id}; waiting for the CP to authorise"
+            ),
+            DriverUpdate::Denied {
+                cp_id,
+                reason,
+                detail,
+                ..
+            } => format!(
+                "{} denied ({}): {detail}",
+                cp_id.as_deref().unwrap_or("request"),
+                serde_json::to_value(reason).unwrap_or_default().as_str().unwrap_or("")
+            ),
+            DriverUpdate::Authorised { cp_id, .. } => {
+                format!("{cp_id} authorised the supply: plug the vehicle in")
+            }
+            DriverUpdate::Started { cp_id, .. } => format!("{cp_id}: supply started"),
+            DriverUpdate::Progress {
+                cp_id, kwh, eur, ..
+            } => format!("{cp_id}: {kwh:.3} kWh, {eur:.2} € so far"),
+            DriverUpdate::Interrupted { cp_id, detail, .. } => {
+                format!("{cp_id}: supply interrupted: {detail}")
+            }
+            DriverUpdate::Ticket { ticket, .. } => format!(
+                "TICKET {}: {:.3} kWh × {} €/kWh = {:.2} € ({}), {} → {}",
+                ticket.cp_id,
+                ticket.kwh,
+                ticket.price_eur_kwh,
+                ticket.eur,
+                ticket.outcome.as_str(),
+                ticket
+                    .started_at
+                    .map_or("never plugged in".to_string(), |t| t.format("%H:%M:%S").to_string()),
+                ticket.ended_at.format("%H:%M:%S")
+            ),
+            DriverUpdate::Available { cps, .. } if cps.is_empty() => {
+                "no charging point is available now".into()
+            }
+            DriverUpdate::Available { cps, .. } => format!(
+                "available now: {}",
+                cps.iter()
+                    .map(|c| format!("{} ({}, {} €/kWh)", c.cp_id, c.location, c.price_eur_kwh))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.say(text, serde_json::to_value(update).unwrap_or_default());
+    }
+}
+
+impl Actor for Driver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.send(DriverRequest::ListAvailable {
+            driver_id: self.id.clone(),
+        });
+        self.next(ctx);
+    }
+}
+
+impl Handler<Inbound<DriverUpdate>> for Driver {
+    type Result = Result<(), Rejection>;
+
+    /// Prints what concerns this driver and moves on when a request is settled.
+    fn handle(&mut self, msg: Inbound<DriverUpdate>, ctx: &mut Self::Context) -> Self::Result {
+        if msg.key != self.id {
+            return Ok(());
+        }
+        let update = msg.envelope.body;
+        if !self.concerns_current(&update) {
+            // An earlier request's news (after a restart, or a late redelivery).
+            if let DriverUpdate::Ticket { .. } = update {
+                self.show(&update);
+            }
+            return Ok(());
+        }
+        self.show(&update);
+        match update {
+            DriverUpdate::Reserved {
+                session_id, cp_id, ..
+            } => {
+                if let Some(current) = self.current.as_mut() {
+                    current.session_id = Some(session_id);
+                    current.cp_id = Some(cp_id);
+                }
+            }
+            DriverUpdate::Denied { .. } => self.finish(false, ctx),
+            DriverUpdate::Ticket { ticket, .. } => {
+                let served = ticket.kwh > 0.0;
+                self.finish(served, ctx)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A command typed by the person at an interactive driver.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub enum Typed {
+    /// Ask for a supply at this CP, or at any.
+    Request(Option<String>),
+    /// Stop the current supply.
+    Stop,
+    /// Show the available CPs.
+    List,
+    /// Leave.
+    Quit,
+}
+
+impl Handler<Typed> for Driver {
+    type Result = ();
+
+    /// Queues a request, stops the supply or asks for the list.
+    fn handle(&mut self, msg: Typed, ctx: &mut Self::Context) {
+        match msg {
+            Typed::Request(cp_id) => {
+                self.plan.push_back(cp_id);
+                self.next(ctx);
+            }
+            Typed::Stop => self.send(DriverRequest::StopSupply {
+                driver_id: self.id.clone(),
+            }),
+            Typed::List => self.send(DriverRequest::ListAvailable {
+                driver_id: self.id.clone(),
+            }),
+            Typed::Quit => self.quit(),
+        }
+    }
+}

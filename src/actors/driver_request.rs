@@ -1,0 +1,107 @@
+//! One driver's supply request, from arrival to reservation or denial.
+
+use super::cp_supervisor::{CpSupervisor, ReserveFor};
+use crate::bus::Publisher;
+use crate::messages::{DenyReason, DriverUpdate};
+use actix::prelude::*;
+use uuid::Uuid;
+
+pub struct DriverRequest {
+    request_id: Uuid,
+    driver_id: String,
+    cp_id: Option<String>,
+    supervisor: Addr<CpSupervisor>,
+    publisher: Publisher,
+}
+
+impl DriverRequest {
+    pub fn new(
+        request_id: Uuid,
+        driver_id: String,
+        cp_id: Option<String>,
+        supervisor: Addr<CpSupervisor>,
+        publisher: Publisher,
+    ) -> DriverRequest {
+        DriverRequest {
+            request_id,
+            driver_id,
+            cp_id,
+            supervisor,
+            publisher,
+        }
+    }
+}
+
+impl Actor for DriverRequest {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        log::info!(
+            "request {} from {} for {}",
+            self.request_id,
+            self.driver_id,
+            self.cp_id.as_deref().unwrap_or("any available CP")
+        );
+    }
+}
+
+/// Handle the request: reserve a CP and tell the driver, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Handle;
+
+impl Handler<Handle> for DriverRequest {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// Asks the supervisor for a reservation and tells the driver the answer; the CP actor
+    /// tells the driver every later step.
+    fn handle(&mut self, _msg: Handle, _ctx: &mut Self::Context) -> Self::Result {
+        let reserve = ReserveFor {
+            request_id: self.request_id,
+            driver_id: self.driver_id.clone(),
+            cp_id: self.cp_id.clone(),
+        };
+        let supervisor = self.supervisor.clone();
+        let publisher = self.publisher.clone();
+        let request_id = self.request_id;
+        let driver_id = self.driver_id.clone();
+        let cp_id = self.cp_id.clone();
+        Box::pin(
+            async move {
+                let update = match supervisor.send(reserve).await {
+                    Ok(Ok(r)) => DriverUpdate::Reserved {
+                        request_id,
+                        driver_id,
+                        session_id: r.session_id,
+                        cp_id: r.cp_id,
+                        location: r.location,
+                        price_eur_kwh: r.price_eur_kwh,
+                        expires_at: r.expires_at,
+                    },
+                    Ok(Err(denial)) => {
+                        log::info!("request {request_id} denied: {}", denial.detail);
+                        DriverUpdate::Denied {
+                            request_id,
+                            driver_id,
+                            cp_id,
+                            reason: denial.reason,
+                            detail: denial.detail,
+                        }
+                    }
+                    Err(e) => DriverUpdate::Denied {
+                        request_id,
+                        driver_id,
+                        cp_id,
+                        reason: DenyReason::NoCpAvailable,
+                        detail: format!("the central could not handle the request: {e}"),
+                    },
+                };
+                if let Err(e) = publisher.driver_update(update).await {
+                    log::error!("cannot answer request {request_id}: {e}");
+                }
+            }
+            .into_actor(self)
+            .map(|_, _act, ctx| ctx.stop()),
+        )
+    }
+}

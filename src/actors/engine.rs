@@ -1,0 +1,420 @@
+//! A CP's engine: accepts authorisations, supplies energy, reports it every period, and
+//! answers its monitor's health checks (`HEALTH#cp` → ACK + `OK#cp` or `KO#cp#reason`).
+
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::configuration::EngineSettings;
+use crate::link::frame::{FrameCodec, Packet};
+use crate::messages::{cost_eur, round_kwh, CpCommand, CpEvent, Outcome};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+use uuid::Uuid;
+
+/// What the engine is doing.
+#[derive(Debug, Clone, PartialEq)]
+enum Supply {
+    Idle,
+    Authorised {
+        session_id: Uuid,
+        driver_id: String,
+        price_eur_kwh: f64,
+        expires_at: DateTime<Utc>,
+    },
+    Supplying {
+        session_id: Uuid,
+        driver_id: String,
+        price_eur_kwh: f64,
+        started_at: DateTime<Utc>,
+        since: Instant,
+        kwh_exact: f64,
+        last_tick: Instant,
+    },
+}
+
+pub struct Engine {
+    cp_id: String,
+    settings: EngineSettings,
+    publisher: Publisher,
+    supply: Supply,
+    /// A simulated fault, with its reason.
+    fault: Option<String>,
+}
+
+impl Engine {
+    pub fn new(cp_id: String, settings: EngineSettings, publisher: Publisher) -> Engine {
+        Engine {
+            cp_id,
+            settings,
+            publisher,
+            supply: Supply::Idle,
+            fault: None,
+        }
+    }
+
+    fn emit(&self, event: CpEvent) {
+        let publisher = self.publisher.clone();
+        self.publisher
+            .spawn(async move { publisher.cp_event(event).await });
+    }
+
+    fn plug_in(&mut self) -> Result<(), String> {
+        let Supply::Authorised {
+            session_id,
+            driver_id,
+            price_eur_kwh,
+            ..
+        } = &self.supply
+        else {
+            return Err("nothing is authorised: no vehicle can plug in".into());
+        };
+        if let Some(fault) = &self.fault {
+            return Err(format!("the engine is KO: {fault}"));
+        }
+        let started_at = Utc::now();
+        log::info!(
+            "{}: vehicle plugged in for {driver_id}, supplying",
+            self.cp_id
+        );
+        self.emit(CpEvent::SupplyStarted {
+            cp_id: self.cp_id.clone(),
+            session_id: *session_id,
+            driver_id: driver_id.clone(),
+            started_at,
+        });
+        self.supply = Supply::Supplying {
+            session_id: *session_id,
+            driver_id: driver_id.clone(),
+            price_eur_kwh: *price_eur_kwh,
+            started_at,
+            since: Instant::now(),
+            kwh_exact: 0.0,
+            last_tick: Instant::now(),
+        };
+        Ok(())
+    }
+
+    /// Ends the supply in progress with its final figures.
+    fn end_supply(&mut self, outcome: Outcome) -> Result<(), String> {
+        self.accumulate();
+        let Supply::Supplying {
+            session_id,
+            driver_id,
+            price_eur_kwh,
+            started_at,
+            kwh_exact,
+            ..
+        } = std::mem::replace(&mut self.supply, Supply::Idle)
+        else {
+            return Err("no supply in progress".into());
+        };
+        let kwh = round_kwh(kwh_exact);
+        let eur = cost_eur(kwh, price_eur_kwh);
+        log::info!(
+            "{}: supply for {driver_id} ended ({}): {kwh:.3} kWh, {eur:.2} €",
+            self.cp_id,
+            outcome.as_str()
+        );
+        self.emit(CpEvent::SupplyEnded {
+            cp_id: self.cp_id.clone(),
+            session_id,
+            driver_id,
+            started_at,
+            ended_at: Utc::now(),
+            kwh,
+            eur,
+            outcome,
+        });
+        Ok(())
+    }
+
+    /// Adds the energy delivered since the last tick.
+    fn accumulate(&mut self) {
+        if let Supply::Supplying {
+            kwh_exact,
+            last_tick,
+            ..
+        } = &mut self.supply
+        {
+            let hours = last_tick.elapsed().as_secs_f64() / 3600.0;
+            *kwh_exact += self.settings.power_kw * hours;
+            *last_tick = Instant::now();
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.accumulate();
+        match &self.supply {
+            Supply::Supplying {
+                session_id,
+                driver_id,
+                price_eur_kwh,
+                since,
+                kwh_exact,
+                ..
+            } => {
+                let kwh = round_kwh(*kwh_exact);
+                self.emit(CpEvent::SupplyProgress {
+                    cp_id: self.cp_id.clone(),
+                    session_id: *session_id,
+                    driver_id: driver_id.clone(),
+                    kwh,
+                    eur: cost_eur(kwh, *price_eur_kwh),
+                });
+                let duration = self.settings.supply_duration;
+                if !duration.is_zero() && since.elapsed() >= duration {
+                    log::info!("{}: vehicle unplugged", self.cp_id);
+                    let _ = self.end_supply(Outcome::Completed);
+                }
+            }
+            Supply::Authorised { expires_at, .. } if *expires_at <= Utc::now() => {
+                log::info!("{}: authorisation expired unplugged", self.cp_id);
+                self.supply = Supply::Idle;
+            }
+            _ => {}
+        }
+        let _ = ctx;
+    }
+
+    fn status_line(&self) -> String {
+        let health = match &self.fault {
+            Some(why) => format!("KO ({why})"),
+            None => "OK".into(),
+        };
+        let supply = match &self.supply {
+            Supply::Idle => "idle".to_string(),
+            Supply::Authorised { driver_id, .. } => format!("authorised for {driver_id}"),
+            Supply::Supplying {
+                driver_id,
+                kwh_exact,
+                price_eur_kwh,
+                ..
+            } => format!(
+                "supplying {driver_id}: {:.3} kWh, {:.2} €",
+                kwh_exact,
+                cost_eur(round_kwh(*kwh_exact), *price_eur_kwh)
+            ),
+        };
+        format!("{}: engine {health}, {supply}", self.cp_id)
+    }
+}
+
+impl Actor for Engine {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        log::info!("{}: engine ready", self.cp_id);
+        ctx.run_interval(self.settings.report_period, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<Inbound<CpCommand>> for Engine {
+    type Result = Result<(), Rejection>;
+
+    /// Follows the central's commands for this CP; other CPs' commands are skipped.
+    fn handle(&mut self, msg: Inbound<CpCommand>, ctx: &mut Self::Context) -> Self::Result {
+        if msg.key != self.cp_id {
+            return Ok(());
+        }
+        match msg.envelope.body {
+            CpCommand::Authorise {
+                session_id,
+                driver_id,
+                price_eur_kwh,
+                expires_at,
+                ..
+            } => {
+                if expires_at <= Utc::now() {
+                    log::info!("{}: stale authorisation {session_id} skipped", self.cp_id);
+                    return Ok(());
+                }
+                let refusal = match (&self.supply, &self.fault) {
+                    (_, Some(fault)) => Some(format!("engine KO: {fault}")),
+                    (Supply::Idle, None) => None,
+                    (Supply::Authorised { session_id: s, .. }, None)
+                    | (Supply::Supplying { session_id: s, .. }, None)
+                        if *s == session_id =>
+                    {
+                        // A redelivered command: say yes again, change nothing.
+                        self.emit(CpEvent::Authorised {
+                            cp_id: self.cp_id.clone(),
+                            session_id,
+                        });
+                        return Ok(());
+                    }
+                    (_, None) => Some("busy with another session".into()),
+                };
+                if let Some(reason) = refusal {
+                    log::warn!("{}: refused session {session_id}: {reason}", self.cp_id);
+                    self.emit(CpEvent::Refused {
+                        cp_id: self.cp_id.clone(),
+                        session_id,
+                        reason,
+                    });
+                    return Ok(());
+                }
+                log::info!("{}: authorised for {driver_id}", self.cp_id);
+                self.supply = Supply::Authorised {
+                    session_id,
+                    driver_id,
+                    price_eur_kwh,
+                    expires_at,
+                };
+                self.emit(CpEvent::Authorised {
+                    cp_id: self.cp_id.clone(),
+                    session_id,
+                });
+                let delay = self.settings.plug_in_delay;
+                if !delay.is_zero() {
+                    ctx.run_later(delay, move |act, _| {
+                        let still = matches!(&act.supply,
+                            Supply::Authorised { session_id: s, .. } if *s == session_id);
+                        if still {
+                            if let Err(why) = act.plug_in() {
+                                log::warn!("{}: cannot plug in: {why}", act.cp_id);
+                            }
+                        }
+                    });
+                }
+            }
+            CpCommand::CancelReservation { session_id, .. } => {
+                if matches!(&self.supply, Supply::Authorised { session_id: s, .. } if *s == session_id)
+                {
+                    log::info!("{}: reservation {session_id} cancelled", self.cp_id);
+                    self.supply = Supply::Idle;
+                }
+            }
+            CpCommand::StopSupply {
+                session_id,
+                outcome,
+                ..
+            } => match &self.supply {
+                Supply::Supplying { session_id: s, .. } if *s == session_id => {
+                    let _ = self.end_supply(outcome);
+                }
+                Supply::Authorised { session_id: s, .. } if *s == session_id => {
+                    self.supply = Supply::Idle;
+                }
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+}
+
+/// The engine's health, as a health check reports it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct HealthQuery;
+
+impl Handler<HealthQuery> for Engine {
+    type Result = Result<(), String>;
+
+    /// OK, or KO with the reason.
+    fn handle(&mut self, _msg: HealthQuery, _ctx: &mut Self::Context) -> Self::Result {
+        match &self.fault {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A person's (or a script's) action on the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "Result<String, String>")]
+pub enum Action {
+    /// The vehicle plugs in.
+    PlugIn,
+    /// The vehicle unplugs.
+    Unplug,
+    /// Simulate a fault: health checks answer KO.
+    Fault(String),
+    /// Clear the simulated fault.
+    Clear,
+    /// Describe the engine's state.
+    Status,
+}
+
+impl Handler<Action> for Engine {
+    type Result = Result<String, String>;
+
+    /// Applies the action and says what happened.
+    fn handle(&mut self, msg: Action, _ctx: &mut Self::Context) -> Self::Result {
+        match msg {
+            Action::PlugIn => self.plug_in()?,
+            Action::Unplug => self.end_supply(Outcome::Completed)?,
+            Action::Fault(why) => {
+                log::warn!("{}: engine KO: {why}", self.cp_id);
+                self.fault = Some(why);
+                match &self.supply {
+                    Supply::Supplying { .. } => {
+                        let _ = self.end_supply(Outcome::EngineFailure);
+                    }
+                    Supply::Authorised { .. } => self.supply = Supply::Idle,
+                    Supply::Idle => {}
+                }
+            }
+            Action::Clear => {
+                if self.fault.take().is_some() {
+                    log::info!("{}: engine OK again", self.cp_id);
+                }
+            }
+            Action::Status => {}
+        }
+        Ok(self.status_line())
+    }
+}
+
+/// Serves health checks on `listener` for as long as the system runs.
+pub fn serve_health_checks(listener: TcpListener, cp_id: String, engine: Addr<Engine>) {
+    actix::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    actix::spawn(answer_health_checks(stream, cp_id.clone(), engine.clone()));
+                }
+                Err(e) => {
+                    log::warn!("{cp_id}: cannot accept a health-check connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn answer_health_checks(stream: TcpStream, cp_id: String, engine: Addr<Engine>) {
+    let _ = stream.set_nodelay(true);
+    let mut link = Framed::new(stream, FrameCodec);
+    while let Some(Ok(packet)) = link.next().await {
+        let (verdict, reply) = match packet {
+            Packet::Frame(fields) => match fields.as_slice() {
+                [cmd, id] if cmd == "HEALTH" && *id == cp_id => {
+                    match engine.send(HealthQuery).await {
+                        Ok(Ok(())) => (Packet::Ack, Packet::frame(["OK", &cp_id])),
+                        Ok(Err(why)) => (
+                            Packet::Ack,
+                            Packet::frame(["KO", &cp_id, &why.replace('#', " ")]),
+                        ),
+                        // The engine actor is gone: say nothing, as a dead engine would.
+                        Err(_) => return,
+                    }
+                }
+                [cmd, id] if cmd == "HEALTH" => (
+                    Packet::Nack,
+                    Packet::frame([
+                        "ERR".to_string(),
+                        format!("this engine is {cp_id}, not {id}"),
+                    ]),
+                ),
+                _ => (Packet::Nack, Packet::frame(["ERR", "unknown command"])),
+            },
+            Packet::Corrupt(why) => (Packet::Nack, Packet::frame(["ERR".to_string(), why])),
+            Packet::Ack | Packet::Nack => continue,
+        };
+        if link.send(verdict).await.is_err() || link.send(reply).await.is_err() {
+            return;
+        }
+    }
+}

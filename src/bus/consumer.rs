@@ -1,0 +1,174 @@
+//! The bridge from Kafka partitions to actor mailboxes.
+//!
+//! One consumer per topic and process hands each record to one recipient (a router actor
+//! that forwards to the actor owning the record's key) and waits for the handler's verdict
+//! before storing the offset: at-least-once. Records that cannot be parsed, carry an unknown
+//! version or are rejected by their handler go to the dead-letter topic with the reason, and
+//! consumption goes on.
+
+use super::context::BusContext;
+use super::{Bus, BusError, Publisher};
+use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
+use actix::Recipient;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// A record handed from Kafka to the actor that owns its key.
+#[derive(Debug)]
+pub struct Inbound<T> {
+    pub key: String,
+    pub envelope: Envelope<T>,
+}
+
+impl<T: 'static> actix::Message for Inbound<T> {
+    type Result = Result<(), Rejection>;
+}
+
+/// Why a handler set a well-formed record aside: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejection(pub String);
+
+/// Where a consumer starts when its group has no stored position yet.
+#[derive(Debug, Clone, Copy)]
+pub enum StartAt {
+    Earliest,
+    Latest,
+}
+
+impl Bus {
+    /// Starts consuming `topic` as member of `group` on the current actix system, handing
+    /// every valid record to `sink`.
+    pub fn spawn_consumer<T>(
+        &self,
+        group: &str,
+        topic: &str,
+        start: StartAt,
+        sink: Recipient<Inbound<T>>,
+    ) -> Result<(), BusError>
+    where
+        T: DeserializeOwned + Keyed + Clone + Send + 'static,
+    {
+        let consumer: StreamConsumer<BusContext> = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set(
+                "auto.offset.reset",
+                match start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                },
+            )
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(self.context.clone())?;
+        consumer.subscribe(&[topic])?;
+        let dead_letters = self.publisher()?;
+        let backoff = self.settings.retry_backoff;
+        let context = self.context.clone();
+        actix::spawn(async move {
+            loop {
+                match consumer.recv().await {
+                    Ok(record) => {
+                        context.note_success();
+                        deliver(&record, &sink, &dead_letters, backoff).await;
+                        if let Err(e) = consumer.store_offset_from_message(&record) {
+                            log::warn!("cannot store the offset of a handled record: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        context.complain(&e.to_string());
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Hands one record to its actor, or to the dead-letter topic. Returns once it is safe to
+/// move past the record.
+async fn deliver<T>(
+    record: &BorrowedMessage<'_>,
+    sink: &Recipient<Inbound<T>>,
+    dead_letters: &Publisher,
+    backoff: Duration,
+) where
+    T: DeserializeOwned + Keyed + Clone + Send + 'static,
+{
+    let (key, envelope) = match parse::<T>(record) {
+        Ok(parsed) => parsed,
+        Err(reason) => return set_aside(record, reason, dead_letters).await,
+    };
+    loop {
+        let inbound = Inbound {
+            key: key.clone(),
+            envelope: envelope.clone(),
+        };
+        match sink.send(inbound).await {
+            Ok(Ok(())) => return,
+            Ok(Err(rejection)) => return set_aside(record, rejection.0, dead_letters).await,
+            Err(mailbox) => {
+                // The owning actor is being restarted: the record waits, it is not lost.
+                log::warn!("record for {key} not handled yet ({mailbox}); retrying");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+fn parse<T>(record: &BorrowedMessage<'_>) -> Result<(String, Envelope<T>), String>
+where
+    T: DeserializeOwned + Keyed,
+{
+    let key = match record.key() {
+        None => return Err("record has no key".into()),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map_err(|_| "record key is not UTF-8".to_string())?
+            .to_owned(),
+    };
+    let raw = record.payload().ok_or("record has no value")?;
+    let envelope: Envelope<T> =
+        serde_json::from_slice(raw).map_err(|e| format!("not a valid message: {e}"))?;
+    if envelope.v != SCHEMA_VERSION {
+        return Err(format!(
+            "message version {} is not supported (this build reads version {SCHEMA_VERSION})",
+            envelope.v
+        ));
+    }
+    if envelope.body.key() != key {
+        return Err(format!(
+            "record key {key:?} does not match the entity {:?} the message concerns",
+            envelope.body.key()
+        ));
+    }
+    Ok((key, envelope))
+}
+
+async fn set_aside(record: &BorrowedMessage<'_>, reason: String, dead_letters: &Publisher) {
+    log::warn!(
+        "set aside record {}/{}@{}: {reason}",
+        record.topic(),
+        record.partition(),
+        record.offset()
+    );
+    let letter = DeadLetter {
+        topic: record.topic().to_owned(),
+        partition: record.partition(),
+        offset: record.offset(),
+        key: record
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        reason,
+        payload: String::from_utf8_lossy(record.payload().unwrap_or_default()).into_owned(),
+    };
+    if let Err(e) = dead_letters.dead_letter(letter).await {
+        log::error!("cannot write to the dead-letter topic: {e}");
+    }
+}

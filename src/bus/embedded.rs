@@ -1,0 +1,38 @@
+//! The embedded broker: librdkafka's mock cluster, a real Kafka-protocol broker on loopback,
+//! in memory, living as long as its owner. For one machine with no Kafka installed.
+
+use super::{BusError, Topics};
+use crate::configuration::KafkaSettings;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+/// A running embedded broker with every topic created.
+pub struct EmbeddedBroker {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("bootstrap", &self.bootstrap())
+            .finish()
+    }
+}
+
+impl EmbeddedBroker {
+    /// Starts one broker and creates our topics with the configured partitions.
+    pub fn start(settings: &KafkaSettings) -> Result<EmbeddedBroker, BusError> {
+        let cluster = MockCluster::new(1).map_err(|e| BusError::Embedded(e.to_string()))?;
+        for topic in Topics::new(&settings.topic_prefix).all() {
+            cluster
+                .create_topic(topic, settings.partitions, 1)
+                .map_err(|e| BusError::Embedded(format!("cannot create topic {topic}: {e}")))?;
+        }
+        Ok(EmbeddedBroker { cluster })
+    }
+
+    /// The address clients connect to.
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+}

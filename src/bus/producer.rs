@@ -1,0 +1,120 @@
+//! Publishing: an idempotent producer with `acks=all` that retries until delivered.
+
+use super::context::BusContext;
+use super::{Bus, BusError, Topics};
+use crate::messages::{
+    CpCommand, CpEvent, DeadLetter, DriverRequest, DriverUpdate, Envelope, Keyed,
+};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+
+/// Sends typed messages to their topic, keyed by the entity they concern. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer<BusContext>,
+    topics: Topics,
+    context: BusContext,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    pub fn publisher(&self) -> Result<Publisher, BusError> {
+        let producer = self
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // 0 = never give up: an acknowledged message is never dropped while the broker is away.
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "5")
+            .create_with_context(self.context.clone())?;
+        Ok(Publisher {
+            producer,
+            topics: self.topics.clone(),
+            context: self.context.clone(),
+        })
+    }
+}
+
+impl Publisher {
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Central → driver.
+    pub async fn driver_update(&self, update: DriverUpdate) -> Result<(), BusError> {
+        self.publish(
+            &self.topics.driver_updates,
+            update.key(),
+            &Envelope::new(&update),
+        )
+        .await
+    }
+
+    /// Driver → central.
+    pub async fn driver_request(&self, request: DriverRequest) -> Result<(), BusError> {
+        self.publish(
+            &self.topics.driver_requests,
+            request.key(),
+            &Envelope::new(&request),
+        )
+        .await
+    }
+
+    /// Central → engine.
+    pub async fn cp_command(&self, command: CpCommand) -> Result<(), BusError> {
+        self.publish(
+            &self.topics.cp_commands,
+            command.key(),
+            &Envelope::new(&command),
+        )
+        .await
+    }
+
+    /// Engine → central.
+    pub async fn cp_event(&self, event: CpEvent) -> Result<(), BusError> {
+        self.publish(&self.topics.cp_events, event.key(), &Envelope::new(&event))
+            .await
+    }
+
+    pub(super) async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BusError> {
+        let key = letter.key.clone().unwrap_or_default();
+        self.publish(&self.topics.dead_letter, &key, &Envelope::new(&letter))
+            .await
+    }
+
+    /// Sends in the background; a failure is logged. For callers inside actor handlers that
+    /// must not wait for the broker.
+    pub fn spawn<F>(&self, send: F)
+    where
+        F: std::future::Future<Output = Result<(), BusError>> + 'static,
+    {
+        actix::spawn(async move {
+            if let Err(e) = send.await {
+                log::error!("a message could not be sent: {e}");
+            }
+        });
+    }
+
+    async fn publish<T: Serialize>(
+        &self,
+        topic: &str,
+        key: &str,
+        envelope: &Envelope<T>,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(envelope)?;
+        let record = FutureRecord::to(topic).key(key).payload(&payload);
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(_) => {
+                self.context.note_success();
+                Ok(())
+            }
+            Err((error, _)) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Topic names, and their creation at start-up.
+
+use super::{Bus, BusError};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// The names of every topic, with the configured prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// Driver → central, key = driver id.
+    pub driver_requests: String,
+    /// Central → driver, key = driver id.
+    pub driver_updates: String,
+    /// Central → engine, key = CP id.
+    pub cp_commands: String,
+    /// Engine → central, key = CP id.
+    pub cp_events: String,
+    /// Records set aside, with the reason.
+    pub dead_letter: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Topics {
+        Topics {
+            driver_requests: format!("{prefix}driver.requests"),
+            driver_updates: format!("{prefix}driver.updates"),
+            cp_commands: format!("{prefix}cp.commands"),
+            cp_events: format!("{prefix}cp.events"),
+            dead_letter: format!("{prefix}deadletter"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.driver_requests,
+            &self.driver_updates,
+            &self.cp_commands,
+            &self.cp_events,
+            &self.dead_letter,
+        ]
+    }
+}
+
+impl Bus {
+    /// Makes sure every topic exists, creating what is missing with the configured partitions
+    /// and replication. Waits, saying so, until the broker answers: start order never matters.
+    pub async fn ensure_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().set("log_level", "0").create()?;
+        let mut waited = false;
+        loop {
+            match self.try_create_topics(&admin).await {
+                Ok(()) => {
+                    if waited {
+                        log::info!("Kafka broker at {} is reachable", self.bootstrap());
+                    }
+                    return Ok(());
+                }
+                Err(why) => {
+                    waited = true;
+                    log::warn!(
+                        "cannot reach the Kafka broker at {} ({why}); retrying in {:?}",
+                        self.bootstrap(),
+                        self.settings.retry_backoff
+                    );
+                    tokio::time::sleep(self.settings.retry_backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn try_create_topics(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+    ) -> Result<(), String> {
+        let new_topics: Vec<NewTopic> = self
+            .topics
+            .all()
+            .into_iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(Duration::from_secs(5)))
+            .operation_timeout(Some(Duration::from_secs(5)));
+        let missing = match admin.create_topics(&new_topics, &options).await {
+            Ok(results) => results
+                .into_iter()
+                .filter_map(|r| match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                    Err((name, code)) => Some((name, code.to_string())),
+                })
+                .collect::<Vec<_>>(),
+            // Brokers without the admin API (the embedded one) make topics on first use.
+            Err(KafkaError::AdminOp(code)) => vec![(String::new(), code.to_string())],
+            Err(other) => return Err(other.to_string()),
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.check_topics_exist(admin)
+            .map_err(|e| format!("{e}; topic creation said {:?}", missing))
+    }
+
+    fn check_topics_exist(&self, admin: &AdminClient<DefaultClientContext>) -> Result<(), String> {
+        for name in self.topics.all() {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            let ready = metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
+            if !ready {
+                return Err(format!("topic {name} does not exist"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! The command line: one subcommand per role. Each flag becomes a settings override.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "evcharge",
+    version,
+    about = "Operates a network of electric-vehicle charging points over Kafka",
+    long_about = "Operates a network of electric-vehicle charging points over Kafka.\n\n\
+        Every setting can also come from a TOML file (--config) or from EVCHARGE_… environment \
+        variables with `__` between levels (EVCHARGE_CENTRAL__LISTEN=0.0.0.0:5000); flags win \
+        over variables, variables over the file, the file over built-in defaults.\n\n\
+        With no subcommand, runs `demo`."
+)]
+pub struct Cli {
+    /// Kafka bootstrap servers (host:port[,host:port…])
+    #[arg(long, global = true, value_name = "BOOTSTRAP")]
+    pub kafka: Option<String>,
+    /// TOML configuration file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The central: supervises every CP, authorises drivers, keeps the records
+    Central(CentralArgs),
+    /// A CP's engine: supplies energy, answers health checks, reports over Kafka
+    Engine(EngineArgs),
+    /// A CP's monitor: checks its engine every second and reports to the central
+    Monitor(MonitorArgs),
+    /// A whole charging point (engine + monitor) in one process
+    Cp(CpArgs),
+    /// A driver: requests supplies and follows them to the ticket
+    Driver(DriverArgs),
+    /// A standalone embedded Kafka-protocol broker for one machine
+    Broker(BrokerArgs),
+    /// A whole network on this machine: broker, central, CPs and drivers
+    Demo(DemoArgs),
+}
+
+/// Settings overrides as (dotted key, value) pairs.
+pub type Overrides = Vec<(&'static str, String)>;
+
+fn push<T: ToString>(out: &mut Overrides, key: &'static str, value: &Option<T>) {
+    if let Some(v) = value {
+        out.push((key, v.to_string()));
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CentralArgs {
+    /// TCP address for monitors [default: 0.0.0.0:5000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// HTTP address of the API and console [default: 0.0.0.0:8002]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
+    /// Directory of the database [default: evcharge-data/central]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Silence after which a CP is disconnected, e.g. 3s
+    #[arg(long, value_name = "DURATION")]
+    pub silence_window: Option<String>,
+    /// Time a reservation waits for the plug, e.g. 30s
+    #[arg(long, value_name = "DURATION")]
+    pub reservation_expiry: Option<String>,
+}
+
+/// Flags shared by the roles that make up a CP.
+#[derive(Debug, Args)]
+pub struct CpIdentityArgs {
+    /// Charging point id, e.g. CP001
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+}
+
+/// Flags of the engine's simulation.
+#[derive(Debug, Args)]
+pub struct EngineSimArgs {
+    /// Delivered power in kW [default: 22]
+    #[arg(long, value_name = "KW")]
+    pub power_kw: Option<f64>,
+    /// Plug in this long after authorisation; 0 waits for a person [default: 2s]
+    #[arg(long, value_name = "DURATION")]
+    pub plug_in_delay: Option<String>,
+    /// Unplug after supplying this long; 0 waits for a person [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub supply_duration: Option<String>,
+    /// Read keyboard commands from standard input (plug, unplug, ko, ok, status)
+    #[arg(long)]
+    pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub cp: CpIdentityArgs,
+    /// Address of the health-check socket [default: 127.0.0.1:6000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub sim: EngineSimArgs,
+}
+
+/// Flags by which a monitor presents its CP to the central.
+#[derive(Debug, Args)]
+pub struct MonitorLinkArgs {
+    /// TCP address of the central [default: 127.0.0.1:5000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub central: Option<String>,
+    /// Where the CP stands, e.g. "Alicante, Calle Mayor 3"
+    #[arg(long, value_name = "TEXT")]
+    pub location: Option<String>,
+    /// Price in euros per kWh [default: 0.35]
+    #[arg(long, value_name = "EUR_PER_KWH")]
+    pub price: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub cp: CpIdentityArgs,
+    /// Health-check socket of the engine [default: 127.0.0.1:6000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub engine: Option<String>,
+    #[command(flatten)]
+    pub link: MonitorLinkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    #[command(flatten)]
+    pub cp: CpIdentityArgs,
+    #[command(flatten)]
+    pub link: MonitorLinkArgs,
+    /// Address of the engine's health-check socket [default: 127.0.0.1:0, any free port]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub engine_listen: Option<String>,
+    #[command(flatten)]
+    pub sim: EngineSimArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("plan").args(["cp", "any", "file", "interactive"])))]
+pub struct DriverArgs {
+    /// Driver id, e.g. D001
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Request one supply at this CP
+    #[arg(long, value_name = "CP")]
+    pub cp: Option<String>,
+    /// Request one supply at any available CP
+    #[arg(long)]
+    pub any: bool,
+    /// Serve every CP id of this file in turn (one per line; `*` for any CP)
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Read commands from standard input (list, request [CP], stop, quit)
+    #[arg(long)]
+    pub interactive: bool,
+    /// Pause after each service [default: 4s]
+    #[arg(long, value_name = "DURATION")]
+    pub pause: Option<String>,
+    /// Print every update as one JSON line instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Also write the bootstrap address to this file
+    #[arg(long, value_name = "PATH")]
+    pub bootstrap_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of charging points [default: 5]
+    #[arg(long, value_name = "N")]
+    pub cps: Option<u32>,
+    /// Number of drivers [default: 2]
+    #[arg(long, value_name = "N")]
+    pub drivers: Option<u32>,
+    /// Working directory (databases, demo file) [default: a fresh temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// HTTP address of the central's API [default: 0.0.0.0:8002]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
+    /// TCP address of the central for monitors [default: 0.0.0.0:5000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+}
+
+impl Cli {
+    /// Every flag given, as settings overrides.
+    pub fn overrides(&self) -> Overrides {
+        let mut out = Overrides::new();
+        push(&mut out, "kafka.bootstrap", &self.kafka);
+        match &self.command {
+            Some(Command::Central(a)) => {
+                push(&mut out, "central.listen", &a.listen);
+                push(&mut out, "central.http", &a.http);
+                push(
+                    &mut out,
+                    "central.data",
+                    &a.data.as_ref().map(|p| p.display()),
+                );
+                push(&mut out, "central.silence_window", &a.silence_window);
+                push(
+                    &mut out,
+                    "central.reservation_expiry",
+                    &a.reservation_expiry,
+                );
+            }
+            Some(Command::Engine(a)) => {
+                push(&mut out, "cp.id", &a.cp.id);
+                push(&mut out, "engine.listen", &a.listen);
+                a.sim.push(&mut out);
+            }
+            Some(Command::Monitor(a)) => {
+                push(&mut out, "cp.id", &a.cp.id);
+                push(&mut out, "monitor.engine", &a.engine);
+                a.link.push(&mut out);
+            }
+            Some(Command::Cp(a)) => {
+                push(&mut out, "cp.id", &a.cp.id);
+                out.push((
+                    "engine.listen",
+                    a.engine_listen
+                        .clone()
+                        .unwrap_or_else(|| "127.0.0.1:0".into()),
+                ));
+                a.link.push(&mut out);
+                a.sim.push(&mut out);
+            }
+            Some(Command::Driver(a)) => {
+                push(&mut out, "driver.id", &a.id);
+                push(&mut out, "driver.pause", &a.pause);
+            }
+            Some(Command::Demo(a)) => {
+                push(&mut out, "demo.cps", &a.cps);
+                push(&mut out, "demo.drivers", &a.drivers);
+                push(&mut out, "demo.dir", &a.dir.as_ref().map(|p| p.display()));
+                push(&mut out, "central.http", &a.http);
+                push(&mut out, "central.listen", &a.listen);
+            }
+            Some(Command::Broker(_)) | None => {}
+        }
+        out
+    }
+}
+
+impl EngineSimArgs {
+    fn push(&self, out: &mut Overrides) {
+        push(out, "engine.power_kw", &self.power_kw);
+        push(out, "engine.plug_in_delay", &self.plug_in_delay);
+        push(out, "engine.supply_duration", &self.supply_duration);
+        if self.interactive {
+            out.push(("engine.interactive", "true".into()));
+        }
+    }
+}
+
+impl MonitorLinkArgs {
+    fn push(&self, out: &mut Overrides) {
+        push(out, "monitor.central", &self.central);
+        push(out, "cp.location", &self.location);
+        push(out, "cp.price_eur_kwh", &self.price);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn driver_takes_one_plan_only() {
+        assert!(Cli::try_parse_from(["evcharge", "driver", "--cp", "A", "--any"]).is_err());
+        let cli = Cli::try_parse_from([
+            "evcharge", "--kafka", "k:1", "driver", "--id", "D1", "--cp", "A",
+        ])
+        .unwrap();
+        let o = cli.overrides();
+        assert!(o.contains(&("kafka.bootstrap", "k:1".to_string())));
+        assert!(o.contains(&("driver.id", "D1".to_string())));
+    }
+}

@@ -1,0 +1,336 @@
+//! Typed settings, layered: built-in defaults < config file < `EVCHARGE_…` environment
+//! variables (`__` between levels, e.g. `EVCHARGE_CENTRAL__LISTEN`) < command-line flags.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub central: CentralSettings,
+    pub cp: CpSettings,
+    pub engine: EngineSettings,
+    pub monitor: MonitorSettings,
+    pub driver: DriverSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated.
+    pub bootstrap: String,
+    /// Prefix of every topic name.
+    pub topic_prefix: String,
+    /// Partitions of each topic created at start-up.
+    pub partitions: i32,
+    /// Replication factor of each topic created at start-up.
+    pub replication: i32,
+    /// Pause between attempts while the broker cannot be reached.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CentralSettings {
+    /// TCP address for monitors (authentication and status).
+    pub listen: String,
+    /// HTTP address of the API and console.
+    pub http: String,
+    /// Directory of the central's database.
+    pub data: PathBuf,
+    /// A CP whose monitor stays silent this long is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub silence_window: Duration,
+    /// A reservation never plugged in is released after this long.
+    #[serde(with = "humantime_serde")]
+    pub reservation_expiry: Duration,
+}
+
+/// The identity of one charging point, shared by its engine and its monitor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CpSettings {
+    pub id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EngineSettings {
+    /// TCP address of the health-check socket.
+    pub listen: String,
+    /// Delivered power while supplying.
+    pub power_kw: f64,
+    /// Unattended runs plug the vehicle in this long after authorisation; 0 = wait for a person.
+    #[serde(with = "humantime_serde")]
+    pub plug_in_delay: Duration,
+    /// Unattended runs unplug after supplying this long; 0 = wait for a person.
+    #[serde(with = "humantime_serde")]
+    pub supply_duration: Duration,
+    /// How often telemetry is sent while supplying.
+    #[serde(with = "humantime_serde")]
+    pub report_period: Duration,
+    /// Read keyboard commands (plug, unplug, ko, ok) from standard input.
+    pub interactive: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MonitorSettings {
+    /// Health-check socket of the engine.
+    pub engine: String,
+    /// TCP address of the central.
+    pub central: String,
+    #[serde(with = "humantime_serde")]
+    pub health_period: Duration,
+    /// How long to wait for an answer from the engine or the central.
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DriverSettings {
+    pub id: String,
+    /// Pause after each service, whether it succeeded or failed.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+    /// Give up on a request the central has not answered after this long.
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
+    /// Give up waiting for the ticket of an accepted request after this long.
+    #[serde(with = "humantime_serde")]
+    pub supply_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DemoSettings {
+    /// Number of charging points.
+    pub cps: u32,
+    /// Number of drivers, each serving the demo file.
+    pub drivers: u32,
+    /// Working directory of the demo (databases, demo file); a fresh temporary one if empty.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            bootstrap: "127.0.0.1:9092".into(),
+            topic_prefix: "evcharge.".into(),
+            partitions: 6,
+            replication: 1,
+            retry_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for CentralSettings {
+    fn default() -> Self {
+        CentralSettings {
+            listen: "0.0.0.0:5000".into(),
+            http: "0.0.0.0:8002".into(),
+            data: PathBuf::from("evcharge-data/central"),
+            silence_window: Duration::from_secs(3),
+            reservation_expiry: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for CpSettings {
+    fn default() -> Self {
+        CpSettings {
+            id: String::new(),
+            location: "unknown".into(),
+            price_eur_kwh: 0.35,
+        }
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            listen: "127.0.0.1:6000".into(),
+            power_kw: 22.0,
+            plug_in_delay: Duration::from_secs(2),
+            supply_duration: Duration::from_secs(10),
+            report_period: Duration::from_secs(1),
+            interactive: false,
+        }
+    }
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            engine: "127.0.0.1:6000".into(),
+            central: "127.0.0.1:5000".into(),
+            health_period: Duration::from_secs(1),
+            answer_timeout: Duration::from_millis(800),
+        }
+    }
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        DriverSettings {
+            id: String::new(),
+            pause: Duration::from_secs(4),
+            answer_timeout: Duration::from_secs(30),
+            supply_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        DemoSettings {
+            cps: 5,
+            drivers: 2,
+            dir: None,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            kafka: KafkaSettings::default(),
+            central: CentralSettings::default(),
+            cp: CpSettings::default(),
+            engine: EngineSettings::default(),
+            monitor: MonitorSettings::default(),
+            driver: DriverSettings::default(),
+            demo: DemoSettings::default(),
+        }
+    }
+}
+
+/// A bad setting, said in words a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid setting {key}: {why}")]
+    Invalid { key: &'static str, why: String },
+}
+
+/// Builds the settings from every layer; `overrides` are the flags given on the command line,
+/// as (dotted key, value) pairs.
+pub fn load(
+    file: Option<&Path>,
+    overrides: &[(&'static str, String)],
+) -> Result<Settings, SettingsError> {
+    let mut builder =
+        config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+    if let Some(path) = file {
+        builder = builder.add_source(config::File::from(path).required(true));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("EVCHARGE")
+            .prefix_separator("_")
+            .separator("__"),
+    );
+    for (key, value) in overrides {
+        builder = builder.set_override(*key, value.as_str())?;
+    }
+    let settings: Settings = builder.build()?.try_deserialize()?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, why: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                why: why.to_owned(),
+            })
+        };
+        if !self.cp.price_eur_kwh.is_finite() || self.cp.price_eur_kwh < 0.0 {
+            return invalid("cp.price_eur_kwh", "must be a price of zero or more");
+        }
+        if !crate::link::frame::is_valid_field(&self.cp.location) {
+            return invalid("cp.location", "must not contain '#'");
+        }
+        if !crate::link::frame::is_valid_field(&self.cp.id) {
+            return invalid("cp.id", "must not contain '#'");
+        }
+        if !(self.engine.power_kw.is_finite() && self.engine.power_kw > 0.0) {
+            return invalid("engine.power_kw", "must be above zero");
+        }
+        if self.kafka.partitions < 1 || self.kafka.replication < 1 {
+            return invalid(
+                "kafka.partitions",
+                "partitions and replication must be 1 or more",
+            );
+        }
+        if self.engine.report_period.is_zero() || self.monitor.health_period.is_zero() {
+            return invalid("engine.report_period", "periods must be above zero");
+        }
+        Ok(())
+    }
+
+    /// Fails with a clear message when a role needs an id that was not given.
+    pub fn require_cp_id(&self) -> Result<&str, SettingsError> {
+        require_id(&self.cp.id, "cp.id", "--id or EVCHARGE_CP__ID")
+    }
+
+    pub fn require_driver_id(&self) -> Result<&str, SettingsError> {
+        require_id(&self.driver.id, "driver.id", "--id or EVCHARGE_DRIVER__ID")
+    }
+}
+
+fn require_id<'a>(id: &'a str, key: &'static str, how: &str) -> Result<&'a str, SettingsError> {
+    if id.trim().is_empty() {
+        Err(SettingsError::Invalid {
+            key,
+            why: format!("an id is required (give it with {how})"),
+        })
+    } else {
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(
+            file,
+            "[central]\nlisten = \"1.1.1.1:1\"\nhttp = \"1.1.1.1:2\"\nsilence_window = \"5s\"\n[cp]\nprice_eur_kwh = 0.5"
+        )
+        .unwrap();
+        // SAFETY of the test: this variable name is used by this test alone.
+        std::env::set_var("EVCHARGE_CENTRAL__HTTP", "2.2.2.2:2");
+        let settings = load(
+            Some(file.path()),
+            &[("central.listen", "3.3.3.3:3".to_string())],
+        )
+        .unwrap();
+        std::env::remove_var("EVCHARGE_CENTRAL__HTTP");
+        assert_eq!(settings.central.listen, "3.3.3.3:3");
+        assert_eq!(settings.central.http, "2.2.2.2:2");
+        assert_eq!(settings.central.silence_window, Duration::from_secs(5));
+        assert_eq!(settings.cp.price_eur_kwh, 0.5);
+        assert_eq!(settings.kafka.partitions, 6);
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_its_key() {
+        let err = load(None, &[("cp.price_eur_kwh", "-1".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("cp.price_eur_kwh"), "{err}");
+        let err = load(None, &[("central.silence_window", "soon".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("silence_window"), "{err}");
+    }
+}

@@ -1,0 +1,51 @@
+//! evcharge: a distributed runtime that operates a network of electric-vehicle charging
+//! points. See `README.md` for the roles and `docs/PROTOCOL.md` for the wire formats.
+
+#![forbid(unsafe_code)]
+
+pub mod actors;
+pub mod bus;
+pub mod cli;
+pub mod configuration;
+pub mod link;
+pub mod messages;
+pub mod roles;
+pub mod store;
+pub mod web;
+
+use cli::Command;
+use configuration::Settings;
+use std::path::Path;
+
+/// Logs go to stderr, one line each, `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .format_target(false)
+        .init();
+}
+
+/// Runs the role named by `command` until it ends or is stopped.
+pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyhow::Result<()> {
+    use roles::*;
+    match command {
+        Command::Broker(args) => broker::run(settings, args.bootstrap_file.as_deref()),
+        Command::Demo(_) => demo::run(settings, config),
+        Command::Central(_) => actix::System::new().block_on(central::run(settings)),
+        Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),
+        Command::Monitor(_) => actix::System::new().block_on(monitor::run(settings)),
+        Command::Cp(_) => actix::System::new().block_on(cp::run(settings)),
+        Command::Driver(args) => {
+            let plan = match (args.cp, args.file, args.interactive) {
+                (Some(cp), _, _) => driver::Plan::One(Some(cp)),
+                (None, Some(file), _) => driver::Plan::File(file),
+                (None, None, true) => driver::Plan::Interactive,
+                (None, None, false) if args.any => driver::Plan::One(None),
+                (None, None, false) => anyhow::bail!(
+                    "tell the driver what to do: --cp <CP>, --any, --file <path> or --interactive"
+                ),
+            };
+            actix::System::new().block_on(driver::run(settings, plan, args.json))
+        }
+    }
+}

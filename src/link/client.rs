@@ -1,0 +1,139 @@
+//! A request/reply client over one framed TCP link that reconnects on demand.
+
+use super::frame::{FrameCodec, Packet};
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+/// What went wrong on a link; every variant means "drop the connection and try again later".
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no answer from {addr} within {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("{addr} closed the connection")]
+    Closed { addr: String },
+    #[error("i/o error with {addr}: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("unexpected answer from {addr}: {what}")]
+    Protocol { addr: String, what: String },
+}
+
+/// The answer to one request: ACK or NACK, and the reply frame's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub accepted: bool,
+    pub fields: Vec<String>,
+}
+
+/// A client for one peer. Holds at most one connection, opened on the first request and
+/// dropped after any error so that the next request reconnects.
+#[derive(Debug)]
+pub struct FrameClient {
+    addr: String,
+    timeout: Duration,
+    conn: Option<Framed<TcpStream, FrameCodec>>,
+}
+
+impl FrameClient {
+    pub fn new(addr: impl Into<String>, timeout: Duration) -> Self {
+        FrameClient {
+            addr: addr.into(),
+            timeout,
+            conn: None,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Sends one frame and waits for its ACK/NACK and reply frame.
+    pub async fn request(&mut self, fields: Vec<String>) -> Result<Reply, LinkError> {
+        let result = self.exchange(fields).await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self, fields: Vec<String>) -> Result<Reply, LinkError> {
+        let limit = self.timeout;
+        let addr = self.addr.clone();
+        let timed_out = || LinkError::Timeout {
+            addr: addr.clone(),
+            after: limit,
+        };
+        if self.conn.is_none() {
+            let stream = timeout(limit, TcpStream::connect(&self.addr))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|source| LinkError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let _ = stream.set_nodelay(true);
+            self.conn = Some(Framed::new(stream, FrameCodec));
+        }
+        let conn = self.conn.as_mut().expect("connection was just opened");
+        timeout(limit, conn.send(Packet::Frame(fields)))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|source| LinkError::Io {
+                addr: addr.clone(),
+                source,
+            })?;
+        let verdict = timeout(limit, next_packet(conn, &addr))
+            .await
+            .map_err(|_| timed_out())??;
+        let accepted = match verdict {
+            Packet::Ack => true,
+            Packet::Nack => false,
+            other => {
+                return Err(LinkError::Protocol {
+                    addr,
+                    what: format!("expected ACK or NACK, got {other:?}"),
+                })
+            }
+        };
+        match timeout(limit, next_packet(conn, &addr))
+            .await
+            .map_err(|_| timed_out())??
+        {
+            Packet::Frame(fields) => Ok(Reply { accepted, fields }),
+            other => Err(LinkError::Protocol {
+                addr,
+                what: format!("expected a reply frame, got {other:?}"),
+            }),
+        }
+    }
+}
+
+async fn next_packet(
+    conn: &mut Framed<TcpStream, FrameCodec>,
+    addr: &str,
+) -> Result<Packet, LinkError> {
+    match conn.next().await {
+        Some(Ok(packet)) => Ok(packet),
+        Some(Err(source)) => Err(LinkError::Io {
+            addr: addr.to_owned(),
+            source,
+        }),
+        None => Err(LinkError::Closed {
+            addr: addr.to_owned(),
+        }),
+    }
+}

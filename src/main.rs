@@ -1,0 +1,29 @@
+use clap::Parser;
+use evcharge::cli::{Cli, Command, DemoArgs};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    evcharge::init_logging();
+    let settings = match evcharge::configuration::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("evcharge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Demo(DemoArgs {
+        cps: None,
+        drivers: None,
+        dir: None,
+        http: None,
+        listen: None,
+    }));
+    match evcharge::run(command, settings, cli.config.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("evcharge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Every message that crosses Kafka: one envelope, one enum per topic.
+//!
+//! The JSON shapes here are the public contract documented in `docs/PROTOCOL.md`; any Kafka
+//! client that writes these shapes can take part in the network.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The schema version this build writes and accepts.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The common wrapper of every Kafka record value: type tag, version, unique id, timestamp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Unique message id (UUID); consumers use it to recognise redeliveries.
+    pub id: Uuid,
+    /// Schema version; a consumer sets aside versions it does not know.
+    pub v: u32,
+    /// When the sender created the message.
+    pub ts: DateTime<Utc>,
+    /// The message itself, flattened so that its `type` tag sits beside `id`, `v` and `ts`.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(body: T) -> Self {
+        Envelope {
+            id: Uuid::new_v4(),
+            v: SCHEMA_VERSION,
+            ts: Utc::now(),
+            body,
+        }
+    }
+}
+
+/// A message that says which entity (CP or driver) it concerns: that id is its Kafka key.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+/// Topic `driver.requests`, key = driver id: what drivers ask of the central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DriverRequest {
+    /// Ask for a supply at a named CP, or at any available one when `cp_id` is absent.
+    SupplyRequest {
+        request_id: Uuid,
+        driver_id: String,
+        #[serde(default)]
+        cp_id: Option<String>,
+    },
+    /// Stop the supply this driver is receiving.
+    StopSupply { driver_id: String },
+    /// Ask for the list of CPs available now.
+    ListAvailable { driver_id: String },
+}
+
+impl Keyed for DriverRequest {
+    fn key(&self) -> &str {
+        match self {
+            DriverRequest::SupplyRequest { driver_id, .. }
+            | DriverRequest::StopSupply { driver_id }
+            | DriverRequest::ListAvailable { driver_id } => driver_id,
+        }
+    }
+}
+
+/// Why the central denied a supply request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownCp,
+    CpBusy,
+    CpStopped,
+    CpBroken,
+    CpDisconnected,
+    NoCpAvailable,
+    DriverBusy,
+    EngineRefused,
+    ReservationCancelled,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The vehicle was unplugged.
+    Completed,
+    StoppedByDriver,
+    StoppedByOperator,
+    /// Reserved but never plugged in within the reservation window.
+    Expired,
+    /// The engine failed during the supply.
+    EngineFailure,
+    /// The central lost the monitor during the supply.
+    MonitorLost,
+    /// The engine refused the authorisation.
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::StoppedByDriver => "stopped_by_driver",
+            Outcome::StoppedByOperator => "stopped_by_operator",
+            Outcome::Expired => "expired",
+            Outcome::EngineFailure => "engine_failure",
+            Outcome::MonitorLost => "monitor_lost",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// The final account of a session, sent to the driver and kept by the central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub session_id: Uuid,
+    pub request_id: Uuid,
+    pub cp_id: String,
+    pub driver_id: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    pub kwh: f64,
+    pub eur: f64,
+    pub price_eur_kwh: f64,
+    pub outcome: Outcome,
+}
+
+/// One CP as a driver sees it in the list of available CPs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpOffer {
+    pub cp_id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+}
+
+/// Topic `driver.updates`, key = driver id: every step the central tells a driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DriverUpdate {
+    /// The CP is reserved for the driver; the central has asked it to authorise.
+    Reserved {
+        request_id: Uuid,
+        driver_id: String,
+        session_id: Uuid,
+        cp_id: String,
+        location: String,
+        price_eur_kwh: f64,
+        expires_at: DateTime<Utc>,
+    },
+    /// The request was denied; nothing was reserved.
+    Denied {
+        request_id: Uuid,
+        driver_id: String,
+        #[serde(default)]
+        cp_id: Option<String>,
+        reason: DenyReason,
+        detail: String,
+    },
+    /// The CP authorised the supply: the vehicle may plug in.
+    Authorised {
+        request_id: Uuid,
+        driver_id: String,
+        session_id: Uuid,
+        cp_id: String,
+    },
+    /// The vehicle is plugged in and energy flows.
+    Started {
+        driver_id: String,
+        session_id: Uuid,
+        cp_id: String,
+        started_at: DateTime<Utc>,
+    },
+    /// Energy and cost so far.
+    Progress {
+        driver_id: String,
+        session_id: Uuid,
+        cp_id: String,
+        kwh: f64,
+        eur: f64,
+    },
+    /// Something went wrong at the CP during the session (the ticket follows when it closes).
+    Interrupted {
+        driver_id: String,
+        session_id: Uuid,
+        cp_id: String,
+        detail: String,
+    },
+    /// The session is closed: the final account.
+    Ticket { driver_id: String, ticket: Ticket },
+    /// The CPs available now.
+    Available {
+        driver_id: String,
+        cps: Vec<CpOffer>,
+    },
+}
+
+impl Keyed for DriverUpdate {
+    fn key(&self) -> &str {
+        match self {
+            DriverUpdate::Reserved { driver_id, .. }
+            | DriverUpdate::Denied { driver_id, .. }
+            | DriverUpdate::Authorised { driver_id, .. }
+            | DriverUpdate::Started { driver_id, .. }
+            | DriverUpdate::Progress { driver_id, .. }
+            | DriverUpdate::Interrupted { driver_id, .. }
+            | DriverUpdate::Ticket { driver_id, .. }
+            | DriverUpdate::Available { driver_id, .. } => driver_id,
+        }
+    }
+}
+
+/// Topic `cp.commands`, key = CP id: what the central asks of an engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CpCommand {
+    /// Authorise a supply for this driver, at this price, if plugged in before `expires_at`.
+    Authorise {
+        cp_id: String,
+        session_id: Uuid,
+        driver_id: String,
+        price_eur_kwh: f64,
+        expires_at: DateTime<Utc>,
+    },
+    /// Drop an authorisation that was never plugged in.
+    CancelReservation { cp_id: String, session_id: Uuid },
+    /// End the supply of this session now.
+    StopSupply {
+        cp_id: String,
+        session_id: Uuid,
+        outcome: Outcome,
+    },
+}
+
+impl Keyed for CpCommand {
+    fn key(&self) -> &str {
+        match self {
+            CpCommand::Authorise { cp_id, .. }
+            | CpCommand::CancelReservation { cp_id, .. }
+            | CpCommand::StopSupply { cp_id, .. } => cp_id,
+        }
+    }
+}
+
+/// Topic `cp.events`, key = CP id: what an engine reports to the central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CpEvent {
+    /// The engine accepted the authorisation and waits for the vehicle.
+    Authorised { cp_id: String, session_id: Uuid },
+    /// The engine refused the authorisation.
+    Refused {
+        cp_id: String,
+        session_id: Uuid,
+        reason: String,
+    },
+    /// The vehicle plugged in.
+    SupplyStarted {
+        cp_id: String,
+        session_id: Uuid,
+        driver_id: String,
+        started_at: DateTime<Utc>,
+    },
+    /// Energy and cost so far, once a second.
+    SupplyProgress {
+        cp_id: String,
+        session_id: Uuid,
+        driver_id: String,
+        kwh: f64,
+        eur: f64,
+    },
+    /// The supply ended: the final figures.
+    SupplyEnded {
+        cp_id: String,
+        session_id: Uuid,
+        driver_id: String,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+        kwh: f64,
+        eur: f64,
+        outcome: Outcome,
+    },
+}
+
+impl Keyed for CpEvent {
+    fn key(&self) -> &str {
+        match self {
+            CpEvent::Authorised { cp_id, .. }
+            | CpEvent::Refused { cp_id, .. }
+            | CpEvent::SupplyStarted { cp_id, .. }
+            | CpEvent::SupplyProgress { cp_id, .. }
+            | CpEvent::SupplyEnded { cp_id, .. } => cp_id,
+        }
+    }
+}
+
+/// Topic `deadletter`, key = the original key: a record that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "dead_letter")]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub reason: String,
+    /// The original value, as text (invalid UTF-8 replaced).
+    pub payload: String,
+}
+
+/// Energy in kWh, kept to the watt-hour.
+pub fn round_kwh(kwh: f64) -> f64 {
+    (kwh * 1000.0).round() / 1000.0
+}
+
+/// The cost of `kwh` at `price_eur_kwh`, to the cent. The one place the tariff is computed.
+pub fn cost_eur(kwh: f64, price_eur_kwh: f64) -> f64 {
+    (kwh * price_eur_kwh * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_puts_type_tag_beside_header_fields() {
+        let env = Envelope::new(DriverRequest::ListAvailable {
+            driver_id: "D1".into(),
+        });
+        let json: serde_json::Value = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["type"], "list_available");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["driver_id"], "D1");
+        let back: Envelope<DriverRequest> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn supply_request_without_cp_means_any() {
+        let raw = r#"{"id":"6f1c7a52-3a7e-4c8e-9d5e-1f2a3b4c5d6e","v":1,"ts":"2026-11-23T10:00:00Z",
+            "type":"supply_request","request_id":"6f1c7a52-3a7e-4c8e-9d5e-1f2a3b4c5d6f","driver_id":"D7"}"#;
+        let env: Envelope<DriverRequest> = serde_json::from_str(raw).unwrap();
+        assert!(matches!(
+            env.body,
+            DriverRequest::SupplyRequest { cp_id: None, .. }
+        ));
+        assert_eq!(env.body.key(), "D7");
+    }
+
+    #[test]
+    fn cost_is_rounded_to_the_cent() {
+        assert_eq!(cost_eur(1.234, 0.35), 0.43);
+        assert_eq!(cost_eur(0.0, 0.35), 0.0);
+        assert_eq!(round_kwh(0.123_456), 0.123);
+    }
+}

@@ -1,0 +1,35 @@
+//! `evcharge broker`: the embedded Kafka-protocol broker as a process of its own.
+
+use crate::bus::EmbeddedBroker;
+use crate::configuration::Settings;
+use anyhow::Context;
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(settings: Settings, bootstrap_file: Option<&Path>) -> anyhow::Result<()> {
+    let broker = EmbeddedBroker::start(&settings.kafka)?;
+    let bootstrap = broker.bootstrap();
+    // The first line of stdout is the address, for scripts.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{bootstrap}")?;
+    stdout.flush()?;
+    drop(stdout);
+    if let Some(path) = bootstrap_file {
+        write_atomically(path, &format!("{bootstrap}\n"))?;
+    }
+    log::info!(
+        "embedded Kafka broker on {bootstrap} ({} partitions a topic, in memory); Ctrl-C stops it",
+        settings.kafka.partitions
+    );
+    actix::System::new().block_on(super::shutdown_signal());
+    drop(broker);
+    Ok(())
+}
+
+/// Readers never see a half-written file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
+}

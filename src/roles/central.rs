@@ -1,0 +1,81 @@
+//! `evcharge central`.
+
+use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
+use crate::bus::{Bus, StartAt};
+use crate::configuration::Settings;
+use crate::store::Store;
+use crate::web::{AppState, Application};
+use actix::Actor;
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let central = &settings.central;
+    let store = Store::open(&central.data)
+        .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
+    let bus = Bus::new(&settings.kafka, "central");
+    let publisher = bus.publisher()?;
+    let supervisor = CpSupervisor::new(central.clone(), store.clone(), publisher.clone()).start();
+
+    // Monitors and the API come up at once; Kafka work starts once the broker answers.
+    let monitors = TcpListener::bind(&central.listen)
+        .await
+        .with_context(|| format!("cannot listen for monitors on {}", central.listen))?;
+    log::info!("listening for monitors on {}", monitors.local_addr()?);
+    MonitorSession::accept_all(monitors, supervisor.clone());
+
+    let app = Application::build(
+        &central.http,
+        AppState {
+            supervisor: supervisor.clone(),
+            store: store.clone(),
+        },
+    )?;
+    log::info!(
+        "API on http://{}:{}/api/cps",
+        host_of(&central.http),
+        app.port()
+    );
+
+    let desk = DriverDesk::new(supervisor.clone(), store, publisher).start();
+    actix::spawn(async move {
+        if let Err(e) = bus.ensure_topics().await {
+            log::error!("cannot prepare the Kafka topics: {e}");
+            return;
+        }
+        let topics = bus.topics().clone();
+        let started = bus
+            .spawn_consumer(
+                "evcharge-central",
+                &topics.cp_events,
+                StartAt::Earliest,
+                supervisor.recipient(),
+            )
+            .and_then(|_| {
+                bus.spawn_consumer(
+                    "evcharge-central-requests",
+                    &topics.driver_requests,
+                    StartAt::Earliest,
+                    desk.recipient(),
+                )
+            });
+        match started {
+            Ok(()) => log::info!("following Kafka at {}", bus.bootstrap()),
+            Err(e) => log::error!("cannot consume from Kafka: {e}"),
+        }
+    });
+
+    tokio::select! {
+        served = app.run() => served.context("the HTTP server failed")?,
+        _ = super::shutdown_signal() => log::info!("central stopping"),
+    }
+    Ok(())
+}
+
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some(("0.0.0.0", _)) | Some(("", _)) => "127.0.0.1",
+        Some((host, _)) => host,
+        None => addr,
+    }
+}

@@ -1,0 +1,104 @@
+//! `evcharge driver`.
+
+use crate::actors::driver::{Output, Typed};
+use crate::actors::Driver;
+use crate::bus::{Bus, StartAt};
+use crate::configuration::Settings;
+use actix::{Actor, Addr, AsyncContext};
+use anyhow::Context;
+use std::io::BufRead;
+use std::path::Path;
+
+/// What the driver was asked to do.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    One(Option<String>),
+    File(std::path::PathBuf),
+    Interactive,
+}
+
+pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<()> {
+    let driver_id = settings.require_driver_id()?.to_owned();
+    let (requests, interactive) = match &plan {
+        Plan::One(cp) => (vec![cp.clone()], false),
+        Plan::File(path) => (read_plan(path)?, false),
+        Plan::Interactive => (Vec::new(), true),
+    };
+    let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"));
+    bus.ensure_topics().await?;
+    let publisher = bus.publisher()?;
+    let output = if json { Output::Json } else { Output::Text };
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let driver = Driver::new(
+        driver_id.clone(),
+        settings.driver.clone(),
+        publisher,
+        requests,
+        interactive,
+        output,
+        done,
+    );
+    // The consumer joins before the first request leaves, so no answer can be missed.
+    let driver: Addr<Driver> = Driver::create(|ctx| {
+        let group = format!("evcharge-driver-{driver_id}");
+        let topic = bus.topics().driver_updates.clone();
+        if let Err(e) =
+            bus.spawn_consumer(&group, &topic, StartAt::Earliest, ctx.address().recipient())
+        {
+            log::error!("cannot consume from Kafka: {e}");
+        }
+        driver
+    });
+    if interactive {
+        read_keyboard(driver);
+    }
+    tokio::select! {
+        _ = finished => {}
+        _ = super::shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+/// One CP id per line; blank lines and `#` comments skipped; `*` or `any` means any CP.
+pub fn read_plan(path: &Path) -> anyhow::Result<Vec<Option<String>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the request file {}", path.display()))?;
+    let plan: Vec<Option<String>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l {
+            "*" | "any" => None,
+            id => Some(id.to_owned()),
+        })
+        .collect();
+    if plan.is_empty() {
+        anyhow::bail!(
+            "the request file {} names no charging point",
+            path.display()
+        );
+    }
+    Ok(plan)
+}
+
+fn read_keyboard(driver: Addr<Driver>) {
+    println!("driver commands: list, request [CP], stop, quit");
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let mut words = line.split_whitespace();
+            let typed = match (words.next(), words.next()) {
+                (Some("list" | "l"), _) => Typed::List,
+                (Some("request" | "r"), cp) => Typed::Request(cp.map(str::to_owned)),
+                (Some("stop" | "s"), _) => Typed::Stop,
+                (Some("quit" | "q"), _) => Typed::Quit,
+                (None, _) => continue,
+                (Some(other), _) => {
+                    println!("unknown command {other:?}: list, request [CP], stop, quit");
+                    continue;
+                }
+            };
+            driver.do_send(typed);
+        }
+    });
+}

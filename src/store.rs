@@ -1,0 +1,280 @@
+//! The central's records in sled: CPs, drivers, sessions.
+//!
+//! Writes go to sled's page cache at once; [`Store::flush`] makes them durable and is
+//! awaited before anything that depends on them is acknowledged (a reservation's reply, a
+//! ticket). Telemetry is not written here.
+
+use crate::messages::{Outcome, Ticket};
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// What the central remembers of a CP across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpRecord {
+    pub id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+    /// Stopped by the operator ("Out of Order") until resumed.
+    pub stopped: bool,
+    /// The last state shown, for the record; on restart every CP starts disconnected.
+    pub last_state: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A driver known to the central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverRecord {
+    pub id: String,
+    pub first_seen: DateTime<Utc>,
+}
+
+/// One supply, from reservation to ticket. Open while `outcome` is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub cp_id: String,
+    pub driver_id: String,
+    pub price_eur_kwh: f64,
+    pub reserved_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub kwh: f64,
+    pub eur: f64,
+    pub outcome: Option<Outcome>,
+}
+
+impl SessionRecord {
+    pub fn is_open(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    /// The ticket of a closed session.
+    pub fn ticket(&self) -> Option<Ticket> {
+        Some(Ticket {
+            session_id: self.id,
+            request_id: self.request_id,
+            cp_id: self.cp_id.clone(),
+            driver_id: self.driver_id.clone(),
+            started_at: self.started_at,
+            ended_at: self.ended_at?,
+            kwh: self.kwh,
+            eur: self.eur,
+            price_eur_kwh: self.price_eur_kwh,
+            outcome: self.outcome?,
+        })
+    }
+}
+
+/// Handle on the database; cheap to clone, safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    cps: sled::Tree,
+    drivers: sled::Tree,
+    /// Session id (UUIDv7, so in time order) → session.
+    sessions: sled::Tree,
+    /// CP id → id of its open session.
+    open_sessions: sled::Tree,
+    /// Request id → session id, to recognise a redelivered request.
+    requests: sled::Tree,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store {
+            cps: db.open_tree("cps")?,
+            drivers: db.open_tree("drivers")?,
+            sessions: db.open_tree("sessions")?,
+            open_sessions: db.open_tree("open_sessions")?,
+            requests: db.open_tree("requests")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn put_cp(&self, cp: &CpRecord) -> Result<(), StoreError> {
+        put(&self.cps, cp.id.as_bytes(), cp)
+    }
+
+    pub fn cps(&self) -> Result<Vec<CpRecord>, StoreError> {
+        all(&self.cps, "cps")
+    }
+
+    /// Records the driver if new; true when it was not known before.
+    pub fn register_driver(&self, id: &str) -> Result<bool, StoreError> {
+        let record = DriverRecord {
+            id: id.to_owned(),
+            first_seen: Utc::now(),
+        };
+        let value = serde_json::to_vec(&record).expect("records always serialise");
+        let previous =
+            self.drivers
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(value))?;
+        Ok(previous.is_ok())
+    }
+
+    pub fn drivers(&self) -> Result<Vec<DriverRecord>, StoreError> {
+        all(&self.drivers, "drivers")
+    }
+
+    /// Stores a session and keeps the open-session and request indexes in step.
+    pub fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        put(&self.sessions, session.id.as_bytes(), session)?;
+        self.requests.insert(
+            session.request_id.as_bytes(),
+            session.id.as_bytes().as_slice(),
+        )?;
+        if session.is_open() {
+            self.open_sessions
+                .insert(session.cp_id.as_bytes(), session.id.as_bytes().as_slice())?;
+        } else {
+            // Only drop the index if it still points at this session.
+            let _ = self.open_sessions.compare_and_swap(
+                session.cp_id.as_bytes(),
+                Some(session.id.as_bytes().as_slice()),
+                None as Option<&[u8]>,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        get(&self.sessions, id.as_bytes(), "sessions")
+    }
+
+    /// The open session of a CP, if any.
+    pub fn open_session(&self, cp_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        match self.open_sessions.get(cp_id.as_bytes())? {
+            Some(id) => match Uuid::from_slice(&id) {
+                Ok(id) => self.session(id),
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    pub fn session_for_request(
+        &self,
+        request_id: Uuid,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match self.requests.get(request_id.as_bytes())? {
+            Some(id) => match Uuid::from_slice(&id) {
+                Ok(id) => self.session(id),
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Every session, oldest first.
+    pub fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        all(&self.sessions, "sessions")
+    }
+}
+
+fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).expect("records always serialise");
+    tree.insert(key, bytes)?;
+    Ok(())
+}
+
+fn get<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &[u8],
+    name: &'static str,
+) -> Result<Option<T>, StoreError> {
+    tree.get(key)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { tree: name, source })
+        })
+        .transpose()
+}
+
+fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>, StoreError> {
+    tree.iter()
+        .values()
+        .map(|bytes| {
+            let bytes = bytes?;
+            serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { tree: name, source })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(cp: &str, outcome: Option<Outcome>) -> SessionRecord {
+        SessionRecord {
+            id: Uuid::now_v7(),
+            request_id: Uuid::new_v4(),
+            cp_id: cp.into(),
+            driver_id: "D1".into(),
+            price_eur_kwh: 0.3,
+            reserved_at: Utc::now(),
+            expires_at: Utc::now(),
+            started_at: None,
+            ended_at: outcome.map(|_| Utc::now()),
+            kwh: 0.0,
+            eur: 0.0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn open_session_index_follows_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = session("CP1", None);
+        store.put_session(&s).unwrap();
+        assert_eq!(store.open_session("CP1").unwrap().unwrap().id, s.id);
+        assert_eq!(
+            store.session_for_request(s.request_id).unwrap().unwrap().id,
+            s.id
+        );
+        s.outcome = Some(Outcome::Completed);
+        s.ended_at = Some(Utc::now());
+        store.put_session(&s).unwrap();
+        assert!(store.open_session("CP1").unwrap().is_none());
+        assert!(store.session(s.id).unwrap().unwrap().ticket().is_some());
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = session("CP1", Some(Outcome::Completed));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_session(&first).unwrap();
+            assert!(store.register_driver("D1").unwrap());
+            assert!(!store.register_driver("D1").unwrap());
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.sessions().unwrap(), vec![first]);
+        assert_eq!(store.drivers().unwrap().len(), 1);
+    }
+}

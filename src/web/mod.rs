@@ -1,0 +1,6 @@
+//! The central's HTTP side: the only module that knows actix-web.
+
+mod api;
+pub mod startup;
+
+pub use startup::{AppState, Application};
