@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Settings {
     pub kafka: KafkaSettings,
@@ -194,20 +194,6 @@ impl Default for DemoSettings {
             cps: 5,
             drivers: 2,
             dir: None,
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            kafka: KafkaSettings::default(),
-            central: CentralSettings::default(),
-            cp: CpSettings::default(),
-            engine: EngineSettings::default(),
-            monitor: MonitorSettings::default(),
-            driver: DriverSettings::default(),
-            demo: DemoSettings::default(),
         }
     }
 }

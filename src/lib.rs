@@ -19,10 +19,12 @@ use std::path::Path;
 
 /// Logs go to stderr, one line each, `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .format_target(false)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,actix_server=warn"),
+    )
+    .format_timestamp_millis()
+    .format_target(false)
+    .init();
 }
 
 /// Runs the role named by `command` until it ends or is stopped.

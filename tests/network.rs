@@ -108,13 +108,17 @@ fn denials_carry_their_reason(kind: BrokerKind) {
     }
 
     // Busy: another driver is charging there.
-    let _charging = net.start_driver("DA", &["--cp", "CP001"]);
+    let mut charging = net.start_driver("DA", &["--interactive"]);
+    charging.type_line("request CP001");
     let busy = net.wait_state("CP001", "charging");
     assert_eq!(busy["driver_id"], "DA");
     assert_eq!(denial_of(&mut net, "DB", "CP001")["reason"], "cp_busy");
 
-    // The same driver cannot take a second CP while charging.
-    assert_eq!(denial_of(&mut net, "DA", "CP002")["reason"], "driver_busy");
+    // A driver serves one supply at a time: a second request waits its turn.
+    charging.type_line("request CP002");
+    wait_line(&charging, "DA's second request to be queued", |l| {
+        l["type"] == "queued" && l["cp_id"] == "CP002"
+    });
 
     // Stopped by the operator.
     assert_eq!(net.post("/api/cps/CP002/stop").0, 202);

@@ -294,6 +294,15 @@ impl Handler<Typed> for Driver {
     fn handle(&mut self, msg: Typed, ctx: &mut Self::Context) {
         match msg {
             Typed::Request(cp_id) => {
+                if let Some(current) = &self.current {
+                    self.say(
+                        format!(
+                            "a supply at {} is in progress; this request waits its turn",
+                            current.cp_id.as_deref().unwrap_or("a CP")
+                        ),
+                        serde_json::json!({"type": "queued", "driver_id": self.id, "cp_id": cp_id}),
+                    );
+                }
                 self.plan.push_back(cp_id);
                 self.next(ctx);
             }

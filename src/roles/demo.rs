@@ -66,6 +66,7 @@ async fn run_network(
             &central_data.display().to_string(),
         ],
     )?);
+    wait_for_api(&central_http).await;
     let cp_ids: Vec<String> = (1..=settings.demo.cps)
         .map(|i| format!("CP{i:03}"))
         .collect();
@@ -176,6 +177,17 @@ async fn prefix_lines(name: String, stream: impl AsyncRead + Unpin) {
     while let Ok(Some(line)) = lines.next_line().await {
         println!("{name:>8} | {line}");
     }
+}
+
+/// Polls the central's API until it answers (or a minute has passed).
+async fn wait_for_api(http: &str) {
+    for _ in 0..120 {
+        if http_get(http, "/api/health").await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    log::warn!("the central's API at {http} does not answer yet; starting the CPs anyway");
 }
 
 /// Polls the central's API until `count` CPs are available (or a minute has passed).

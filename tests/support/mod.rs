@@ -295,7 +295,6 @@ pub const FAST_ENV: [(&str, &str); 6] = [
 
 /// A network under test: a broker, a central, CPs and drivers, each a real process.
 pub struct Network {
-    pub dir: tempfile::TempDir,
     pub broker: Broker,
     pub central: Option<Proc>,
     pub central_tcp: u16,
@@ -303,6 +302,8 @@ pub struct Network {
     pub cps: Vec<Proc>,
     started: usize,
     central_flags: Vec<String>,
+    /// Last, so that it is deleted after every process has been killed and its logs shown.
+    pub dir: tempfile::TempDir,
 }
 
 impl Network {
@@ -409,7 +410,8 @@ impl Network {
             "--json".into(),
         ];
         args.extend(plan.iter().map(|s| s.to_string()));
-        Proc::spawn(self.dir.path(), &name, evcharge(), &args, &FAST_ENV)
+        // Typed input reaches the driver when `--interactive` is in the plan.
+        Proc::spawn_typed(self.dir.path(), &name, evcharge(), &args, &FAST_ENV)
     }
 
     pub fn write_file(&self, name: &str, text: &str) -> String {
@@ -462,6 +464,13 @@ impl Network {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Waits until the process has printed a JSON line that `matches`.
+pub fn wait_line(proc: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, DEADLINE, || {
+        proc.json_lines().into_iter().find(|l| matches(l))
+    })
 }
 
 /// The driver's JSON lines of one type.

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test of the project, from a fresh machine with only the Rust toolchain:
+# installs what the tests need, checks formatting and lints, then runs the unit, property
+# and end-to-end tests (each end-to-end scenario against the embedded broker and tansu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+TANSU_VERSION=0.6.0
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "== installing tansu $TANSU_VERSION, a Kafka-compatible broker the tests run against (several minutes, once)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
+fi
+
+echo "== formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo test --all-targets --locked

@@ -1,0 +1,122 @@
+//! docs/PROTOCOL.md stays true: every example in it is a message this build reads, every
+//! message type is shown, and the frame example is byte-exact.
+
+use evcharge::link::frame::{FrameCodec, Packet};
+use evcharge::messages::{CpCommand, CpEvent, DeadLetter, DriverRequest, DriverUpdate, Envelope};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Encoder;
+
+fn protocol_doc() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROTOCOL.md")).unwrap()
+}
+
+fn json_examples(doc: &str) -> Vec<serde_json::Value> {
+    doc.split("```json")
+        .skip(1)
+        .map(|block| {
+            let text = &block[..block.find("```").expect("closed block")];
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("bad JSON example {text}: {e}"))
+        })
+        .collect()
+}
+
+/// Which topics' schema the example fits.
+fn fits(example: &serde_json::Value) -> Vec<&'static str> {
+    let mut topics = Vec::new();
+    let v = example.clone();
+    if serde_json::from_value::<Envelope<DriverRequest>>(v.clone()).is_ok() {
+        topics.push("driver.requests");
+    }
+    if serde_json::from_value::<Envelope<DriverUpdate>>(v.clone()).is_ok() {
+        topics.push("driver.updates");
+    }
+    if serde_json::from_value::<Envelope<CpCommand>>(v.clone()).is_ok() {
+        topics.push("cp.commands");
+    }
+    if serde_json::from_value::<Envelope<CpEvent>>(v.clone()).is_ok() {
+        topics.push("cp.events");
+    }
+    if serde_json::from_value::<Envelope<DeadLetter>>(v).is_ok() {
+        topics.push("deadletter");
+    }
+    topics
+}
+
+#[test]
+fn every_example_is_a_valid_message() {
+    let examples = json_examples(&protocol_doc());
+    assert!(examples.len() >= 20);
+    for example in &examples {
+        assert!(
+            !fits(example).is_empty(),
+            "no topic reads this example: {example}"
+        );
+        assert_eq!(example["v"], 1);
+    }
+}
+
+#[test]
+fn every_message_type_is_shown() {
+    let examples = json_examples(&protocol_doc());
+    let shown: Vec<(String, Vec<&str>)> = examples
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), fits(e)))
+        .collect();
+    let expected = [
+        (
+            "driver.requests",
+            &["supply_request", "stop_supply", "list_available"][..],
+        ),
+        (
+            "driver.updates",
+            &[
+                "reserved",
+                "denied",
+                "authorised",
+                "started",
+                "progress",
+                "interrupted",
+                "ticket",
+                "available",
+            ],
+        ),
+        (
+            "cp.commands",
+            &["authorise", "cancel_reservation", "stop_supply"],
+        ),
+        (
+            "cp.events",
+            &[
+                "authorised",
+                "refused",
+                "supply_started",
+                "supply_progress",
+                "supply_ended",
+            ],
+        ),
+        ("deadletter", &["dead_letter"]),
+    ];
+    for (topic, types) in expected {
+        for kind in types {
+            assert!(
+                shown
+                    .iter()
+                    .any(|(t, topics)| t == kind && topics.contains(&topic)),
+                "no example of {kind} on {topic}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_frame_example_is_byte_exact() {
+    let mut bytes = BytesMut::new();
+    FrameCodec
+        .encode(
+            Packet::frame(["AUTH", "CP001", "Alicante", "0.4"]),
+            &mut bytes,
+        )
+        .unwrap();
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(protocol_doc().contains(&hex.join(" ")), "{}", hex.join(" "));
+}
