@@ -262,3 +262,78 @@ fn a_reservation_never_plugged_in_expires(kind: BrokerKind) {
     net.wait_state("CP001", "available");
     assert_eq!(net.sessions()[0]["outcome"], "expired");
 }
+
+/// Every role starts before the broker; once it appears, the supply goes through.
+#[test]
+fn tansu_started_last_the_network_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let (tcp, http) = (free_port(), free_port());
+    let kafka = |role: &[&str]| -> Vec<String> {
+        ["--kafka", &bootstrap]
+            .iter()
+            .chain(role)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let data = dir.path().join("central").display().to_string();
+    let central = Proc::spawn(
+        dir.path(),
+        "central",
+        evcharge(),
+        &kafka(&[
+            "central",
+            "--listen",
+            &format!("127.0.0.1:{tcp}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--data",
+            &data,
+        ]),
+        &FAST_ENV,
+    );
+    let cp = Proc::spawn(
+        dir.path(),
+        "cp",
+        evcharge(),
+        &kafka(&[
+            "cp",
+            "--id",
+            "CP001",
+            "--central",
+            &format!("127.0.0.1:{tcp}"),
+            "--price",
+            "0.25",
+        ]),
+        &FAST_ENV,
+    );
+    let mut driver = Proc::spawn(
+        dir.path(),
+        "driver",
+        evcharge(),
+        &kafka(&["driver", "--id", "D1", "--cp", "CP001", "--json"]),
+        &FAST_ENV,
+    );
+    for role in [&central, &cp, &driver] {
+        wait_for(
+            &format!("{} to say it waits for the broker", role.name),
+            DEADLINE,
+            || {
+                role.stderr_text()
+                    .contains("cannot reach the Kafka broker")
+                    .then_some(())
+            },
+        );
+    }
+
+    let _broker = Broker::start_tansu_on(port, dir.path());
+
+    assert_eq!(driver.wait_exit(DEADLINE * 2), 0);
+    let tickets = of_type(&driver.json_lines(), "ticket");
+    assert_eq!(tickets.len(), 1, "{}", driver.stdout_text());
+    let t = &tickets[0]["ticket"];
+    assert!(t["kwh"].as_f64().unwrap() > 0.0);
+    assert_priced(t["kwh"].as_f64().unwrap(), t["eur"].as_f64().unwrap(), 0.25);
+    drop((central, cp));
+}

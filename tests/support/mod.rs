@@ -225,34 +225,32 @@ impl Broker {
                     proc,
                 }
             }
-            BrokerKind::Tansu => {
-                let port = free_port();
-                let url = format!("tcp://127.0.0.1:{port}");
-                let proc = Proc::spawn(
-                    dir,
-                    "tansu",
-                    &tansu_binary(),
-                    &[
-                        "broker".into(),
-                        "--listener-url".into(),
-                        url.clone(),
-                        "--advertised-listener-url".into(),
-                        url,
-                        "--storage-engine".into(),
-                        "memory://tansu/".into(),
-                    ],
-                    &[],
-                );
-                let bootstrap = format!("127.0.0.1:{port}");
-                wait_for("tansu to accept connections", DEADLINE, || {
-                    TcpStream::connect(&bootstrap).ok()
-                });
-                Broker {
-                    kind,
-                    bootstrap,
-                    proc,
-                }
-            }
+            BrokerKind::Tansu => Broker::start_tansu_on(free_port(), dir),
+        }
+    }
+
+    /// tansu on a port chosen beforehand.
+    pub fn start_tansu_on(port: u16, dir: &Path) -> Broker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let args = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let proc = Proc::spawn(dir, "tansu", &tansu_binary(), &args, &[]);
+        let bootstrap = format!("127.0.0.1:{port}");
+        wait_for("tansu to accept connections", DEADLINE, || {
+            TcpStream::connect(&bootstrap).ok()
+        });
+        Broker {
+            kind: BrokerKind::Tansu,
+            bootstrap,
+            proc,
         }
     }
 
