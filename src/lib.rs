@@ -27,9 +27,20 @@ pub fn init_logging() {
     .init();
 }
 
+/// Set by `evcharge demo` on its children: they leave when the demo's pipe to them closes,
+/// so that no child outlives a demo that was killed.
+pub const EXIT_WITH_PARENT: &str = "EVCHARGE_EXIT_WITH_PARENT";
+
 /// Runs the role named by `command` until it ends or is stopped.
 pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyhow::Result<()> {
     use roles::*;
+    if std::env::var_os(EXIT_WITH_PARENT).is_some() {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            log::info!("the demo that started this process is gone; leaving");
+            std::process::exit(0);
+        });
+    }
     match command {
         Command::Broker(args) => broker::run(settings, args.bootstrap_file.as_deref()),
         Command::Demo(_) => demo::run(settings, config),

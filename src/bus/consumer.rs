@@ -64,6 +64,8 @@ impl Bus {
                     StartAt::Latest => "latest",
                 },
             )
+            // Brokers answer a fetch as soon as data arrives; this bounds the wait otherwise.
+            .set("fetch.wait.max.ms", "100")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create_with_context(self.context.clone())?;
