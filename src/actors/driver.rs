@@ -138,6 +138,25 @@ impl Driver {
         });
     }
 
+    /// Moves on if the session has not closed after `limit` (its ticket still prints if it
+    /// arrives later).
+    fn give_up_after(&self, limit: std::time::Duration, session_id: Uuid, ctx: &mut Context<Self>) {
+        ctx.run_later(limit, move |act, ctx| {
+            let open = act
+                .current
+                .as_ref()
+                .is_some_and(|c| c.session_id == Some(session_id));
+            if open {
+                act.say(
+                    format!("no ticket after {limit:?}; moving on"),
+                    serde_json::json!({"type": "gave_up", "driver_id": act.id,
+                        "session_id": session_id, "reason": "no ticket in time"}),
+                );
+                act.finish(false, ctx);
+            }
+        });
+    }
+
     /// Closes the current request and schedules the next after the pause.
     fn finish(&mut self, served: bool, ctx: &mut Context<Self>) {
         self.current = None;
@@ -261,6 +280,7 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
                     current.session_id = Some(session_id);
                     current.cp_id = Some(cp_id);
                 }
+                self.give_up_after(self.settings.supply_timeout, session_id, ctx);
             }
             DriverUpdate::Denied { .. } => self.finish(false, ctx),
             DriverUpdate::Ticket { ticket, .. } => {
