@@ -79,6 +79,26 @@ pub struct CpIdentityArgs {
     pub id: Option<String>,
 }
 
+/// Flags of a process's control endpoint.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// Serve the control endpoint (status, faults, crash injection) on this HTTP address
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
+    /// Let `POST /control/crash` kill this process abruptly (for demos)
+    #[arg(long)]
+    pub allow_crash: bool,
+}
+
+impl ControlArgs {
+    fn push(&self, out: &mut Overrides) {
+        push(out, "control.listen", &self.control);
+        if self.allow_crash {
+            out.push(("control.allow_crash", "true".into()));
+        }
+    }
+}
+
 /// Flags of the engine's simulation.
 #[derive(Debug, Args)]
 pub struct EngineSimArgs {
@@ -94,10 +114,15 @@ pub struct EngineSimArgs {
     /// Read keyboard commands from standard input (plug, unplug, ko, ok, status)
     #[arg(long)]
     pub interactive: bool,
+    /// Directory where the supply in progress survives a crash [default: evcharge-data/engine-<id>]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct EngineArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
     #[command(flatten)]
     pub cp: CpIdentityArgs,
     /// Address of the health-check socket [default: 127.0.0.1:6000]
@@ -124,6 +149,8 @@ pub struct MonitorLinkArgs {
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
     #[command(flatten)]
+    pub control: ControlArgs,
+    #[command(flatten)]
     pub cp: CpIdentityArgs,
     /// Health-check socket of the engine [default: 127.0.0.1:6000]
     #[arg(long, value_name = "ADDR:PORT")]
@@ -134,6 +161,8 @@ pub struct MonitorArgs {
 
 #[derive(Debug, Args)]
 pub struct CpArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
     #[command(flatten)]
     pub cp: CpIdentityArgs,
     #[command(flatten)]
@@ -169,6 +198,8 @@ pub struct DriverArgs {
     /// Print every update as one JSON line instead of text
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Debug, Args)]
@@ -222,11 +253,13 @@ impl Cli {
                 push(&mut out, "cp.id", &a.cp.id);
                 push(&mut out, "engine.listen", &a.listen);
                 a.sim.push(&mut out);
+                a.control.push(&mut out);
             }
             Some(Command::Monitor(a)) => {
                 push(&mut out, "cp.id", &a.cp.id);
                 push(&mut out, "monitor.engine", &a.engine);
                 a.link.push(&mut out);
+                a.control.push(&mut out);
             }
             Some(Command::Cp(a)) => {
                 push(&mut out, "cp.id", &a.cp.id);
@@ -238,10 +271,12 @@ impl Cli {
                 ));
                 a.link.push(&mut out);
                 a.sim.push(&mut out);
+                a.control.push(&mut out);
             }
             Some(Command::Driver(a)) => {
                 push(&mut out, "driver.id", &a.id);
                 push(&mut out, "driver.pause", &a.pause);
+                a.control.push(&mut out);
             }
             Some(Command::Demo(a)) => {
                 push(&mut out, "demo.cps", &a.cps);
@@ -261,6 +296,7 @@ impl EngineSimArgs {
         push(out, "engine.power_kw", &self.power_kw);
         push(out, "engine.plug_in_delay", &self.plug_in_delay);
         push(out, "engine.supply_duration", &self.supply_duration);
+        push(out, "engine.data", &self.data.as_ref().map(|p| p.display()));
         if self.interactive {
             out.push(("engine.interactive", "true".into()));
         }

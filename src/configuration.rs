@@ -15,6 +15,18 @@ pub struct Settings {
     pub monitor: MonitorSettings,
     pub driver: DriverSettings,
     pub demo: DemoSettings,
+    pub control: ControlSettings,
+}
+
+/// The control endpoint of an engine, monitor, CP or driver process: status, simulated
+/// faults and, when allowed, crash injection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ControlSettings {
+    /// HTTP address of the control endpoint; none when absent.
+    pub listen: Option<String>,
+    /// `POST /control/crash` makes the process die abruptly.
+    pub allow_crash: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -77,6 +89,8 @@ pub struct EngineSettings {
     pub report_period: Duration,
     /// Read keyboard commands (plug, unplug, ko, ok) from standard input.
     pub interactive: bool,
+    /// Where the supply in progress is kept; `evcharge-data/engine-<id>` when absent.
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -162,6 +176,7 @@ impl Default for EngineSettings {
             supply_duration: Duration::from_secs(10),
             report_period: Duration::from_secs(1),
             interactive: false,
+            data: None,
         }
     }
 }
@@ -266,6 +281,14 @@ impl Settings {
     /// Fails with a clear message when a role needs an id that was not given.
     pub fn require_cp_id(&self) -> Result<&str, SettingsError> {
         require_id(&self.cp.id, "cp.id", "--id or EVCHARGE_CP__ID")
+    }
+
+    /// The engine's data directory.
+    pub fn engine_data(&self) -> PathBuf {
+        self.engine
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("evcharge-data/engine-{}", self.cp.id)))
     }
 
     pub fn require_driver_id(&self) -> Result<&str, SettingsError> {

@@ -11,6 +11,7 @@ pub mod link;
 pub mod messages;
 pub mod roles;
 pub mod store;
+pub mod supply_log;
 pub mod web;
 
 use cli::Command;

@@ -117,6 +117,10 @@ impl Store {
         put(&self.cps, cp.id.as_bytes(), cp)
     }
 
+    pub fn cp(&self, id: &str) -> Result<Option<CpRecord>, StoreError> {
+        get(&self.cps, id.as_bytes(), "cps")
+    }
+
     pub fn cps(&self) -> Result<Vec<CpRecord>, StoreError> {
         all(&self.cps, "cps")
     }

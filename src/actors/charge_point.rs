@@ -367,6 +367,48 @@ impl Actor for ChargePoint {
     }
 }
 
+impl Supervised for ChargePoint {
+    /// After a crash, only what the store holds survives: the open session and the
+    /// operator's stop. The monitor re-authenticates on its next report.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        log::warn!(
+            "{}: actor restarting; state restored from the store",
+            self.id
+        );
+        self.monitor = None;
+        self.stop_requested = None;
+        self.last_view = None;
+        match self.store.open_session(&self.id) {
+            Ok(session) => self.session = session,
+            Err(e) => log::error!("{}: cannot read its open session: {e}", self.id),
+        }
+        match self.store.cp(&self.id) {
+            Ok(Some(record)) => {
+                self.stopped = record.stopped;
+                self.location = record.location;
+                self.price_eur_kwh = record.price_eur_kwh;
+            }
+            Ok(None) => {}
+            Err(e) => log::error!("{}: cannot read its record: {e}", self.id),
+        }
+    }
+}
+
+/// Crash this actor, as an injected failure (its supervisor restarts it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+impl Handler<Crash> for ChargePoint {
+    type Result = ();
+
+    /// Stops at once, dropping everything held only in memory.
+    fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
+        log::warn!("{}: actor crashing on request", self.id);
+        ctx.stop();
+    }
+}
+
 /// A monitor presents itself for this CP; refused while another live monitor holds it.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]

@@ -2,7 +2,7 @@
 //! requests to them, and keeps the latest view of every CP for the API.
 
 use super::charge_point::{
-    AttachMonitor, ChargePoint, Command, CpState, CpView, Denial, Reservation, Reserve,
+    AttachMonitor, ChargePoint, Command, CpState, CpView, Crash, Denial, Reservation, Reserve,
 };
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
@@ -49,8 +49,9 @@ impl CpSupervisor {
             self.store.clone(),
             self.publisher.clone(),
             ctx.address(),
-        )
-        .start();
+        );
+        // Restarted on a crash, behind the same address.
+        let cp = Supervisor::start(move |_| cp);
         self.cps.insert(id, cp.clone());
         cp
     }
@@ -295,5 +296,25 @@ impl Handler<StopDriverSupply> for CpSupervisor {
             }
             None => false,
         }
+    }
+}
+
+/// Crash one CP's actor (crash injection); its supervisor restarts it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashCp {
+    pub cp_id: String,
+}
+
+impl Handler<CrashCp> for CpSupervisor {
+    type Result = Result<(), String>;
+
+    /// Sends the crash to the named CP's actor.
+    fn handle(&mut self, msg: CrashCp, _ctx: &mut Self::Context) -> Self::Result {
+        let cp = self
+            .cp(&msg.cp_id)
+            .ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
+        cp.do_send(Crash);
+        Ok(())
     }
 }

@@ -181,9 +181,39 @@ impl Driver {
             | DriverUpdate::Interrupted { session_id, .. } => {
                 Some(*session_id) == current.session_id
             }
-            DriverUpdate::Ticket { ticket, .. } => ticket.request_id == current.request_id,
+            DriverUpdate::Ticket { ticket, .. } => {
+                ticket.request_id == current.request_id
+                    || Some(ticket.session_id) == current.session_id
+            }
             DriverUpdate::Available { .. } => true,
         }
+    }
+
+    /// A supply of this driver that is still going when nothing else is in hand — one this
+    /// driver asked for before a restart — is followed to its ticket.
+    fn adopt(&mut self, update: &DriverUpdate) {
+        let (DriverUpdate::Started {
+            session_id, cp_id, ..
+        }
+        | DriverUpdate::Progress {
+            session_id, cp_id, ..
+        }
+        | DriverUpdate::Interrupted {
+            session_id, cp_id, ..
+        }) = update
+        else {
+            return;
+        };
+        self.say(
+            format!("following the supply at {cp_id} asked for earlier (session {session_id})"),
+            serde_json::json!({"type": "resumed", "driver_id": self.id,
+                "session_id": session_id, "cp_id": cp_id}),
+        );
+        self.current = Some(Current {
+            request_id: Uuid::nil(),
+            cp_id: Some(cp_id.clone()),
+            session_id: Some(*session_id),
+        });
     }
 
     fn show(&self, update: &DriverUpdate) {
@@ -264,6 +294,9 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
             return Ok(());
         }
         let update = msg.envelope.body;
+        if self.current.is_none() {
+            self.adopt(&update);
+        }
         if !self.concerns_current(&update) {
             // An earlier request's news (after a restart, or a late redelivery).
             if let DriverUpdate::Ticket { .. } = update {

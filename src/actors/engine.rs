@@ -1,10 +1,15 @@
 //! A CP's engine: accepts authorisations, supplies energy, reports it every period, and
 //! answers its monitor's health checks (`HEALTH#cp` → ACK + `OK#cp` or `KO#cp#reason`).
+//!
+//! The supply in progress is written to the [`SupplyLog`] before each report leaves, so the
+//! energy any report announced survives a crash; a restarted engine reports the interrupted
+//! supply's final state first thing.
 
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::EngineSettings;
 use crate::link::frame::{FrameCodec, Packet};
 use crate::messages::{cost_eur, round_kwh, CpCommand, CpEvent, Outcome};
+use crate::supply_log::{SupplyLog, SupplyRecord};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
@@ -41,16 +46,23 @@ pub struct Engine {
     supply: Supply,
     /// A simulated fault, with its reason.
     fault: Option<String>,
+    log: SupplyLog,
 }
 
 impl Engine {
-    pub fn new(cp_id: String, settings: EngineSettings, publisher: Publisher) -> Engine {
+    pub fn new(
+        cp_id: String,
+        settings: EngineSettings,
+        publisher: Publisher,
+        log: SupplyLog,
+    ) -> Engine {
         Engine {
             cp_id,
             settings,
             publisher,
             supply: Supply::Idle,
             fault: None,
+            log,
         }
     }
 
@@ -58,6 +70,82 @@ impl Engine {
         let publisher = self.publisher.clone();
         self.publisher
             .spawn(async move { publisher.cp_event(event).await });
+    }
+
+    /// Records the supply on disk, then sends `event`: what was announced is never lost.
+    fn record_then_emit(&self, event: CpEvent) {
+        let Some(record) = self.supply_record() else {
+            return self.emit(event);
+        };
+        let log = self.log.clone();
+        let publisher = self.publisher.clone();
+        let cp_id = self.cp_id.clone();
+        self.publisher.spawn(async move {
+            if let Err(e) = log.record(&record).await {
+                log::error!("{cp_id}: cannot record the supply in progress: {e}");
+            }
+            publisher.cp_event(event).await
+        });
+    }
+
+    /// Sends the end of a supply, then forgets it on disk once the bus has it.
+    fn emit_end(&self, event: CpEvent, session_id: Uuid) {
+        let log = self.log.clone();
+        let publisher = self.publisher.clone();
+        self.publisher.spawn(async move {
+            publisher.cp_event(event).await?;
+            if let Err(e) = log.clear(session_id).await {
+                log::error!("cannot clear the finished supply {session_id}: {e}");
+            }
+            Ok(())
+        });
+    }
+
+    fn supply_record(&self) -> Option<SupplyRecord> {
+        match &self.supply {
+            Supply::Supplying {
+                session_id,
+                driver_id,
+                price_eur_kwh,
+                started_at,
+                kwh_exact,
+                ..
+            } => Some(SupplyRecord {
+                session_id: *session_id,
+                driver_id: driver_id.clone(),
+                price_eur_kwh: *price_eur_kwh,
+                started_at: *started_at,
+                kwh: *kwh_exact,
+                updated_at: Utc::now(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reports the supply a crash interrupted, with the figures last recorded.
+    fn report_interrupted(&self) {
+        let record = match self.log.interrupted() {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => return log::error!("{}: cannot read the supply log: {e}", self.cp_id),
+        };
+        let kwh = round_kwh(record.kwh);
+        log::warn!(
+            "{}: reporting the supply of {} interrupted by a crash: {kwh:.3} kWh",
+            self.cp_id,
+            record.driver_id
+        );
+        let event = CpEvent::SupplyEnded {
+            cp_id: self.cp_id.clone(),
+            session_id: record.session_id,
+            driver_id: record.driver_id,
+            started_at: record.started_at,
+            ended_at: record.updated_at,
+            kwh,
+            eur: cost_eur(kwh, record.price_eur_kwh),
+            outcome: Outcome::EngineFailure,
+        };
+        self.emit_end(event, record.session_id);
     }
 
     fn plug_in(&mut self) -> Result<(), String> {
@@ -78,12 +166,12 @@ impl Engine {
             "{}: vehicle plugged in for {driver_id}, supplying",
             self.cp_id
         );
-        self.emit(CpEvent::SupplyStarted {
+        let started = CpEvent::SupplyStarted {
             cp_id: self.cp_id.clone(),
             session_id: *session_id,
             driver_id: driver_id.clone(),
             started_at,
-        });
+        };
         self.supply = Supply::Supplying {
             session_id: *session_id,
             driver_id: driver_id.clone(),
@@ -93,6 +181,7 @@ impl Engine {
             kwh_exact: 0.0,
             last_tick: Instant::now(),
         };
+        self.record_then_emit(started);
         Ok(())
     }
 
@@ -117,7 +206,7 @@ impl Engine {
             self.cp_id,
             outcome.as_str()
         );
-        self.emit(CpEvent::SupplyEnded {
+        let ended = CpEvent::SupplyEnded {
             cp_id: self.cp_id.clone(),
             session_id,
             driver_id,
@@ -126,7 +215,8 @@ impl Engine {
             kwh,
             eur,
             outcome,
-        });
+        };
+        self.emit_end(ended, session_id);
         Ok(())
     }
 
@@ -156,7 +246,7 @@ impl Engine {
                 ..
             } => {
                 let kwh = round_kwh(*kwh_exact);
-                self.emit(CpEvent::SupplyProgress {
+                self.record_then_emit(CpEvent::SupplyProgress {
                     cp_id: self.cp_id.clone(),
                     session_id: *session_id,
                     driver_id: driver_id.clone(),
@@ -206,6 +296,7 @@ impl Actor for Engine {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         log::info!("{}: engine ready", self.cp_id);
+        self.report_interrupted();
         ctx.run_interval(self.settings.report_period, |act, ctx| act.tick(ctx));
     }
 }

@@ -9,6 +9,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     // The monitor checks this process's own engine over the real health-check socket.
     settings.monitor.engine = address.to_string();
     Monitor::new(settings.cp.clone(), settings.monitor.clone()).start();
+    super::serve_control(&settings, "cp", Some(engine.clone()))?;
     if settings.engine.interactive {
         super::engine::read_keyboard(engine);
     }

@@ -86,6 +86,8 @@ async fn run_network(
                 LOCATIONS[i % LOCATIONS.len()],
                 "--price",
                 &price,
+                "--data",
+                &dir.join(format!("engine-{id}")).display().to_string(),
             ],
         )?);
     }

@@ -49,6 +49,7 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         }
         driver
     });
+    super::serve_control(&settings, "driver", None)?;
     if interactive {
         read_keyboard(driver);
     }

@@ -4,6 +4,7 @@ use crate::actors::engine::{serve_health_checks, Action};
 use crate::actors::Engine;
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
+use crate::supply_log::SupplyLog;
 use actix::{Actor, Addr};
 use anyhow::Context;
 use std::io::BufRead;
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let engine = start(&settings).await?;
+    super::serve_control(&settings, "engine", Some(engine.clone()))?;
     if settings.engine.interactive {
         read_keyboard(engine);
     }
@@ -31,7 +33,14 @@ pub async fn start_with_address(
     let cp_id = settings.require_cp_id()?.to_owned();
     let bus = Bus::new(&settings.kafka, &format!("engine-{cp_id}"));
     let publisher = bus.publisher()?;
-    let engine = Engine::new(cp_id.clone(), settings.engine.clone(), publisher).start();
+    let data = settings.engine_data();
+    let log = SupplyLog::open(&data).with_context(|| {
+        format!(
+            "cannot open the engine's data in {} (is another engine for {cp_id} running here?)",
+            data.display()
+        )
+    })?;
+    let engine = Engine::new(cp_id.clone(), settings.engine.clone(), publisher, log).start();
 
     let listener = TcpListener::bind(&settings.engine.listen)
         .await

@@ -9,6 +9,29 @@ pub mod driver;
 pub mod engine;
 pub mod monitor;
 
+/// Starts the process's control endpoint when `control.listen` is set.
+pub fn serve_control(
+    settings: &crate::configuration::Settings,
+    role: &'static str,
+    engine: Option<actix::Addr<crate::actors::Engine>>,
+) -> anyhow::Result<()> {
+    let Some(listen) = &settings.control.listen else {
+        return Ok(());
+    };
+    let id = match role {
+        "driver" => settings.driver.id.clone(),
+        _ => settings.cp.id.clone(),
+    };
+    let target = crate::web::control::ControlTarget {
+        role,
+        id,
+        allow_crash: settings.control.allow_crash,
+        engine,
+    };
+    crate::web::control::serve(listen, target)?;
+    Ok(())
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

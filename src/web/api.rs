@@ -2,7 +2,7 @@
 
 use super::startup::AppState;
 use crate::actors::charge_point::Command;
-use crate::actors::cp_supervisor::{ListCps, Operate};
+use crate::actors::cp_supervisor::{CrashCp, ListCps, Operate};
 use crate::store::SessionRecord;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
@@ -17,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cps/{id}/stop", web::post().to(stop_one))
             .route("/cps/{id}/resume", web::post().to(resume_one))
             .route("/sessions", web::get().to(list_sessions))
+            .route("/crash/cps/{id}", web::post().to(crash_cp))
             .route("/health", web::get().to(health)),
     )
     .default_service(web::to(not_found));
@@ -171,4 +172,21 @@ async fn stop_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 
 async fn resume_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     operate(&state, None, Command::Resume).await
+}
+
+/// Crash injection: the CP's actor inside the central dies and is restarted.
+async fn crash_cp(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let cp_id = id.into_inner();
+    state
+        .supervisor
+        .send(CrashCp {
+            cp_id: cp_id.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(ApiError::NotFound)?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id })))
 }

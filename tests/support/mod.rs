@@ -383,10 +383,78 @@ impl Network {
             format!("Street of {id}"),
             "--price".into(),
             price.to_string(),
+            "--data".into(),
+            self.dir
+                .path()
+                .join(format!("engine-{id}"))
+                .display()
+                .to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         // Typed input reaches the engine's keyboard when `--interactive` is among `extra`.
         self.cps.push(Proc::spawn_typed(
+            self.dir.path(),
+            &name,
+            evcharge(),
+            &args,
+            &FAST_ENV,
+        ));
+        self.cps.len() - 1
+    }
+
+    /// Starts `evcharge engine` for `id` on `port`; returns its index in `cps`.
+    pub fn start_engine(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
+        let name = self.next_name(&format!("engine-{id}"));
+        let mut args: Vec<String> = vec![
+            "--kafka".into(),
+            self.broker.bootstrap.clone(),
+            "engine".into(),
+            "--id".into(),
+            id.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data".into(),
+            self.dir
+                .path()
+                .join(format!("engine-{id}"))
+                .display()
+                .to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.cps.push(Proc::spawn(
+            self.dir.path(),
+            &name,
+            evcharge(),
+            &args,
+            &FAST_ENV,
+        ));
+        self.cps.len() - 1
+    }
+
+    /// Starts `evcharge monitor` for `id`, watching the engine on `engine_port`.
+    pub fn start_monitor(
+        &mut self,
+        id: &str,
+        engine_port: u16,
+        price: f64,
+        extra: &[&str],
+    ) -> usize {
+        let name = self.next_name(&format!("monitor-{id}"));
+        let mut args: Vec<String> = vec![
+            "monitor".into(),
+            "--id".into(),
+            id.into(),
+            "--engine".into(),
+            format!("127.0.0.1:{engine_port}"),
+            "--central".into(),
+            format!("127.0.0.1:{}", self.central_tcp),
+            "--location".into(),
+            format!("Street of {id}"),
+            "--price".into(),
+            price.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.cps.push(Proc::spawn(
             self.dir.path(),
             &name,
             evcharge(),

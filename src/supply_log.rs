@@ -1,0 +1,102 @@
+//! The engine's record of its supply in progress, on disk, so that a crash never loses the
+//! energy already delivered: written (and flushed) before each progress report leaves, read
+//! back at start-up to report the interrupted supply's final state.
+
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use uuid::Uuid;
+
+const CURRENT: &[u8] = b"current";
+
+/// The supply in progress, as of `updated_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupplyRecord {
+    pub session_id: Uuid,
+    pub driver_id: String,
+    pub price_eur_kwh: f64,
+    pub started_at: DateTime<Utc>,
+    pub kwh: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SupplyLog {
+    db: sled::Db,
+}
+
+impl SupplyLog {
+    /// Opens the log; fails if another engine holds the same directory.
+    pub fn open(dir: &Path) -> Result<SupplyLog, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(SupplyLog { db })
+    }
+
+    /// The supply that was in progress when the engine last stopped, if any.
+    pub fn interrupted(&self) -> Result<Option<SupplyRecord>, StoreError> {
+        self.db
+            .get(CURRENT)?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    tree: "supply",
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Records the supply's progress; durable once the returned future completes.
+    pub async fn record(&self, supply: &SupplyRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(supply).expect("records always serialise");
+        self.db.insert(CURRENT, bytes)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Forgets the supply once its end has been delivered, unless a newer one replaced it.
+    pub async fn clear(&self, session_id: Uuid) -> Result<(), StoreError> {
+        if let Some(current) = self.interrupted()? {
+            if current.session_id == session_id {
+                self.db.remove(CURRENT)?;
+                self.db.flush_async().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix::test]
+    async fn a_recorded_supply_survives_reopening_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = SupplyRecord {
+            session_id: Uuid::now_v7(),
+            driver_id: "D1".into(),
+            price_eur_kwh: 0.3,
+            started_at: Utc::now(),
+            kwh: 1.234,
+            updated_at: Utc::now(),
+        };
+        {
+            let log = SupplyLog::open(dir.path()).unwrap();
+            log.record(&record).await.unwrap();
+            assert!(
+                SupplyLog::open(dir.path()).is_err(),
+                "a second engine cannot share it"
+            );
+        }
+        let log = SupplyLog::open(dir.path()).unwrap();
+        assert_eq!(log.interrupted().unwrap(), Some(record.clone()));
+        log.clear(Uuid::now_v7()).await.unwrap();
+        assert!(
+            log.interrupted().unwrap().is_some(),
+            "another session's clear changes nothing"
+        );
+        log.clear(record.session_id).await.unwrap();
+        assert_eq!(log.interrupted().unwrap(), None);
+    }
+}

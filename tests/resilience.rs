@@ -1,0 +1,221 @@
+//! What survives a crash (SPEC §6): real processes killed with SIGKILL at the worst moment.
+//! Detection times are printed, not asserted to the millisecond; the bounds here are
+//! generous, the benchmark measures them.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Waits for the driver's ticket line and returns the ticket.
+fn ticket_of(driver: &Proc) -> serde_json::Value {
+    wait_line(driver, "the driver's ticket", |l| l["type"] == "ticket")["ticket"].clone()
+}
+
+/// Waits for a state and says how long it took.
+fn detect(net: &Network, id: &str, state: &str) -> Duration {
+    let start = Instant::now();
+    net.wait_state(id, state);
+    let took = start.elapsed();
+    eprintln!("{id} shown {state} after {took:?}");
+    took
+}
+
+#[test]
+fn an_engine_killed_mid_supply_loses_no_energy() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let port = free_port();
+    let engine = net.start_engine("CP001", port, &["--supply-duration", "120s"]);
+    net.start_monitor("CP001", port, 0.40, &[]);
+    net.wait_state("CP001", "available");
+    let driver = net.start_driver("D1", &["--interactive"]);
+    let mut driver = driver;
+    driver.type_line("request CP001");
+    let seen = wait_for("a few reports from CP001", DEADLINE, || {
+        net.cp("CP001")
+            .filter(|c| c["kwh"].as_f64().unwrap_or(0.0) >= 0.03)
+    });
+    let kwh_seen = seen["kwh"].as_f64().unwrap();
+    let session_id = seen["session_id"].clone();
+
+    net.cps[engine].kill();
+    assert!(detect(&net, "CP001", "broken") < Duration::from_secs(10));
+    wait_line(&driver, "the driver to hear of the fault", |l| {
+        l["type"] == "interrupted"
+    });
+
+    // Back up, the engine reports what it had supplied; the session closes once with it.
+    net.start_engine("CP001", port, &["--supply-duration", "120s"]);
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["session_id"], session_id);
+    assert_eq!(ticket["outcome"], "engine_failure");
+    let kwh = ticket["kwh"].as_f64().unwrap();
+    assert!(
+        kwh >= kwh_seen,
+        "the ticket's {kwh} kWh lost some of the {kwh_seen} kWh reported"
+    );
+    assert_priced(kwh, ticket["eur"].as_f64().unwrap(), 0.40);
+    net.wait_state("CP001", "available");
+    let sessions = net.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["kwh"], ticket["kwh"]);
+    assert_eq!(sessions[0]["outcome"], "engine_failure");
+}
+
+#[test]
+fn a_monitor_killed_mid_supply_ends_the_supply_until_it_returns() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let port = free_port();
+    net.start_engine("CP001", port, &["--supply-duration", "120s"]);
+    let monitor = net.start_monitor("CP001", port, 0.30, &[]);
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    wait_for("energy at CP001", DEADLINE, || {
+        net.cp("CP001")
+            .filter(|c| c["kwh"].as_f64().unwrap_or(0.0) > 0.0)
+    });
+
+    net.cps[monitor].kill();
+    assert!(detect(&net, "CP001", "disconnected") < Duration::from_secs(10));
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["outcome"], "monitor_lost");
+    assert!(ticket["kwh"].as_f64().unwrap() > 0.0);
+
+    // No new supply there until the monitor is back.
+    let mut refused = net.start_driver("D2", &["--cp", "CP001"]);
+    assert_eq!(refused.wait_exit(DEADLINE), 0);
+    assert_eq!(
+        of_type(&refused.json_lines(), "denied")[0]["reason"],
+        "cp_disconnected"
+    );
+    net.start_monitor("CP001", port, 0.30, &[]);
+    net.wait_state("CP001", "available");
+    let _served = net.start_driver("D3", &["--cp", "CP001"]);
+    let charging = net.wait_state("CP001", "charging");
+    assert_eq!(charging["driver_id"], "D3");
+}
+
+#[test]
+fn a_driver_killed_mid_supply_sees_its_ticket_when_back() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.start_cp("CP001", 0.35, &["--supply-duration", "6s"]);
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    let charging = net.wait_state("CP001", "charging");
+    let session_id = charging["session_id"].clone();
+
+    driver.kill();
+    // The supply goes on without the driver.
+    let closed = wait_for("the session to close", DEADLINE, || {
+        net.sessions()
+            .into_iter()
+            .find(|s| s["id"] == session_id && s["outcome"] == "completed")
+    });
+    assert!(closed["kwh"].as_f64().unwrap() > 0.0);
+
+    let back = net.start_driver("D1", &["--interactive"]);
+    let ticket = ticket_of(&back);
+    assert_eq!(ticket["session_id"], session_id);
+    assert_eq!(ticket["kwh"], closed["kwh"]);
+    assert_eq!(ticket["eur"], closed["eur"]);
+}
+
+#[test]
+fn a_central_killed_mid_supply_loses_and_doubles_nothing() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.start_cp("CP001", 0.45, &["--supply-duration", "5s"]);
+    net.start_cp("CP002", 0.45, &[]);
+    net.wait_state("CP001", "available");
+    net.wait_state("CP002", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    let charging = net.wait_state("CP001", "charging");
+    let session_id = charging["session_id"].clone();
+
+    net.kill_central();
+    // The CP finishes its supply while the central is away.
+    wait_for("CP001 to finish its supply", DEADLINE, || {
+        net.cps[0]
+            .stderr_text()
+            .contains("supply for D1 ended (completed)")
+            .then_some(())
+    });
+    net.start_central();
+
+    // The restarted central closes the session from what the engine reported, once.
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["session_id"], session_id);
+    assert_eq!(ticket["outcome"], "completed");
+    let kwh = ticket["kwh"].as_f64().unwrap();
+    assert!(kwh > 0.0);
+    assert_priced(kwh, ticket["eur"].as_f64().unwrap(), 0.45);
+    let sessions = net.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(sessions[0]["kwh"], ticket["kwh"]);
+    assert_eq!(of_type(&driver.json_lines(), "ticket").len(), 1);
+    net.wait_state("CP001", "available");
+    net.wait_state("CP002", "available");
+}
+
+#[test]
+fn a_crashed_cp_actor_is_restarted_with_its_state_and_others_undisturbed() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.start_cp("CP001", 0.30, &["--supply-duration", "8s"]);
+    net.start_cp("CP002", 0.30, &[]);
+    net.wait_state("CP001", "available");
+    net.wait_state("CP002", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    let charging = net.wait_state("CP001", "charging");
+
+    let (status, _) = net.post("/api/crash/cps/CP001");
+    assert_eq!(status, 202);
+    // Its supply carries on to the ticket; the other CP never noticed.
+    let again = net.wait_state("CP001", "charging");
+    assert_eq!(again["session_id"], charging["session_id"]);
+    while driver.is_running() {
+        assert_eq!(net.cp("CP002").unwrap()["state"], "available");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["outcome"], "completed");
+    assert_eq!(ticket["session_id"], charging["session_id"]);
+    assert_eq!(net.post("/api/crash/cps/NOPE").0, 404);
+}
+
+#[test]
+fn control_endpoints_simulate_faults_and_crash_only_when_allowed() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let (safe, crashable) = (free_port(), free_port());
+    let control = |port: u16| format!("127.0.0.1:{port}");
+    net.start_cp("CP001", 0.30, &["--control", &control(safe)]);
+    let cp2 = net.start_cp(
+        "CP002",
+        0.30,
+        &["--control", &control(crashable), "--allow-crash"],
+    );
+    net.wait_state("CP001", "available");
+    net.wait_state("CP002", "available");
+    let post = |port: u16, path: &str| -> u16 {
+        match ureq::post(&format!("http://127.0.0.1:{port}/control/{path}")).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+
+    // A simulated fault over HTTP, and its clearing.
+    assert_eq!(post(safe, "fault"), 200);
+    let broken = net.wait_state("CP001", "broken");
+    assert!(broken["fault"].as_str().unwrap().contains("simulated"));
+    assert_eq!(post(safe, "clear"), 200);
+    net.wait_state("CP001", "available");
+
+    // Crash injection is refused unless allowed; allowed, the process dies abruptly.
+    assert_eq!(post(safe, "crash"), 403);
+    assert_eq!(post(crashable, "crash"), 202);
+    let died = net.cps[cp2].wait_exit(DEADLINE);
+    assert_ne!(died, 0);
+    detect(&net, "CP002", "disconnected");
+    net.wait_state("CP001", "available");
+}
