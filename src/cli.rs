@@ -207,6 +207,9 @@ pub struct BrokerArgs {
     /// Also write the bootstrap address to this file
     #[arg(long, value_name = "PATH")]
     pub bootstrap_file: Option<PathBuf>,
+    /// Serve outage injection (POST /control/outage, /control/recover) on this HTTP address
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -43,7 +43,11 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
         });
     }
     match command {
-        Command::Broker(args) => broker::run(settings, args.bootstrap_file.as_deref()),
+        Command::Broker(args) => broker::run(
+            settings,
+            args.bootstrap_file.as_deref(),
+            args.control.as_deref(),
+        ),
         Command::Demo(_) => demo::run(settings, config),
         Command::Central(_) => actix::System::new().block_on(central::run(settings)),
         Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),

@@ -219,3 +219,58 @@ fn control_endpoints_simulate_faults_and_crash_only_when_allowed() {
     detect(&net, "CP002", "disconnected");
     net.wait_state("CP001", "available");
 }
+
+#[test]
+fn a_broker_outage_mid_supply_is_survived_by_every_role() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let cp = net.start_cp("CP001", 0.30, &["--supply-duration", "10s"]);
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    wait_for("energy at CP001", DEADLINE, || {
+        net.cp("CP001")
+            .filter(|c| c["kwh"].as_f64().unwrap_or(0.0) > 0.0)
+    });
+
+    net.broker.outage();
+    let complaint = "cannot reach the Kafka broker";
+    let central = net.central.as_ref().unwrap();
+    for role in [central, &net.cps[cp], &driver] {
+        wait_for(
+            &format!("{} to say the broker is gone", role.name),
+            DEADLINE,
+            || role.stderr_text().contains(complaint).then_some(()),
+        );
+    }
+    // The engine supplies on through the outage.
+    wait_for("the supply to end at the engine", DEADLINE, || {
+        net.cps[cp]
+            .stderr_text()
+            .contains("supply for D1 ended (completed)")
+            .then_some(())
+    });
+    net.broker.recover();
+
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["outcome"], "completed");
+    // The figures the engine reported during the outage reached the central and the driver.
+    let engine_log = net.cps[cp].stderr_text();
+    let reported = engine_log
+        .lines()
+        .find_map(|l| l.split("ended (completed): ").nth(1))
+        .and_then(|rest| rest.split(" kWh").next())
+        .and_then(|kwh| kwh.parse::<f64>().ok())
+        .expect("the engine logs its final figures");
+    assert_eq!(ticket["kwh"].as_f64().unwrap(), reported);
+    let sessions = net.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["kwh"], ticket["kwh"]);
+    let central = net.central.as_ref().unwrap();
+    wait_for("the central to say the broker is back", DEADLINE, || {
+        central
+            .stderr_text()
+            .contains("reachable again")
+            .then_some(())
+    });
+    net.wait_state("CP001", "available");
+}

@@ -31,6 +31,18 @@ impl EmbeddedBroker {
         Ok(EmbeddedBroker { cluster })
     }
 
+    /// Simulates the broker going away (every connection dropped, new ones refused, data
+    /// kept) or coming back.
+    pub fn set_reachable(&self, reachable: bool) -> Result<(), BusError> {
+        let all = -1;
+        let done = if reachable {
+            self.cluster.broker_up(all)
+        } else {
+            self.cluster.broker_down(all)
+        };
+        done.map_err(|e| BusError::Embedded(e.to_string()))
+    }
+
     /// The address clients connect to.
     pub fn bootstrap(&self) -> String {
         self.cluster.bootstrap_servers()

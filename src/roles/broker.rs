@@ -2,11 +2,16 @@
 
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
+use crate::web::broker_control::BrokerCommand;
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
 
-pub fn run(settings: Settings, bootstrap_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn run(
+    settings: Settings,
+    bootstrap_file: Option<&Path>,
+    control: Option<&str>,
+) -> anyhow::Result<()> {
     let broker = EmbeddedBroker::start(&settings.kafka)?;
     let bootstrap = broker.bootstrap();
     // The first line of stdout is the address, for scripts.
@@ -21,9 +26,33 @@ pub fn run(settings: Settings, bootstrap_file: Option<&Path>) -> anyhow::Result<
         "embedded Kafka broker on {bootstrap} ({} partitions a topic, in memory); Ctrl-C stops it",
         settings.kafka.partitions
     );
-    actix::System::new().block_on(super::shutdown_signal());
+    actix::System::new().block_on(serve(&broker, control))?;
     drop(broker);
     Ok(())
+}
+
+/// Runs until stopped, carrying out outage and recovery requests on the broker.
+async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result<()> {
+    let (owner, mut commands) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(address) = control {
+        crate::web::broker_control::serve(address, owner)?;
+        log::info!("outage injection on http://{address}/control/outage and /control/recover");
+    }
+    let stop = super::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            Some(command) = commands.recv() => {
+                let reachable = command == BrokerCommand::Recover;
+                match broker.set_reachable(reachable) {
+                    Ok(()) if reachable => log::warn!("broker back: accepting connections again"),
+                    Ok(()) => log::warn!("broker outage: every connection dropped, new ones refused"),
+                    Err(e) => log::error!("cannot change the broker's reachability: {e}"),
+                }
+            }
+        }
+    }
 }
 
 /// Readers never see a half-written file.

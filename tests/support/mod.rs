@@ -194,6 +194,8 @@ impl Drop for Proc {
 pub struct Broker {
     pub kind: BrokerKind,
     pub bootstrap: String,
+    /// Port of the embedded broker's outage control.
+    control: Option<u16>,
     proc: Proc,
 }
 
@@ -202,17 +204,15 @@ impl Broker {
         match kind {
             BrokerKind::Embedded => {
                 let file = dir.join("bootstrap.txt");
-                let proc = Proc::spawn(
-                    dir,
-                    "broker",
-                    evcharge(),
-                    &[
-                        "broker".into(),
-                        "--bootstrap-file".into(),
-                        file.display().to_string(),
-                    ],
-                    &[],
-                );
+                let control = free_port();
+                let args = [
+                    "broker".to_string(),
+                    "--bootstrap-file".into(),
+                    file.display().to_string(),
+                    "--control".into(),
+                    format!("127.0.0.1:{control}"),
+                ];
+                let proc = Proc::spawn(dir, "broker", evcharge(), &args, &[]);
                 let bootstrap = wait_for("the embedded broker's address", DEADLINE, || {
                     std::fs::read_to_string(&file)
                         .ok()
@@ -222,6 +222,7 @@ impl Broker {
                 Broker {
                     kind,
                     bootstrap,
+                    control: Some(control),
                     proc,
                 }
             }
@@ -250,12 +251,32 @@ impl Broker {
         Broker {
             kind: BrokerKind::Tansu,
             bootstrap,
+            control: None,
             proc,
         }
     }
 
     pub fn kill(&mut self) {
         self.proc.kill();
+    }
+
+    /// The embedded broker drops every connection and refuses new ones, keeping its data.
+    pub fn outage(&self) {
+        self.control_post("outage");
+    }
+
+    pub fn recover(&self) {
+        self.control_post("recover");
+    }
+
+    fn control_post(&self, what: &str) {
+        let port = self
+            .control
+            .expect("only the embedded broker has outage control");
+        let r = ureq::post(&format!("http://127.0.0.1:{port}/control/{what}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 202);
     }
 }
 
