@@ -105,6 +105,10 @@ pub struct MonitorSettings {
     /// How long to wait for an answer from the engine or the central.
     #[serde(with = "humantime_serde")]
     pub answer_timeout: Duration,
+    /// A monitor the central keeps refusing (its CP id is held by another live monitor)
+    /// stops after this long.
+    #[serde(with = "humantime_serde")]
+    pub refusal_grace: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,6 +192,7 @@ impl Default for MonitorSettings {
             central: "127.0.0.1:5000".into(),
             health_period: Duration::from_secs(1),
             answer_timeout: Duration::from_millis(800),
+            refusal_grace: Duration::from_secs(5),
         }
     }
 }

@@ -274,3 +274,33 @@ fn a_broker_outage_mid_supply_is_survived_by_every_role() {
     });
     net.wait_state("CP001", "available");
 }
+
+#[test]
+fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let port = free_port();
+    net.start_engine("CP001", port, &[]);
+    let first = net.start_monitor("CP001", port, 0.30, &[]);
+    net.wait_state("CP001", "available");
+
+    // A second monitor for CP001 is refused with a clear message and stops.
+    let second = net.start_monitor("CP001", port, 0.30, &[]);
+    let code = net.cps[second].wait_exit(DEADLINE);
+    assert_ne!(code, 0);
+    let said = net.cps[second].stderr_text();
+    assert!(said.contains("CP001 is already connected from"), "{said}");
+
+    // A second engine for CP001 on this machine is refused too (its data is held).
+    let engine2 = net.start_engine("CP001", free_port(), &[]);
+    assert_ne!(net.cps[engine2].wait_exit(DEADLINE), 0);
+    assert!(net.cps[engine2]
+        .stderr_text()
+        .contains("another engine for CP001"));
+
+    // The first never noticed.
+    assert!(net.cps[first].is_running());
+    assert_eq!(net.cp("CP001").unwrap()["state"], "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    assert_eq!(ticket_of(&driver)["outcome"], "completed");
+}

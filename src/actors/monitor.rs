@@ -29,10 +29,19 @@ pub struct Monitor {
     authenticated: bool,
     last_engine: Option<EngineCheck>,
     last_central: Option<CentralLink>,
+    /// Since when the central has refused this monitor without a break.
+    refused_since: Option<std::time::Instant>,
+    /// Told why, when the monitor gives up.
+    gave_up: Option<tokio::sync::oneshot::Sender<String>>,
 }
 
 impl Monitor {
-    pub fn new(cp: CpSettings, settings: MonitorSettings) -> Monitor {
+    /// `gave_up` hears why, if the central refuses this monitor for good.
+    pub fn new(
+        cp: CpSettings,
+        settings: MonitorSettings,
+        gave_up: tokio::sync::oneshot::Sender<String>,
+    ) -> Monitor {
         let engine = FrameClient::new(settings.engine.clone(), settings.answer_timeout);
         let central = FrameClient::new(settings.central.clone(), settings.answer_timeout);
         Monitor {
@@ -42,6 +51,27 @@ impl Monitor {
             authenticated: false,
             last_engine: None,
             last_central: None,
+            refused_since: None,
+            gave_up: Some(gave_up),
+        }
+    }
+
+    /// Stops for good once the central has refused this monitor for the whole grace period.
+    fn check_refusal(&mut self, link: &CentralLink) {
+        let CentralLink::Refused(why) = link else {
+            self.refused_since = None;
+            return;
+        };
+        let since = *self
+            .refused_since
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= self.settings.refusal_grace {
+            if let Some(gave_up) = self.gave_up.take() {
+                let _ = gave_up.send(format!(
+                    "the central refuses {} for {:?}: {why}",
+                    self.cp.id, self.settings.refusal_grace
+                ));
+            }
         }
     }
 
@@ -61,6 +91,7 @@ impl Monitor {
             |(engine, central, health, link, authenticated), act, _| {
                 act.note_engine(&health);
                 act.note_central(&link, central.addr());
+                act.check_refusal(&link);
                 act.authenticated = authenticated;
                 act.clients = Some((engine, central));
             },

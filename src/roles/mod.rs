@@ -32,6 +32,16 @@ pub fn serve_control(
     Ok(())
 }
 
+/// Runs until the process is asked to stop (Ok) or its monitor is refused for good (Err).
+pub async fn until_stopped_or_refused(
+    refused: tokio::sync::oneshot::Receiver<String>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        Ok(why) = refused => Err(anyhow::anyhow!("{why}; stopping")),
+    }
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

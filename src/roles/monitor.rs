@@ -6,8 +6,8 @@ use actix::Actor;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     settings.require_cp_id()?;
-    Monitor::new(settings.cp.clone(), settings.monitor.clone()).start();
+    let (gave_up, refused) = tokio::sync::oneshot::channel();
+    Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up).start();
     super::serve_control(&settings, "monitor", None)?;
-    super::shutdown_signal().await;
-    Ok(())
+    super::until_stopped_or_refused(refused).await
 }
