@@ -2,6 +2,7 @@
 //! energy already delivered: written (and flushed) before each progress report leaves, read
 //! back at start-up to report the interrupted supply's final state.
 
+use crate::messages::{cost_eur, round_kwh, CpEvent, Outcome};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,8 @@ use uuid::Uuid;
 
 const CURRENT: &[u8] = b"current";
 
-/// The supply in progress, as of `updated_at`.
+/// The supply in progress, as of `updated_at`; once `outcome` is set, its final figures
+/// waiting to be delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SupplyRecord {
     pub session_id: Uuid,
@@ -19,6 +21,31 @@ pub struct SupplyRecord {
     pub started_at: DateTime<Utc>,
     pub kwh: f64,
     pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+}
+
+impl SupplyRecord {
+    /// The same record, closed with `outcome` as of `updated_at`.
+    pub fn ended(mut self, outcome: Outcome) -> SupplyRecord {
+        self.kwh = round_kwh(self.kwh);
+        self.outcome = Some(outcome);
+        self
+    }
+
+    /// The report of the end of this supply; `None` while it is still going.
+    pub fn end_event(&self, cp_id: &str) -> Option<CpEvent> {
+        Some(CpEvent::SupplyEnded {
+            cp_id: cp_id.to_owned(),
+            session_id: self.session_id,
+            driver_id: self.driver_id.clone(),
+            started_at: self.started_at,
+            ended_at: self.updated_at,
+            kwh: self.kwh,
+            eur: cost_eur(self.kwh, self.price_eur_kwh),
+            outcome: self.outcome?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +107,7 @@ mod tests {
             started_at: Utc::now(),
             kwh: 1.234,
             updated_at: Utc::now(),
+            outcome: None,
         };
         {
             let log = SupplyLog::open(dir.path()).unwrap();

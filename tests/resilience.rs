@@ -137,7 +137,7 @@ fn a_central_killed_mid_supply_loses_and_doubles_nothing() {
     wait_for("CP001 to finish its supply", DEADLINE, || {
         net.cps[0]
             .stderr_text()
-            .contains("supply for D1 ended (completed)")
+            .contains("for D1 ended (completed)")
             .then_some(())
     });
     net.start_central();
@@ -245,7 +245,7 @@ fn a_broker_outage_mid_supply_is_survived_by_every_role() {
     wait_for("the supply to end at the engine", DEADLINE, || {
         net.cps[cp]
             .stderr_text()
-            .contains("supply for D1 ended (completed)")
+            .contains("for D1 ended (completed)")
             .then_some(())
     });
     net.broker.recover();

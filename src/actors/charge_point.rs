@@ -756,8 +756,15 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 ..
             } => {
                 if !self.is_current(session_id) {
-                    // Already closed (a redelivery) or never ours: nothing to do.
-                    return done();
+                    // Already closed: a redelivery, perhaps after a crash that came between
+                    // storing the session and sending its ticket, or an engine that supplied
+                    // while its reservation was being cancelled. The ticket goes again,
+                    // with the engine's figures.
+                    return Box::pin(self.amend_closed(
+                        session_id,
+                        (started_at, ended_at, kwh),
+                        outcome,
+                    ));
                 }
                 Box::pin(self.close_session(outcome, Some((started_at, ended_at, kwh, eur))))
             }
@@ -766,6 +773,58 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
 }
 
 impl ChargePoint {
+    /// Sends again the ticket of a session closed before (drivers recognise repeats). The
+    /// engine is the authority on energy: if it reports other figures than those recorded,
+    /// the session takes them and the ticket goes out corrected.
+    fn amend_closed(
+        &self,
+        session_id: Uuid,
+        (started_at, ended_at, kwh): (DateTime<Utc>, DateTime<Utc>, f64),
+        outcome: Outcome,
+    ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
+        let mut session = match self.store.session(session_id) {
+            Ok(Some(session)) if !session.is_open() => Some(session),
+            Ok(_) => None,
+            Err(e) => {
+                log::error!("{}: cannot read session {session_id}: {e}", self.id);
+                None
+            }
+        };
+        if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
+            log::warn!(
+                "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
+                self.id,
+                s.kwh
+            );
+            s.kwh = kwh;
+            s.eur = cost_eur(kwh, s.price_eur_kwh);
+            s.started_at = Some(started_at);
+            s.ended_at = Some(ended_at);
+            s.outcome = Some(outcome);
+            if let Err(e) = self.store.put_session(s) {
+                log::error!("{}: cannot amend session {session_id}: {e}", self.id);
+            }
+        }
+        let ticket = session.and_then(|s| s.ticket());
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        async move {
+            let Some(ticket) = ticket else {
+                return Ok(());
+            };
+            if let Err(e) = store.flush().await {
+                log::error!("cannot make session {session_id} durable: {e}");
+            }
+            publisher
+                .driver_update(DriverUpdate::Ticket {
+                    driver_id: ticket.driver_id.clone(),
+                    ticket,
+                })
+                .await
+                .map_err(|e| Rejection(e.to_string()))
+        }
+    }
+
     /// The engine supplies a session the central does not hold open: stop it.
     fn refuse_unknown_supply(&mut self, session_id: Uuid, _ctx: &mut Context<Self>) {
         log::warn!(

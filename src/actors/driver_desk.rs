@@ -47,9 +47,11 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 cp_id,
             } => {
                 match self.store.session_for_request(request_id) {
-                    Ok(Some(_)) => {
-                        log::info!("request {request_id} of {driver_id} seen before; ignored");
-                        return Box::pin(async { Ok(()) });
+                    Ok(Some(session)) => {
+                        log::info!(
+                            "request {request_id} of {driver_id} seen before; answering again"
+                        );
+                        return Box::pin(answer_again(session, self.store.clone(), publisher));
                     }
                     Ok(None) => {}
                     Err(e) => log::error!("cannot look up request {request_id}: {e}"),
@@ -99,4 +101,37 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
             }),
         }
     }
+}
+
+/// The answer a request already had: its reservation while open, its ticket once closed.
+/// A crash between storing a reservation and sending it must not leave the driver waiting.
+async fn answer_again(
+    session: crate::store::SessionRecord,
+    store: Store,
+    publisher: Publisher,
+) -> Result<(), Rejection> {
+    let update = match session.ticket() {
+        Some(ticket) => DriverUpdate::Ticket {
+            driver_id: ticket.driver_id.clone(),
+            ticket,
+        },
+        None => DriverUpdate::Reserved {
+            request_id: session.request_id,
+            driver_id: session.driver_id.clone(),
+            session_id: session.id,
+            location: store
+                .cp(&session.cp_id)
+                .ok()
+                .flatten()
+                .map(|cp| cp.location)
+                .unwrap_or_default(),
+            cp_id: session.cp_id,
+            price_eur_kwh: session.price_eur_kwh,
+            expires_at: session.expires_at,
+        },
+    };
+    publisher
+        .driver_update(update)
+        .await
+        .map_err(|e| Rejection(e.to_string()))
 }

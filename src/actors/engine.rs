@@ -88,14 +88,30 @@ impl Engine {
         });
     }
 
-    /// Sends the end of a supply, then forgets it on disk once the bus has it.
-    fn emit_end(&self, event: CpEvent, session_id: Uuid) {
+    /// Records the final figures, sends them, and forgets the supply once the bus has them.
+    /// A crash anywhere in between makes the restarted engine send the very same end.
+    fn finish(&self, ended: SupplyRecord) {
+        let Some(event) = ended.end_event(&self.cp_id) else {
+            return;
+        };
+        log::info!(
+            "{}: supply {} for {} ended ({}): {:.3} kWh, {:.2} €",
+            self.cp_id,
+            ended.session_id,
+            ended.driver_id,
+            ended.outcome.map_or("", |o| o.as_str()),
+            ended.kwh,
+            cost_eur(ended.kwh, ended.price_eur_kwh)
+        );
         let log = self.log.clone();
         let publisher = self.publisher.clone();
         self.publisher.spawn(async move {
+            if let Err(e) = log.record(&ended).await {
+                log::error!("cannot record the end of supply {}: {e}", ended.session_id);
+            }
             publisher.cp_event(event).await?;
-            if let Err(e) = log.clear(session_id).await {
-                log::error!("cannot clear the finished supply {session_id}: {e}");
+            if let Err(e) = log.clear(ended.session_id).await {
+                log::error!("cannot clear the finished supply {}: {e}", ended.session_id);
             }
             Ok(())
         });
@@ -117,35 +133,31 @@ impl Engine {
                 started_at: *started_at,
                 kwh: *kwh_exact,
                 updated_at: Utc::now(),
+                outcome: None,
             }),
             _ => None,
         }
     }
 
-    /// Reports the supply a crash interrupted, with the figures last recorded.
+    /// Reports the supply a crash interrupted: its end if it had ended, or the figures last
+    /// recorded, as an engine failure.
     fn report_interrupted(&self) {
         let record = match self.log.interrupted() {
             Ok(Some(record)) => record,
             Ok(None) => return,
             Err(e) => return log::error!("{}: cannot read the supply log: {e}", self.cp_id),
         };
-        let kwh = round_kwh(record.kwh);
         log::warn!(
-            "{}: reporting the supply of {} interrupted by a crash: {kwh:.3} kWh",
+            "{}: reporting supply {} of {}, left unreported by a crash",
             self.cp_id,
+            record.session_id,
             record.driver_id
         );
-        let event = CpEvent::SupplyEnded {
-            cp_id: self.cp_id.clone(),
-            session_id: record.session_id,
-            driver_id: record.driver_id,
-            started_at: record.started_at,
-            ended_at: record.updated_at,
-            kwh,
-            eur: cost_eur(kwh, record.price_eur_kwh),
-            outcome: Outcome::EngineFailure,
+        let ended = match record.outcome {
+            Some(_) => record,
+            None => record.ended(Outcome::EngineFailure),
         };
-        self.emit_end(event, record.session_id);
+        self.finish(ended);
     }
 
     fn plug_in(&mut self) -> Result<(), String> {
@@ -188,35 +200,11 @@ impl Engine {
     /// Ends the supply in progress with its final figures.
     fn end_supply(&mut self, outcome: Outcome) -> Result<(), String> {
         self.accumulate();
-        let Supply::Supplying {
-            session_id,
-            driver_id,
-            price_eur_kwh,
-            started_at,
-            kwh_exact,
-            ..
-        } = std::mem::replace(&mut self.supply, Supply::Idle)
-        else {
-            return Err("no supply in progress".into());
-        };
-        let kwh = round_kwh(kwh_exact);
-        let eur = cost_eur(kwh, price_eur_kwh);
-        log::info!(
-            "{}: supply for {driver_id} ended ({}): {kwh:.3} kWh, {eur:.2} €",
-            self.cp_id,
-            outcome.as_str()
-        );
-        let ended = CpEvent::SupplyEnded {
-            cp_id: self.cp_id.clone(),
-            session_id,
-            driver_id,
-            started_at,
-            ended_at: Utc::now(),
-            kwh,
-            eur,
-            outcome,
-        };
-        self.emit_end(ended, session_id);
+        let record = self
+            .supply_record()
+            .ok_or_else(|| "no supply in progress".to_string())?;
+        self.supply = Supply::Idle;
+        self.finish(record.ended(outcome));
         Ok(())
     }
 

@@ -1,0 +1,293 @@
+//! A chaos run: several CPs (engine and monitor as separate processes) and drivers, and a
+//! minute of SIGKILLs and restarts of random roles, the central included. Then the
+//! invariants: every session closed, each once, with the figures its engine reported; no CP
+//! left reserved or charging; the central's records agree with what the drivers received.
+//!
+//! `CHAOS_SECONDS` (default 60) and `CHAOS_SEED` change the run; the seed is printed.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::*;
+
+const CPS: usize = 3;
+const DRIVERS: usize = 3;
+
+/// A small deterministic generator, so that a failing run can be replayed by its seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Central,
+    Engine(usize),
+    Monitor(usize),
+    Driver(usize),
+}
+
+struct Chaos {
+    net: Network,
+    engine_ports: Vec<u16>,
+    /// Index in `net.cps` of each CP's current engine and monitor process.
+    engines: Vec<usize>,
+    monitors: Vec<usize>,
+    drivers: Vec<Proc>,
+    /// Every driver process that ever ran, for what it printed.
+    old_drivers: Vec<(usize, Proc)>,
+    plan: String,
+}
+
+fn cp_id(i: usize) -> String {
+    format!("CP{:03}", i + 1)
+}
+
+fn driver_id(i: usize) -> String {
+    format!("D{:03}", i + 1)
+}
+
+const ENGINE_FLAGS: [&str; 2] = ["--supply-duration", "3s"];
+
+impl Chaos {
+    fn start() -> Chaos {
+        let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "5s"]);
+        let engine_ports: Vec<u16> = (0..CPS).map(|_| free_port()).collect();
+        let engines = (0..CPS)
+            .map(|i| net.start_engine(&cp_id(i), engine_ports[i], &ENGINE_FLAGS))
+            .collect();
+        let monitors = (0..CPS)
+            .map(|i| net.start_monitor(&cp_id(i), engine_ports[i], 0.30 + 0.05 * i as f64, &[]))
+            .collect();
+        for i in 0..CPS {
+            net.wait_state(&cp_id(i), "available");
+        }
+        let plan = net.write_file("plan.txt", &"*\n".repeat(200));
+        let mut chaos = Chaos {
+            net,
+            engine_ports,
+            engines,
+            monitors,
+            drivers: Vec::new(),
+            old_drivers: Vec::new(),
+            plan,
+        };
+        for d in 0..DRIVERS {
+            let driver = chaos.start_driver(d, false);
+            chaos.drivers.push(driver);
+        }
+        chaos
+    }
+
+    fn start_driver(&mut self, d: usize, follow_only: bool) -> Proc {
+        let plan = self.plan.clone();
+        let args: Vec<&str> = if follow_only {
+            vec!["--interactive"]
+        } else {
+            vec!["--file", &plan]
+        };
+        self.net.start_driver(&driver_id(d), &args)
+    }
+
+    fn kill(&mut self, part: Part) {
+        match part {
+            Part::Central => self.net.kill_central(),
+            Part::Engine(i) => self.net.cps[self.engines[i]].kill(),
+            Part::Monitor(i) => self.net.cps[self.monitors[i]].kill(),
+            Part::Driver(d) => self.drivers[d].kill(),
+        }
+    }
+
+    fn restart(&mut self, part: Part) {
+        match part {
+            Part::Central => self.net.start_central(),
+            Part::Engine(i) => {
+                self.engines[i] =
+                    self.net
+                        .start_engine(&cp_id(i), self.engine_ports[i], &ENGINE_FLAGS)
+            }
+            Part::Monitor(i) => {
+                self.monitors[i] = self.net.start_monitor(
+                    &cp_id(i),
+                    self.engine_ports[i],
+                    0.30 + 0.05 * i as f64,
+                    &[],
+                )
+            }
+            Part::Driver(d) => {
+                let fresh = self.start_driver(d, false);
+                let old = std::mem::replace(&mut self.drivers[d], fresh);
+                self.old_drivers.push((d, old));
+            }
+        }
+    }
+
+    /// Every ticket each driver printed, in the order printed, across all its processes.
+    fn tickets(&self) -> HashMap<String, Vec<Value>> {
+        let mut by_session: HashMap<String, Vec<Value>> = HashMap::new();
+        let all = self
+            .old_drivers
+            .iter()
+            .map(|(_, p)| p)
+            .chain(self.drivers.iter());
+        for proc in all {
+            for line in of_type(&proc.json_lines(), "ticket") {
+                let ticket = line["ticket"].clone();
+                let id = ticket["session_id"].as_str().unwrap().to_owned();
+                by_session.entry(id).or_default().push(ticket);
+            }
+        }
+        by_session
+    }
+
+    /// The final kWh each engine process logged for each session.
+    fn engine_reports(&self) -> HashMap<String, Vec<f64>> {
+        let mut reports: HashMap<String, Vec<f64>> = HashMap::new();
+        for proc in &self.net.cps {
+            for line in proc.stderr_text().lines() {
+                // "CP001: supply <session> for <driver> ended (<outcome>): 0.123 kWh, …"
+                let Some(rest) = line.split(": supply ").nth(1) else {
+                    continue;
+                };
+                let Some((session, tail)) = rest.split_once(" for ") else {
+                    continue;
+                };
+                let Some(kwh) = tail
+                    .split("): ")
+                    .nth(1)
+                    .and_then(|t| t.split(" kWh").next())
+                    .and_then(|k| k.parse::<f64>().ok())
+                else {
+                    continue;
+                };
+                reports.entry(session.to_owned()).or_default().push(kwh);
+            }
+        }
+        reports
+    }
+}
+
+#[test]
+fn a_minute_of_random_crashes_breaks_no_invariant() {
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_C0FF_EE);
+    let seconds: u64 = std::env::var("CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    eprintln!("chaos: seed {seed}, {seconds} s");
+    let mut rng = XorShift(seed);
+    let mut chaos = Chaos::start();
+
+    // Act: kill a random part, bring it back a moment later, again and again.
+    let start = Instant::now();
+    let mut kills = 0;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(rng.millis(1000, 3000));
+        let part = match rng.below(4) {
+            0 if rng.below(3) == 0 => Part::Central,
+            0 | 1 => Part::Engine(rng.below(CPS as u64) as usize),
+            2 => Part::Monitor(rng.below(CPS as u64) as usize),
+            _ => Part::Driver(rng.below(DRIVERS as u64) as usize),
+        };
+        eprintln!(
+            "chaos: {:>5.1}s SIGKILL {part:?}",
+            start.elapsed().as_secs_f64()
+        );
+        chaos.kill(part);
+        kills += 1;
+        std::thread::sleep(rng.millis(200, 1500));
+        chaos.restart(part);
+    }
+    assert!(kills >= seconds / 4, "the run crashed too little");
+
+    // The drivers stop asking; fresh ones only follow what is still going.
+    for d in 0..DRIVERS {
+        chaos.drivers[d].kill();
+        let follower = chaos.start_driver(d, true);
+        let old = std::mem::replace(&mut chaos.drivers[d], follower);
+        chaos.old_drivers.push((d, old));
+    }
+    let net = &chaos.net;
+    let sessions = wait_for(
+        "every session to close and every CP to be available",
+        DEADLINE * 2,
+        || {
+            let sessions = net.sessions();
+            let cps = net.get("/api/cps");
+            let idle = cps.as_array()?.iter().all(|c| c["state"] == "available");
+            (idle && sessions.iter().all(|s| !s["outcome"].is_null())).then_some(sessions)
+        },
+    );
+    eprintln!("chaos: {kills} kills, {} sessions", sessions.len());
+    assert!(sessions.len() >= 10, "too few sessions to mean anything");
+    assert!(sessions.iter().any(|s| s["kwh"].as_f64().unwrap() > 0.0));
+
+    // Every closed session reached its driver; the last ticket it got is the record.
+    let tickets = wait_for("every driver to have every ticket", DEADLINE, || {
+        let tickets = chaos.tickets();
+        sessions
+            .iter()
+            .all(|s| tickets.contains_key(s["id"].as_str().unwrap()))
+            .then_some(tickets)
+    });
+    for s in &sessions {
+        let id = s["id"].as_str().unwrap();
+        let last = tickets[id].last().unwrap();
+        assert_eq!(last["driver_id"], s["driver_id"], "{id}");
+        assert_eq!(last["kwh"], s["kwh"], "{id}: ticket {last} vs record {s}");
+        assert_eq!(last["eur"], s["eur"], "{id}");
+        assert_eq!(last["outcome"], s["outcome"], "{id}");
+        assert_priced(
+            s["kwh"].as_f64().unwrap(),
+            s["eur"].as_f64().unwrap(),
+            s["price_eur_kwh"].as_f64().unwrap(),
+        );
+    }
+    // Every ticket a driver got is a session of the central's.
+    for id in tickets.keys() {
+        assert!(
+            sessions.iter().any(|s| s["id"] == id.as_str()),
+            "ticket for unknown session {id}"
+        );
+    }
+
+    // Each session's energy is what its engine reported, and an engine reported one figure.
+    let reports = chaos.engine_reports();
+    for s in &sessions {
+        let id = s["id"].as_str().unwrap();
+        let kwh = s["kwh"].as_f64().unwrap();
+        match reports.get(id) {
+            Some(figures) => {
+                let last = *figures.last().unwrap();
+                assert!(
+                    figures.iter().all(|f| *f == last),
+                    "engine reported different ends for {id}: {figures:?}"
+                );
+                assert_eq!(
+                    kwh, last,
+                    "{id}: recorded {kwh} kWh, engine reported {last}"
+                );
+            }
+            None => assert_eq!(kwh, 0.0, "{id} has energy no engine reported"),
+        }
+    }
+}
