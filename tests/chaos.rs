@@ -188,7 +188,7 @@ fn a_minute_of_random_crashes_breaks_no_invariant() {
     let seed: u64 = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_C0FF_EE);
+        .unwrap_or(0x005E_EDC0_FFEE);
     let seconds: u64 = std::env::var("CHAOS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
