@@ -229,6 +229,9 @@ pub struct DemoArgs {
     /// TCP address of the central for monitors [default: 0.0.0.0:5000]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// HTTP address of the demo's control endpoint: crash or restart parts, broker outage [default: 127.0.0.1:8010]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
 }
 
 impl Cli {
@@ -287,6 +290,7 @@ impl Cli {
                 push(&mut out, "demo.dir", &a.dir.as_ref().map(|p| p.display()));
                 push(&mut out, "central.http", &a.http);
                 push(&mut out, "central.listen", &a.listen);
+                push(&mut out, "demo.control", &a.control);
             }
             Some(Command::Broker(_)) | None => {}
         }

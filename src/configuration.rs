@@ -135,6 +135,8 @@ pub struct DemoSettings {
     pub drivers: u32,
     /// Working directory of the demo (databases, demo file); a fresh temporary one if empty.
     pub dir: Option<PathBuf>,
+    /// HTTP address of the demo's control endpoint (crash and restart parts, broker outage).
+    pub control: String,
 }
 
 impl Default for KafkaSettings {
@@ -214,6 +216,7 @@ impl Default for DemoSettings {
             cps: 5,
             drivers: 2,
             dir: None,
+            control: "127.0.0.1:8010".into(),
         }
     }
 }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         dir: None,
         http: None,
         listen: None,
+        control: None,
     }));
     match evcharge::run(command, settings, cli.config.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ use uuid::Uuid;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("the flush was cancelled: {0}")]
+    Cancelled(String),
     #[error("corrupt record in {tree}: {source}")]
     Corrupt {
         tree: &'static str,
@@ -109,8 +111,7 @@ impl Store {
 
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        flush_durably(&self.db).await
     }
 
     pub fn put_cp(&self, cp: &CpRecord) -> Result<(), StoreError> {
@@ -197,6 +198,23 @@ impl Store {
     }
 }
 
+/// Makes every write to `db` so far durable, without blocking the caller's thread.
+///
+/// sled 0.34's own `flush_async` never completes when two run at once (sled issue #1308,
+/// fixed only in unreleased sled), which froze a whole actor thread; so flushes run one at a
+/// time on the blocking pool. A flush covers every earlier write, so waiting is harmless.
+pub(crate) async fn flush_durably(db: &sled::Db) -> Result<(), StoreError> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        db.flush()
+    })
+    .await
+    .map_err(|e| StoreError::Cancelled(e.to_string()))??;
+    Ok(())
+}
+
 fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(value).expect("records always serialise");
     tree.insert(key, bytes)?;
@@ -264,6 +282,27 @@ mod tests {
         store.put_session(&s).unwrap();
         assert!(store.open_session("CP1").unwrap().is_none());
         assert!(store.session(s.id).unwrap().unwrap().ticket().is_some());
+    }
+
+    /// Many flushes at once all complete (sled's own `flush_async` would hang here).
+    #[actix::test]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let flushes = (0..64u32).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .put_session(&session(&format!("CP{i}"), None))
+                    .unwrap();
+                store.flush().await
+            }
+        });
+        let all = futures_util::future::join_all(flushes);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(120), all)
+            .await
+            .expect("every flush completes");
+        assert!(done.iter().all(Result::is_ok));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! back at start-up to report the interrupted supply's final state.
 
 use crate::messages::{cost_eur, round_kwh, CpEvent, Outcome};
-use crate::store::StoreError;
+use crate::store::{flush_durably, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -77,8 +77,7 @@ impl SupplyLog {
     pub async fn record(&self, supply: &SupplyRecord) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(supply).expect("records always serialise");
         self.db.insert(CURRENT, bytes)?;
-        self.db.flush_async().await?;
-        Ok(())
+        flush_durably(&self.db).await
     }
 
     /// Forgets the supply once its end has been delivered, unless a newer one replaced it.
@@ -86,7 +85,7 @@ impl SupplyLog {
         if let Some(current) = self.interrupted()? {
             if current.session_id == session_id {
                 self.db.remove(CURRENT)?;
-                self.db.flush_async().await?;
+                flush_durably(&self.db).await?;
             }
         }
         Ok(())

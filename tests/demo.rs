@@ -95,3 +95,109 @@ fn processes_with_arg(arg: &str) -> usize {
         .filter(|cmdline| cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
         .count()
 }
+
+#[test]
+fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, control) = (free_port(), free_port());
+    let args: Vec<String> = [
+        "demo",
+        "--cps",
+        "2",
+        "--drivers",
+        "0",
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--control",
+        &format!("127.0.0.1:{control}"),
+        "--dir",
+        &dir.path().join("work").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let demo = Proc::spawn(dir.path(), "demo", evcharge(), &args, &FAST_ENV);
+    let state = |id: &str| -> Option<String> {
+        let cps: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        let cp = cps.as_array()?.iter().find(|c| c["id"] == id)?;
+        Some(cp["state"].as_str()?.to_owned())
+    };
+    let wait_state = |id: &str, want: &str| {
+        wait_for(&format!("{id} {want}"), DEADLINE, || {
+            (state(id).as_deref() == Some(want)).then_some(())
+        })
+    };
+    let post = |path: &str| -> u16 {
+        let url = format!("http://127.0.0.1:{control}/demo/{path}");
+        match ureq::post(&url).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+    let part = |name: &str| -> serde_json::Value {
+        let parts: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{control}/demo/parts"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        parts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    wait_for("the demo's control endpoint", DEADLINE, || {
+        ureq::get(&format!("http://127.0.0.1:{control}/demo/parts"))
+            .call()
+            .ok()
+    });
+    wait_state("CP001", "available");
+    wait_state("CP002", "available");
+
+    // Crashed with a delay: it comes back by itself.
+    assert_eq!(post("parts/CP001/crash?restart_after=1s"), 202);
+    wait_state("CP001", "disconnected");
+    wait_state("CP001", "available");
+    assert_eq!(part("CP001")["restarts"], 1);
+
+    // Crashed without one: it stays down until started.
+    assert_eq!(post("parts/CP002/crash"), 202);
+    wait_state("CP002", "disconnected");
+    wait_for("CP002's process to be gone", DEADLINE, || {
+        (part("CP002")["running"] == false).then_some(())
+    });
+    assert_eq!(part("CP002")["restart_pending"], false);
+    assert_eq!(state("CP002").as_deref(), Some("disconnected"));
+    assert_eq!(post("parts/CP002/start"), 202);
+    wait_state("CP002", "available");
+
+    // The broker can be taken away and brought back; the roles say so.
+    assert_eq!(post("broker/outage"), 202);
+    wait_for("the central to notice", DEADLINE, || {
+        demo.stdout_text()
+            .lines()
+            .any(|l| l.contains("central |") && l.contains("cannot reach the Kafka broker"))
+            .then_some(())
+    });
+    assert_eq!(post("broker/recover"), 202);
+    wait_for("the central to see it back", DEADLINE, || {
+        demo.stdout_text()
+            .lines()
+            .any(|l| l.contains("central |") && l.contains("reachable again"))
+            .then_some(())
+    });
+
+    // Mistakes get a clear 4xx.
+    assert_eq!(post("parts/NOPE/crash"), 409);
+    assert_eq!(post("parts/CP001/crash?restart_after=soon"), 400);
+    assert_eq!(post("parts/CP001/start"), 409);
+}

@@ -304,3 +304,49 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     assert_eq!(driver.wait_exit(DEADLINE), 0);
     assert_eq!(ticket_of(&driver)["outcome"], "completed");
 }
+
+/// An engine can supply a session the central has just closed (the cancel and the plug-in
+/// cross on the bus): the energy it reports is billed, and the driver gets the corrected ticket.
+#[test]
+fn energy_reported_for_a_closed_session_amends_it() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "1s"]);
+    net.start_cp("CP001", 0.50, &["--plug-in-delay", "0s"]);
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    let expired = ticket_of(&driver);
+    assert_eq!(expired["outcome"], "expired");
+    let session_id = expired["session_id"].as_str().unwrap().to_owned();
+
+    // The engine's late report, as it would send it.
+    let end = format!(
+        r#"{{"type":"supply_ended","v":1,"id":"{}","ts":"2026-11-23T10:00:05Z","cp_id":"CP001","session_id":"{session_id}","driver_id":"D1","started_at":"2026-11-23T10:00:00Z","ended_at":"2026-11-23T10:00:05Z","kwh":0.25,"eur":0.13,"outcome":"expired"}}"#,
+        uuid::Uuid::new_v4()
+    );
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &net.broker.bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::to("evcharge.cp.events")
+                .key("CP001")
+                .payload(&end),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let amended = wait_for("the session to take the engine's figures", DEADLINE, || {
+        net.sessions()
+            .into_iter()
+            .find(|s| s["id"] == session_id.as_str() && s["kwh"] == 0.25)
+    });
+    assert_eq!(amended["eur"], 0.13);
+    let follower = net.start_driver("D1", &["--interactive"]);
+    let corrected = wait_line(&follower, "the corrected ticket", |l| {
+        l["type"] == "ticket" && l["ticket"]["kwh"] == 0.25
+    });
+    assert_eq!(corrected["ticket"]["session_id"], session_id.as_str());
+}

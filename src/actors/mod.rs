@@ -7,6 +7,7 @@
 
 pub mod charge_point;
 pub mod cp_supervisor;
+pub mod demo_parts;
 pub mod driver;
 pub mod driver_desk;
 pub mod driver_request;

@@ -2,14 +2,14 @@
 //! and the central, the CPs and the drivers as child processes of this same binary, their
 //! output prefixed with their names.
 
+use crate::actors::demo_parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
+use crate::web::broker_control::BrokerCommand;
+use actix::Actor;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
 
 const LOCATIONS: [&str; 8] = [
     "Alicante",
@@ -31,93 +31,105 @@ pub fn run(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("evcharge-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let result = actix::System::new().block_on(run_network(&settings, &bootstrap, &dir, config));
-    drop(broker);
-    result
+    actix::System::new().block_on(run_network(&settings, &broker, &dir, config))
 }
 
 async fn run_network(
     settings: &Settings,
-    bootstrap: &str,
+    broker: &EmbeddedBroker,
     dir: &Path,
     config: Option<&Path>,
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    let mut common = vec!["--kafka".to_string(), bootstrap.to_string()];
+    let mut common = vec!["--kafka".to_string(), broker.bootstrap()];
     if let Some(config) = config {
         common.extend(["--config".into(), config.display().to_string()]);
     }
+    let parts = DemoParts::new(exe, common).start();
+    let launch = |name: &str, args: Vec<String>| {
+        parts.send(Launch {
+            name: name.to_owned(),
+            args,
+        })
+    };
     let central_tcp = local_address(&settings.central.listen);
     let central_http = local_address(&settings.central.http);
-    let mut children = Vec::new();
 
-    let central_data = dir.join("central");
-    children.push(spawn(
-        &exe,
+    let central_data = dir.join("central").display().to_string();
+    launch(
         "central",
-        &common,
-        &[
+        strings(&[
             "central",
             "--listen",
             &settings.central.listen,
             "--http",
             &settings.central.http,
             "--data",
-            &central_data.display().to_string(),
-        ],
-    )?);
+            &central_data,
+        ]),
+    )
+    .await?
+    .map_err(anyhow::Error::msg)?;
     wait_for_api(&central_http).await;
     let cp_ids: Vec<String> = (1..=settings.demo.cps)
         .map(|i| format!("CP{i:03}"))
         .collect();
     for (i, id) in cp_ids.iter().enumerate() {
         let price = format!("{:.2}", 0.30 + 0.05 * (i % 4) as f64);
-        children.push(spawn(
-            &exe,
+        let data = dir.join(format!("engine-{id}")).display().to_string();
+        let args = strings(&[
+            "cp",
+            "--id",
             id,
-            &common,
-            &[
-                "cp",
-                "--id",
-                id,
-                "--central",
-                &central_tcp,
-                "--location",
-                LOCATIONS[i % LOCATIONS.len()],
-                "--price",
-                &price,
-                "--data",
-                &dir.join(format!("engine-{id}")).display().to_string(),
-            ],
-        )?);
+            "--central",
+            &central_tcp,
+            "--location",
+            LOCATIONS[i % LOCATIONS.len()],
+            "--price",
+            &price,
+            "--data",
+            &data,
+        ]);
+        launch(id, args).await?.map_err(anyhow::Error::msg)?;
     }
 
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
     wait_until_available(&central_http, cp_ids.len()).await;
+    let (broker_commands, mut commands) = tokio::sync::mpsc::unbounded_channel();
+    crate::web::demo_control::serve(&settings.demo.control, parts.clone(), broker_commands)?;
     log::info!(
-        "network up: API at http://{central_http}/api/cps and /api/sessions; starting {} drivers",
+        "network up: API at http://{central_http}/api/cps and /api/sessions; demo control at http://{}/demo/parts; starting {} drivers",
+        settings.demo.control,
         settings.demo.drivers
     );
     for d in 1..=settings.demo.drivers {
         let id = format!("D{d:03}");
         let file = write_demo_file(dir, &id, &cp_ids, d as usize)?;
-        children.push(spawn(
-            &exe,
-            &id,
-            &common,
-            &["driver", "--id", &id, "--file", &file.display().to_string()],
-        )?);
+        let args = strings(&["driver", "--id", &id, "--file", &file.display().to_string()]);
+        launch(&id, args).await?.map_err(anyhow::Error::msg)?;
     }
 
-    super::shutdown_signal().await;
+    let stop = super::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(command) = commands.recv() => {
+                let reachable = command == BrokerCommand::Recover;
+                match broker.set_reachable(reachable) {
+                    Ok(()) if reachable => log::warn!("broker back: accepting connections again"),
+                    Ok(()) => log::warn!("broker outage: every connection dropped, new ones refused"),
+                    Err(e) => log::error!("cannot change the broker's reachability: {e}"),
+                }
+            }
+        }
+    }
     log::info!("demo stopping");
-    for child in &mut children {
-        let _ = child.start_kill();
-    }
-    for child in &mut children {
-        let _ = child.wait().await;
-    }
     Ok(())
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 /// Connectable form of a listen address (0.0.0.0 → 127.0.0.1).
@@ -127,7 +139,6 @@ fn local_address(listen: &str) -> String {
         _ => listen.to_owned(),
     }
 }
-
 /// At least ten requests: every CP, an unknown one, "any", and a few repeats.
 fn write_demo_file(
     dir: &Path,
@@ -153,33 +164,6 @@ fn write_demo_file(
     );
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
-}
-
-fn spawn(exe: &Path, name: &str, common: &[String], args: &[&str]) -> anyhow::Result<Child> {
-    let mut child = Command::new(exe)
-        .args(args)
-        .args(common)
-        .stdin(Stdio::piped())
-        .env(crate::EXIT_WITH_PARENT, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {name}"))?;
-    if let Some(out) = child.stdout.take() {
-        actix::spawn(prefix_lines(name.to_owned(), out));
-    }
-    if let Some(err) = child.stderr.take() {
-        actix::spawn(prefix_lines(name.to_owned(), err));
-    }
-    Ok(child)
-}
-
-async fn prefix_lines(name: String, stream: impl AsyncRead + Unpin) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        println!("{name:>8} | {line}");
-    }
 }
 
 /// Polls the central's API until it answers (or a minute has passed).

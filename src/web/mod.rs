@@ -3,6 +3,7 @@
 mod api;
 pub mod broker_control;
 pub mod control;
+pub mod demo_control;
 pub mod startup;
 
 pub use startup::{AppState, Application};

@@ -332,7 +332,12 @@ impl Network {
 
     /// With extra flags for the central.
     pub fn start_with(kind: BrokerKind, central_flags: &[&str]) -> Network {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        // EVCHARGE_TEST_KEEP=1 keeps every log and database of the run, to look at after.
+        if std::env::var_os("EVCHARGE_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
         let broker = Broker::start(kind, dir.path());
         let mut net = Network {
             broker,
