@@ -3,7 +3,7 @@
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
-use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome};
+use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -259,16 +259,7 @@ impl ChargePoint {
             store
                 .put_session(&session)
                 .map_err(|e| Rejection(e.to_string()))?;
-            if let Err(e) = store.flush().await {
-                log::error!("{cp_id}: cannot make session {} durable: {e}", session.id);
-            }
-            publisher
-                .driver_update(DriverUpdate::Ticket {
-                    driver_id: ticket.driver_id.clone(),
-                    ticket,
-                })
-                .await
-                .map_err(|e| Rejection(e.to_string()))
+            send_ticket(store, publisher, ticket).await
         }
     }
 
@@ -351,6 +342,20 @@ impl ChargePoint {
     fn is_current(&self, session_id: Uuid) -> bool {
         self.session.as_ref().is_some_and(|s| s.id == session_id)
     }
+}
+
+/// Makes the closed session durable, then sends its ticket to the driver.
+async fn send_ticket(store: Store, publisher: Publisher, ticket: Ticket) -> Result<(), Rejection> {
+    if let Err(e) = store.flush().await {
+        log::error!("cannot make session {} durable: {e}", ticket.session_id);
+    }
+    publisher
+        .driver_update(DriverUpdate::Ticket {
+            driver_id: ticket.driver_id.clone(),
+            ticket,
+        })
+        .await
+        .map_err(|e| Rejection(e.to_string()))
 }
 
 impl Actor for ChargePoint {
@@ -809,19 +814,10 @@ impl ChargePoint {
         let store = self.store.clone();
         let publisher = self.publisher.clone();
         async move {
-            let Some(ticket) = ticket else {
-                return Ok(());
-            };
-            if let Err(e) = store.flush().await {
-                log::error!("cannot make session {session_id} durable: {e}");
+            match ticket {
+                Some(ticket) => send_ticket(store, publisher, ticket).await,
+                None => Ok(()),
             }
-            publisher
-                .driver_update(DriverUpdate::Ticket {
-                    driver_id: ticket.driver_id.clone(),
-                    ticket,
-                })
-                .await
-                .map_err(|e| Rejection(e.to_string()))
         }
     }
 

@@ -6,6 +6,15 @@ use crate::configuration::KafkaSettings;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
+/// What the broker's owner can be asked to do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerCommand {
+    /// Drop every connection and refuse new ones; keep the data.
+    Outage,
+    /// Accept connections again.
+    Recover,
+}
+
 /// A running embedded broker with every topic created.
 pub struct EmbeddedBroker {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -32,15 +41,22 @@ impl EmbeddedBroker {
     }
 
     /// Simulates the broker going away (every connection dropped, new ones refused, data
-    /// kept) or coming back.
-    pub fn set_reachable(&self, reachable: bool) -> Result<(), BusError> {
+    /// kept) or coming back, and says so.
+    pub fn obey(&self, command: BrokerCommand) {
         let all = -1;
-        let done = if reachable {
-            self.cluster.broker_up(all)
-        } else {
-            self.cluster.broker_down(all)
+        let done = match command {
+            BrokerCommand::Recover => self.cluster.broker_up(all),
+            BrokerCommand::Outage => self.cluster.broker_down(all),
         };
-        done.map_err(|e| BusError::Embedded(e.to_string()))
+        match (done, command) {
+            (Ok(()), BrokerCommand::Recover) => {
+                log::warn!("broker back: accepting connections again")
+            }
+            (Ok(()), BrokerCommand::Outage) => {
+                log::warn!("broker outage: every connection dropped, new ones refused")
+            }
+            (Err(e), _) => log::error!("cannot change the broker's reachability: {e}"),
+        }
     }
 
     /// The address clients connect to.

@@ -12,7 +12,7 @@ mod producer;
 mod topics;
 
 pub use consumer::{Inbound, Rejection, StartAt};
-pub use embedded::EmbeddedBroker;
+pub use embedded::{BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
 pub use topics::Topics;
 

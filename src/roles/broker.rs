@@ -2,7 +2,6 @@
 
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
-use crate::web::broker_control::BrokerCommand;
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
@@ -43,14 +42,7 @@ async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result
     loop {
         tokio::select! {
             _ = &mut stop => return Ok(()),
-            Some(command) = commands.recv() => {
-                let reachable = command == BrokerCommand::Recover;
-                match broker.set_reachable(reachable) {
-                    Ok(()) if reachable => log::warn!("broker back: accepting connections again"),
-                    Ok(()) => log::warn!("broker outage: every connection dropped, new ones refused"),
-                    Err(e) => log::error!("cannot change the broker's reachability: {e}"),
-                }
-            }
+            Some(command) = commands.recv() => broker.obey(command),
         }
     }
 }

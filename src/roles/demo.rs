@@ -5,7 +5,6 @@
 use crate::actors::demo_parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
-use crate::web::broker_control::BrokerCommand;
 use actix::Actor;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -114,14 +113,7 @@ async fn run_network(
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(command) = commands.recv() => {
-                let reachable = command == BrokerCommand::Recover;
-                match broker.set_reachable(reachable) {
-                    Ok(()) if reachable => log::warn!("broker back: accepting connections again"),
-                    Ok(()) => log::warn!("broker outage: every connection dropped, new ones refused"),
-                    Err(e) => log::error!("cannot change the broker's reachability: {e}"),
-                }
-            }
+            Some(command) = commands.recv() => broker.obey(command),
         }
     }
     log::info!("demo stopping");

@@ -4,11 +4,9 @@
 use crate::actors::engine::Action;
 use crate::actors::Engine;
 use actix::Addr;
-use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use std::net::TcpListener;
 
 /// What the control endpoint acts on.
 #[derive(Clone)]
@@ -22,14 +20,9 @@ pub struct ControlTarget {
 
 /// Binds `address` and starts serving; returns the bound port.
 pub fn serve(address: &str, target: ControlTarget) -> anyhow::Result<u16> {
-    use anyhow::Context;
-    let listener = TcpListener::bind(address)
-        .with_context(|| format!("cannot listen for control requests on {address}"))?;
-    let port = listener.local_addr()?.port();
     let data = web::Data::new(target);
-    let server: Server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
+    let port = super::serve_in_background(address, "control", move |cfg| {
+        cfg.app_data(data.clone())
             .app_data(super::api::json_config())
             .service(
                 web::scope("/control")
@@ -39,17 +32,8 @@ pub fn serve(address: &str, target: ControlTarget) -> anyhow::Result<u16> {
                     .route("/clear", web::post().to(clear))
                     .route("/plug", web::post().to(plug))
                     .route("/unplug", web::post().to(unplug)),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    actix::spawn(async move {
-        if let Err(e) = server.await {
-            log::error!("the control endpoint failed: {e}");
-        }
-    });
+            );
+    })?;
     log::info!("control endpoint on http://{address}/control/status");
     Ok(port)
 }

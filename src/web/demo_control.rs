@@ -1,12 +1,11 @@
 //! The demo's control endpoint: list its parts, crash one (back after a delay, or left
 //! down), start one again, and take the embedded broker away and back.
 
-use super::broker_control::BrokerCommand;
 use crate::actors::demo_parts::{CrashPart, DemoParts, ListParts, StartPart};
+use crate::bus::BrokerCommand;
 use actix::Addr;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use std::net::TcpListener;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -22,14 +21,9 @@ pub fn serve(
     parts: Addr<DemoParts>,
     broker: UnboundedSender<BrokerCommand>,
 ) -> anyhow::Result<u16> {
-    use anyhow::Context;
-    let listener = TcpListener::bind(address)
-        .with_context(|| format!("cannot listen for demo control on {address}"))?;
-    let port = listener.local_addr()?.port();
     let control = web::Data::new(DemoControl { parts, broker });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(control.clone())
+    super::serve_in_background(address, "demo control", move |cfg| {
+        cfg.app_data(control.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 actix_web::error::InternalError::from_response(
                     err.to_string(),
@@ -45,18 +39,8 @@ pub fn serve(
                     .route("/parts/{name}/start", web::post().to(start))
                     .route("/broker/outage", web::post().to(outage))
                     .route("/broker/recover", web::post().to(recover)),
-            )
+            );
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    actix::spawn(async move {
-        if let Err(e) = server.await {
-            log::error!("the demo's control endpoint failed: {e}");
-        }
-    });
-    Ok(port)
 }
 
 fn result(

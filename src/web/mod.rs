@@ -7,3 +7,28 @@ pub mod demo_control;
 pub mod startup;
 
 pub use startup::{AppState, Application};
+
+/// Binds `address` and serves the routes `configure` sets up, in the background of the
+/// current actix system, for the small control endpoints. Returns the bound port.
+pub(crate) fn serve_in_background<F>(address: &str, what: &str, configure: F) -> anyhow::Result<u16>
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for {what} on {address}"))?;
+    let port = listener.local_addr()?.port();
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+    let what = what.to_owned();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            log::error!("the {what} endpoint failed: {e}");
+        }
+    });
+    Ok(port)
+}

@@ -394,67 +394,56 @@ impl Network {
         }
     }
 
+    /// Starts a part of a CP (`cp`, `engine` or `monitor`) with `args`; returns its index
+    /// in `cps`. Typed input reaches an engine's keyboard when `--interactive` is given.
+    fn start_part(&mut self, name: &str, args: Vec<String>, extra: &[&str]) -> usize {
+        let name = self.next_name(name);
+        let mut args = args;
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let proc = Proc::spawn_typed(self.dir.path(), &name, evcharge(), &args, &FAST_ENV);
+        self.cps.push(proc);
+        self.cps.len() - 1
+    }
+
+    fn engine_data(&self, id: &str) -> String {
+        let dir = self.dir.path().join(format!("engine-{id}"));
+        dir.display().to_string()
+    }
+
     /// Starts `evcharge cp` for `id`; returns its index in `cps`.
     pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
-        let name = self.next_name(id);
-        let mut args: Vec<String> = vec![
-            "--kafka".into(),
-            self.broker.bootstrap.clone(),
-            "cp".into(),
-            "--id".into(),
-            id.into(),
-            "--central".into(),
-            format!("127.0.0.1:{}", self.central_tcp),
-            "--location".into(),
-            format!("Street of {id}"),
-            "--price".into(),
-            price.to_string(),
-            "--data".into(),
-            self.dir
-                .path()
-                .join(format!("engine-{id}"))
-                .display()
-                .to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        // Typed input reaches the engine's keyboard when `--interactive` is among `extra`.
-        self.cps.push(Proc::spawn_typed(
-            self.dir.path(),
-            &name,
-            evcharge(),
-            &args,
-            &FAST_ENV,
-        ));
-        self.cps.len() - 1
+        let args = strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "cp",
+            "--id",
+            id,
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+            "--data",
+            &self.engine_data(id),
+        ]);
+        self.start_part(id, args, extra)
     }
 
     /// Starts `evcharge engine` for `id` on `port`; returns its index in `cps`.
     pub fn start_engine(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
-        let name = self.next_name(&format!("engine-{id}"));
-        let mut args: Vec<String> = vec![
-            "--kafka".into(),
-            self.broker.bootstrap.clone(),
-            "engine".into(),
-            "--id".into(),
-            id.into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--data".into(),
-            self.dir
-                .path()
-                .join(format!("engine-{id}"))
-                .display()
-                .to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        self.cps.push(Proc::spawn(
-            self.dir.path(),
-            &name,
-            evcharge(),
-            &args,
-            &FAST_ENV,
-        ));
-        self.cps.len() - 1
+        let args = strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "engine",
+            "--id",
+            id,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+            &self.engine_data(id),
+        ]);
+        self.start_part(&format!("engine-{id}"), args, extra)
     }
 
     /// Starts `evcharge monitor` for `id`, watching the engine on `engine_port`.
@@ -465,29 +454,20 @@ impl Network {
         price: f64,
         extra: &[&str],
     ) -> usize {
-        let name = self.next_name(&format!("monitor-{id}"));
-        let mut args: Vec<String> = vec![
-            "monitor".into(),
-            "--id".into(),
-            id.into(),
-            "--engine".into(),
-            format!("127.0.0.1:{engine_port}"),
-            "--central".into(),
-            format!("127.0.0.1:{}", self.central_tcp),
-            "--location".into(),
-            format!("Street of {id}"),
-            "--price".into(),
-            price.to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        self.cps.push(Proc::spawn(
-            self.dir.path(),
-            &name,
-            evcharge(),
-            &args,
-            &FAST_ENV,
-        ));
-        self.cps.len() - 1
+        let args = strings(&[
+            "monitor",
+            "--id",
+            id,
+            "--engine",
+            &format!("127.0.0.1:{engine_port}"),
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+        ]);
+        self.start_part(&format!("monitor-{id}"), args, extra)
     }
 
     /// Starts a driver printing JSON lines.
@@ -563,6 +543,10 @@ pub fn wait_line(proc: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> V
     wait_for(what, DEADLINE, || {
         proc.json_lines().into_iter().find(|l| matches(l))
     })
+}
+
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 /// The driver's JSON lines of one type.
