@@ -60,6 +60,9 @@ pub struct CentralSettings {
     /// A reservation never plugged in is released after this long.
     #[serde(with = "humantime_serde")]
     pub reservation_expiry: Duration,
+    /// A driver instance unheard of for this long no longer holds its id.
+    #[serde(with = "humantime_serde")]
+    pub driver_liveness: Duration,
 }
 
 /// The identity of one charging point, shared by its engine and its monitor.
@@ -124,6 +127,12 @@ pub struct DriverSettings {
     /// Give up waiting for the ticket of an accepted request after this long.
     #[serde(with = "humantime_serde")]
     pub supply_timeout: Duration,
+    /// How often the driver tells the central it is alive.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// A driver the central keeps refusing (its id is live elsewhere) stops after this long.
+    #[serde(with = "humantime_serde")]
+    pub refusal_grace: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +168,7 @@ impl Default for CentralSettings {
             data: PathBuf::from("evcharge-data/central"),
             silence_window: Duration::from_secs(3),
             reservation_expiry: Duration::from_secs(30),
+            driver_liveness: Duration::from_secs(6),
         }
     }
 }
@@ -206,6 +216,8 @@ impl Default for DriverSettings {
             pause: Duration::from_secs(4),
             answer_timeout: Duration::from_secs(30),
             supply_timeout: Duration::from_secs(600),
+            heartbeat: Duration::from_secs(2),
+            refusal_grace: Duration::from_secs(8),
         }
     }
 }

@@ -55,6 +55,14 @@ pub enum DriverRequest {
     StopSupply { driver_id: String },
     /// Ask for the list of CPs available now.
     ListAvailable { driver_id: String },
+    /// A driver instance says it is alive. The first hello of an instance (`probe`) asks
+    /// whether another instance of the same driver id is live; later ones are heartbeats.
+    Hello {
+        driver_id: String,
+        instance: Uuid,
+        #[serde(default)]
+        probe: bool,
+    },
 }
 
 impl Keyed for DriverRequest {
@@ -62,7 +70,8 @@ impl Keyed for DriverRequest {
         match self {
             DriverRequest::SupplyRequest { driver_id, .. }
             | DriverRequest::StopSupply { driver_id }
-            | DriverRequest::ListAvailable { driver_id } => driver_id,
+            | DriverRequest::ListAvailable { driver_id }
+            | DriverRequest::Hello { driver_id, .. } => driver_id,
         }
     }
 }
@@ -196,6 +205,14 @@ pub enum DriverUpdate {
         driver_id: String,
         cps: Vec<CpOffer>,
     },
+    /// The central accepts this driver instance.
+    Welcome { driver_id: String, instance: Uuid },
+    /// Another instance of this driver id is live: this instance must not run.
+    IdInUse {
+        driver_id: String,
+        instance: Uuid,
+        detail: String,
+    },
 }
 
 impl Keyed for DriverUpdate {
@@ -208,7 +225,9 @@ impl Keyed for DriverUpdate {
             | DriverUpdate::Progress { driver_id, .. }
             | DriverUpdate::Interrupted { driver_id, .. }
             | DriverUpdate::Ticket { driver_id, .. }
-            | DriverUpdate::Available { driver_id, .. } => driver_id,
+            | DriverUpdate::Available { driver_id, .. }
+            | DriverUpdate::Welcome { driver_id, .. }
+            | DriverUpdate::IdInUse { driver_id, .. } => driver_id,
         }
     }
 }

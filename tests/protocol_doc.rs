@@ -65,7 +65,7 @@ fn every_message_type_is_shown() {
     let expected = [
         (
             "driver.requests",
-            &["supply_request", "stop_supply", "list_available"][..],
+            &["supply_request", "stop_supply", "list_available", "hello"][..],
         ),
         (
             "driver.updates",
@@ -78,6 +78,8 @@ fn every_message_type_is_shown() {
                 "interrupted",
                 "ticket",
                 "available",
+                "welcome",
+                "id_in_use",
             ],
         ),
         (

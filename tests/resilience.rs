@@ -297,11 +297,24 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
         .stderr_text()
         .contains("another engine for CP001"));
 
-    // The first never noticed.
+    // A second driver D1 while the first is live: refused, and it stops.
+    let mut driver = net.start_driver("D1", &["--interactive"]);
+    wait_for("the first D1 to be welcomed", DEADLINE, || {
+        driver
+            .stderr_text()
+            .contains("the central welcomes this driver")
+            .then_some(())
+    });
+    let mut twin = net.start_driver("D1", &["--cp", "CP001"]);
+    assert_ne!(twin.wait_exit(DEADLINE), 0);
+    let said = twin.stderr_text();
+    assert!(said.contains("driver D1 is already running"), "{said}");
+
+    // The first ones never noticed.
     assert!(net.cps[first].is_running());
+    assert!(driver.is_running());
     assert_eq!(net.cp("CP001").unwrap()["state"], "available");
-    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
-    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    driver.type_line("request CP001");
     assert_eq!(ticket_of(&driver)["outcome"], "completed");
 }
 

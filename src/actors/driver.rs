@@ -25,6 +25,8 @@ struct Current {
 
 pub struct Driver {
     id: String,
+    /// This process's instance of the driver id, for the central's liveness check.
+    instance: Uuid,
     settings: DriverSettings,
     publisher: Publisher,
     /// CPs still to request, in order; `None` asks for any available CP.
@@ -42,6 +44,7 @@ pub struct Driver {
 impl Driver {
     pub fn new(
         id: String,
+        instance: Uuid,
         settings: DriverSettings,
         publisher: Publisher,
         plan: Vec<Option<String>>,
@@ -51,6 +54,7 @@ impl Driver {
     ) -> Driver {
         Driver {
             id,
+            instance,
             settings,
             publisher,
             plan: plan.into(),
@@ -186,6 +190,8 @@ impl Driver {
                     || Some(ticket.session_id) == current.session_id
             }
             DriverUpdate::Available { .. } => true,
+            // Settled before the driver starts.
+            DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. } => false,
         }
     }
 
@@ -259,6 +265,8 @@ impl Driver {
                     .map_or("never plugged in".to_string(), |t| t.format("%H:%M:%S").to_string()),
                 ticket.ended_at.format("%H:%M:%S")
             ),
+            DriverUpdate::Welcome { .. } => "the central knows this driver".into(),
+            DriverUpdate::IdInUse { detail, .. } => detail.clone(),
             DriverUpdate::Available { cps, .. } if cps.is_empty() => {
                 "no charging point is available now".into()
             }
@@ -278,6 +286,13 @@ impl Actor for Driver {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.settings.heartbeat, |act, _| {
+            act.send(DriverRequest::Hello {
+                driver_id: act.id.clone(),
+                instance: act.instance,
+                probe: false,
+            })
+        });
         self.send(DriverRequest::ListAvailable {
             driver_id: self.id.clone(),
         });
@@ -296,6 +311,12 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
         let update = msg.envelope.body;
         if self.current.is_none() {
             self.adopt(&update);
+        }
+        if matches!(
+            update,
+            DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. }
+        ) {
+            return Ok(());
         }
         if !self.concerns_current(&update) {
             // An earlier request's news (after a restart, or a late redelivery).

@@ -7,20 +7,60 @@ use crate::bus::{Inbound, Publisher, Rejection};
 use crate::messages::{self, CpOffer, DriverUpdate};
 use crate::store::Store;
 use actix::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 pub struct DriverDesk {
     supervisor: Addr<CpSupervisor>,
     store: Store,
     publisher: Publisher,
+    /// The live instance of each driver id, and when it was last heard of.
+    live: HashMap<String, (Uuid, Instant)>,
+    /// An instance unheard of for this long no longer holds its id.
+    liveness: Duration,
 }
 
 impl DriverDesk {
-    pub fn new(supervisor: Addr<CpSupervisor>, store: Store, publisher: Publisher) -> DriverDesk {
+    pub fn new(
+        supervisor: Addr<CpSupervisor>,
+        store: Store,
+        publisher: Publisher,
+        liveness: Duration,
+    ) -> DriverDesk {
         DriverDesk {
             supervisor,
             store,
             publisher,
+            live: HashMap::new(),
+            liveness,
         }
+    }
+
+    /// Records a driver instance's hello; answers a probe with a welcome, or with a refusal
+    /// while another instance of the id is live. Heartbeats are never refused, so that a
+    /// running driver is not disturbed (e.g. after a central restart forgot who was first).
+    fn hello(&mut self, driver_id: String, instance: Uuid, probe: bool) -> Option<DriverUpdate> {
+        let holder = self
+            .live
+            .get(&driver_id)
+            .filter(|(other, seen)| *other != instance && seen.elapsed() < self.liveness);
+        if let Some((_, seen)) = holder {
+            return probe.then(|| DriverUpdate::IdInUse {
+                detail: format!(
+                    "driver {driver_id} is already running (heard from {:.1} s ago)",
+                    seen.elapsed().as_secs_f64()
+                ),
+                driver_id,
+                instance,
+            });
+        }
+        self.live
+            .insert(driver_id.clone(), (instance, Instant::now()));
+        probe.then_some(DriverUpdate::Welcome {
+            driver_id,
+            instance,
+        })
     }
 }
 
@@ -68,6 +108,22 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                         .send(Handle)
                         .await
                         .map_err(|e| Rejection(format!("request not handled: {e}")))
+                })
+            }
+            messages::DriverRequest::Hello {
+                driver_id,
+                instance,
+                probe,
+            } => {
+                let answer = self.hello(driver_id, instance, probe);
+                Box::pin(async move {
+                    match answer {
+                        Some(update) => publisher
+                            .driver_update(update)
+                            .await
+                            .map_err(|e| Rejection(e.to_string())),
+                        None => Ok(()),
+                    }
                 })
             }
             messages::DriverRequest::StopSupply { driver_id } => Box::pin(async move {

@@ -94,21 +94,22 @@ impl Engine {
         let Some(event) = ended.end_event(&self.cp_id) else {
             return;
         };
-        log::info!(
-            "{}: supply {} for {} ended ({}): {:.3} kWh, {:.2} €",
-            self.cp_id,
-            ended.session_id,
-            ended.driver_id,
-            ended.outcome.map_or("", |o| o.as_str()),
-            ended.kwh,
-            cost_eur(ended.kwh, ended.price_eur_kwh)
-        );
         let log = self.log.clone();
         let publisher = self.publisher.clone();
+        let cp_id = self.cp_id.clone();
         self.publisher.spawn(async move {
             if let Err(e) = log.record(&ended).await {
                 log::error!("cannot record the end of supply {}: {e}", ended.session_id);
             }
+            // Said once recorded: what this line says is what the central will be told.
+            log::info!(
+                "{cp_id}: supply {} for {} ended ({}): {:.3} kWh, {:.2} €",
+                ended.session_id,
+                ended.driver_id,
+                ended.outcome.map_or("", |o| o.as_str()),
+                ended.kwh,
+                cost_eur(ended.kwh, ended.price_eur_kwh)
+            );
             publisher.cp_event(event).await?;
             if let Err(e) = log.clear(ended.session_id).await {
                 log::error!("cannot clear the finished supply {}: {e}", ended.session_id);

@@ -5,6 +5,7 @@
 //! owns its key has handled it (or it has been set aside on the dead-letter topic), so a
 //! crash replays what was not yet handled and handlers tolerate duplicates.
 
+mod ask;
 mod consumer;
 mod context;
 mod embedded;

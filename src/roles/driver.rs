@@ -2,8 +2,10 @@
 
 use crate::actors::driver::{Output, Typed};
 use crate::actors::Driver;
+use crate::bus::Publisher;
 use crate::bus::{Bus, StartAt};
-use crate::configuration::Settings;
+use crate::configuration::{DriverSettings, Settings};
+use crate::messages::{DriverRequest, DriverUpdate};
 use actix::{Actor, Addr, AsyncContext};
 use anyhow::Context;
 use std::io::BufRead;
@@ -27,10 +29,13 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
+    let instance = uuid::Uuid::new_v4();
+    claim_id(&bus, &publisher, &driver_id, instance, &settings.driver).await?;
     let output = if json { Output::Json } else { Output::Text };
     let (done, finished) = tokio::sync::oneshot::channel();
     let driver = Driver::new(
         driver_id.clone(),
+        instance,
         settings.driver.clone(),
         publisher,
         requests,
@@ -58,6 +63,58 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         _ = super::shutdown_signal() => {}
     }
     Ok(())
+}
+
+/// Makes sure no other instance of this driver id is live before this one joins the driver's
+/// consumer group. A refusal is retried for `refusal_grace`, long enough for a crashed
+/// predecessor to be forgotten; a central that does not answer is not waited for.
+async fn claim_id(
+    bus: &Bus,
+    publisher: &Publisher,
+    driver_id: &str,
+    instance: uuid::Uuid,
+    settings: &DriverSettings,
+) -> anyhow::Result<()> {
+    let mut refused_since: Option<std::time::Instant> = None;
+    loop {
+        let hello = DriverRequest::Hello {
+            driver_id: driver_id.to_owned(),
+            instance,
+            probe: true,
+        };
+        let answer = bus
+            .ask(
+                &bus.topics().driver_updates,
+                publisher.driver_request(hello),
+                |update: &DriverUpdate| match update {
+                    DriverUpdate::Welcome { instance: i, .. }
+                    | DriverUpdate::IdInUse { instance: i, .. } => *i == instance,
+                    _ => false,
+                },
+                settings.heartbeat * 3,
+            )
+            .await?;
+        match answer {
+            Some(DriverUpdate::IdInUse { detail, .. }) => {
+                let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= settings.refusal_grace {
+                    anyhow::bail!("{detail}; this one stops");
+                }
+                log::warn!("{detail}; trying again in case it has just stopped");
+                tokio::time::sleep(settings.heartbeat).await;
+            }
+            Some(_) => {
+                log::info!("{driver_id}: the central welcomes this driver");
+                return Ok(());
+            }
+            None => {
+                log::warn!(
+                    "the central did not answer; going on without checking that no other {driver_id} runs"
+                );
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// One CP id per line; blank lines and `#` comments skipped; `*` or `any` means any CP.

@@ -303,7 +303,10 @@ pub fn tansu_binary() -> String {
 }
 
 /// Fast timings for tests; every one is a setting a user could give too.
-pub const FAST_ENV: [(&str, &str); 6] = [
+pub const FAST_ENV: [(&str, &str); 9] = [
+    ("EVCHARGE_DRIVER__HEARTBEAT", "500ms"),
+    ("EVCHARGE_CENTRAL__DRIVER_LIVENESS", "2s"),
+    ("EVCHARGE_DRIVER__REFUSAL_GRACE", "3s"),
     ("EVCHARGE_ENGINE__PLUG_IN_DELAY", "500ms"),
     ("EVCHARGE_ENGINE__SUPPLY_DURATION", "2s"),
     ("EVCHARGE_ENGINE__POWER_KW", "50"),
