@@ -15,6 +15,16 @@ pub enum Output {
     Json,
 }
 
+/// What a driver was started to do, and how it reports.
+#[derive(Debug, Clone)]
+pub struct Errand {
+    /// CPs to request in order; `None` asks for any available CP.
+    pub plan: Vec<Option<String>>,
+    /// Stay for typed commands once the plan is done.
+    pub interactive: bool,
+    pub output: Output,
+}
+
 /// The request being served.
 #[derive(Debug)]
 struct Current {
@@ -47,9 +57,7 @@ impl Driver {
         instance: Uuid,
         settings: DriverSettings,
         publisher: Publisher,
-        plan: Vec<Option<String>>,
-        interactive: bool,
-        output: Output,
+        errand: Errand,
         done: tokio::sync::oneshot::Sender<()>,
     ) -> Driver {
         Driver {
@@ -57,9 +65,9 @@ impl Driver {
             instance,
             settings,
             publisher,
-            plan: plan.into(),
-            interactive,
-            output,
+            plan: errand.plan.into(),
+            interactive: errand.interactive,
+            output: errand.output,
             current: None,
             served: 0,
             failed: 0,

@@ -1,6 +1,6 @@
 //! `evcharge driver`.
 
-use crate::actors::driver::{Output, Typed};
+use crate::actors::driver::{Errand, Output, Typed};
 use crate::actors::Driver;
 use crate::bus::Publisher;
 use crate::bus::{Bus, StartAt};
@@ -38,9 +38,11 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         instance,
         settings.driver.clone(),
         publisher,
-        requests,
-        interactive,
-        output,
+        Errand {
+            plan: requests,
+            interactive,
+            output,
+        },
         done,
     );
     // The consumer joins before the first request leaves, so no answer can be missed.
