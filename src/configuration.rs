@@ -60,9 +60,9 @@ pub struct CentralSettings {
     /// A reservation never plugged in is released after this long.
     #[serde(with = "humantime_serde")]
     pub reservation_expiry: Duration,
-    /// A driver instance unheard of for this long no longer holds its id.
+    /// A driver or engine instance unheard of for this long no longer holds its id.
     #[serde(with = "humantime_serde")]
-    pub driver_liveness: Duration,
+    pub liveness: Duration,
 }
 
 /// The identity of one charging point, shared by its engine and its monitor.
@@ -92,6 +92,12 @@ pub struct EngineSettings {
     pub report_period: Duration,
     /// Read keyboard commands (plug, unplug, ko, ok) from standard input.
     pub interactive: bool,
+    /// How often the engine tells the central it is alive.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// An engine the central keeps refusing (its CP id is live elsewhere) stops after this long.
+    #[serde(with = "humantime_serde")]
+    pub refusal_grace: Duration,
     /// Where the supply in progress is kept; `evcharge-data/engine-<id>` when absent.
     pub data: Option<PathBuf>,
 }
@@ -168,7 +174,7 @@ impl Default for CentralSettings {
             data: PathBuf::from("evcharge-data/central"),
             silence_window: Duration::from_secs(3),
             reservation_expiry: Duration::from_secs(30),
-            driver_liveness: Duration::from_secs(6),
+            liveness: Duration::from_secs(6),
         }
     }
 }
@@ -192,6 +198,8 @@ impl Default for EngineSettings {
             supply_duration: Duration::from_secs(10),
             report_period: Duration::from_secs(1),
             interactive: false,
+            heartbeat: Duration::from_secs(2),
+            refusal_grace: Duration::from_secs(8),
             data: None,
         }
     }

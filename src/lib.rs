@@ -9,6 +9,7 @@ pub mod cli;
 pub mod configuration;
 pub mod link;
 pub mod messages;
+pub mod presence;
 pub mod roles;
 pub mod store;
 pub mod supply_log;

@@ -252,6 +252,14 @@ pub enum CpCommand {
         session_id: Uuid,
         outcome: Outcome,
     },
+    /// The central accepts this engine instance.
+    EngineWelcome { cp_id: String, instance: Uuid },
+    /// Another engine instance of this CP id is live: this one must not run.
+    EngineIdInUse {
+        cp_id: String,
+        instance: Uuid,
+        detail: String,
+    },
 }
 
 impl Keyed for CpCommand {
@@ -259,7 +267,9 @@ impl Keyed for CpCommand {
         match self {
             CpCommand::Authorise { cp_id, .. }
             | CpCommand::CancelReservation { cp_id, .. }
-            | CpCommand::StopSupply { cp_id, .. } => cp_id,
+            | CpCommand::StopSupply { cp_id, .. }
+            | CpCommand::EngineWelcome { cp_id, .. }
+            | CpCommand::EngineIdInUse { cp_id, .. } => cp_id,
         }
     }
 }
@@ -302,6 +312,14 @@ pub enum CpEvent {
         eur: f64,
         outcome: Outcome,
     },
+    /// An engine instance says it is alive; its first hello (`probe`) asks whether another
+    /// instance of the CP id is live, later ones are heartbeats.
+    EngineHello {
+        cp_id: String,
+        instance: Uuid,
+        #[serde(default)]
+        probe: bool,
+    },
 }
 
 impl Keyed for CpEvent {
@@ -311,7 +329,8 @@ impl Keyed for CpEvent {
             | CpEvent::Refused { cp_id, .. }
             | CpEvent::SupplyStarted { cp_id, .. }
             | CpEvent::SupplyProgress { cp_id, .. }
-            | CpEvent::SupplyEnded { cp_id, .. } => cp_id,
+            | CpEvent::SupplyEnded { cp_id, .. }
+            | CpEvent::EngineHello { cp_id, .. } => cp_id,
         }
     }
 }

@@ -84,7 +84,13 @@ fn every_message_type_is_shown() {
         ),
         (
             "cp.commands",
-            &["authorise", "cancel_reservation", "stop_supply"],
+            &[
+                "authorise",
+                "cancel_reservation",
+                "stop_supply",
+                "engine_welcome",
+                "engine_id_in_use",
+            ],
         ),
         (
             "cp.events",
@@ -94,6 +100,7 @@ fn every_message_type_is_shown() {
                 "supply_started",
                 "supply_progress",
                 "supply_ended",
+                "engine_hello",
             ],
         ),
         ("deadletter", &["dead_letter"]),

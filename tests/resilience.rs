@@ -290,19 +290,28 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     let said = net.cps[second].stderr_text();
     assert!(said.contains("CP001 is already connected from"), "{said}");
 
-    // A second engine for CP001 on this machine is refused too (its data is held).
+    // A second engine for CP001 sharing the first one's data is refused at once…
     let engine2 = net.start_engine("CP001", free_port(), &[]);
     assert_ne!(net.cps[engine2].wait_exit(DEADLINE), 0);
     assert!(net.cps[engine2]
         .stderr_text()
         .contains("another engine for CP001"));
+    // …and one with data of its own (as on another machine) is refused by the central.
+    let elsewhere = net.dir.path().join("elsewhere").display().to_string();
+    let engine3 = net.start_engine_in("CP001", free_port(), &elsewhere, &[]);
+    assert_ne!(net.cps[engine3].wait_exit(DEADLINE), 0);
+    let said = net.cps[engine3].stderr_text();
+    assert!(
+        said.contains("the engine of CP001 is already running elsewhere"),
+        "{said}"
+    );
 
     // A second driver D1 while the first is live: refused, and it stops.
     let mut driver = net.start_driver("D1", &["--interactive"]);
     wait_for("the first D1 to be welcomed", DEADLINE, || {
         driver
             .stderr_text()
-            .contains("the central welcomes this driver")
+            .contains("the central welcomes this instance")
             .then_some(())
     });
     let mut twin = net.start_driver("D1", &["--cp", "CP001"]);

@@ -671,6 +671,8 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
     fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
         let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
         match msg.envelope.body {
+            // Answered by the supervisor, which keeps the engines' presence.
+            CpEvent::EngineHello { .. } => done(),
             CpEvent::Authorised { session_id, .. } => {
                 if let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) {
                     log::info!("{}: authorised session {session_id}", self.id);

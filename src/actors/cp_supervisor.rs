@@ -6,7 +6,8 @@ use super::charge_point::{
 };
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
-use crate::messages::{CpEvent, DenyReason};
+use crate::messages::{CpCommand, CpEvent, DenyReason};
+use crate::presence::{Presence, Verdict};
 use crate::store::{CpRecord, Store};
 use actix::prelude::*;
 use chrono::Utc;
@@ -14,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 pub struct CpSupervisor {
+    /// Which engine instance holds each CP id.
+    engines: Presence,
     settings: CentralSettings,
     store: Store,
     publisher: Publisher,
@@ -24,6 +27,7 @@ pub struct CpSupervisor {
 impl CpSupervisor {
     pub fn new(settings: CentralSettings, store: Store, publisher: Publisher) -> CpSupervisor {
         CpSupervisor {
+            engines: Presence::new(settings.liveness),
             settings,
             store,
             publisher,
@@ -161,8 +165,37 @@ impl Handler<MonitorHello> for CpSupervisor {
 impl Handler<Inbound<CpEvent>> for CpSupervisor {
     type Result = ResponseFuture<Result<(), Rejection>>;
 
-    /// Routes an engine's report to the actor of its CP.
+    /// Routes an engine's report to the actor of its CP; answers an engine's hello itself.
     fn handle(&mut self, msg: Inbound<CpEvent>, _ctx: &mut Self::Context) -> Self::Result {
+        if let CpEvent::EngineHello {
+            cp_id,
+            instance,
+            probe,
+        } = &msg.envelope.body
+        {
+            let answer = match self.engines.hello(cp_id, *instance, *probe) {
+                Verdict::Welcome => Some(CpCommand::EngineWelcome {
+                    cp_id: cp_id.clone(),
+                    instance: *instance,
+                }),
+                Verdict::InUse(detail) => Some(CpCommand::EngineIdInUse {
+                    cp_id: cp_id.clone(),
+                    instance: *instance,
+                    detail: format!("the engine of {detail}"),
+                }),
+                Verdict::Quiet => None,
+            };
+            let publisher = self.publisher.clone();
+            return Box::pin(async move {
+                match answer {
+                    Some(command) => publisher
+                        .cp_command(command)
+                        .await
+                        .map_err(|e| Rejection(e.to_string())),
+                    None => Ok(()),
+                }
+            });
+        }
         let Some(cp) = self.cp(&msg.key) else {
             let reason = format!("no charging point {} is known", msg.key);
             return Box::pin(async move { Err(Rejection(reason)) });

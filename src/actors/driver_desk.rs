@@ -5,20 +5,17 @@ use super::cp_supervisor::{CpSupervisor, ListCps, StopDriverSupply};
 use super::driver_request::{DriverRequest, Handle};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::messages::{self, CpOffer, DriverUpdate};
+use crate::presence::{Presence, Verdict};
 use crate::store::Store;
 use actix::prelude::*;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use uuid::Uuid;
+use std::time::Duration;
 
 pub struct DriverDesk {
     supervisor: Addr<CpSupervisor>,
     store: Store,
     publisher: Publisher,
-    /// The live instance of each driver id, and when it was last heard of.
-    live: HashMap<String, (Uuid, Instant)>,
-    /// An instance unheard of for this long no longer holds its id.
-    liveness: Duration,
+    /// Which instance holds each driver id.
+    presence: Presence,
 }
 
 impl DriverDesk {
@@ -32,35 +29,8 @@ impl DriverDesk {
             supervisor,
             store,
             publisher,
-            live: HashMap::new(),
-            liveness,
+            presence: Presence::new(liveness),
         }
-    }
-
-    /// Records a driver instance's hello; answers a probe with a welcome, or with a refusal
-    /// while another instance of the id is live. Heartbeats are never refused, so that a
-    /// running driver is not disturbed (e.g. after a central restart forgot who was first).
-    fn hello(&mut self, driver_id: String, instance: Uuid, probe: bool) -> Option<DriverUpdate> {
-        let holder = self
-            .live
-            .get(&driver_id)
-            .filter(|(other, seen)| *other != instance && seen.elapsed() < self.liveness);
-        if let Some((_, seen)) = holder {
-            return probe.then(|| DriverUpdate::IdInUse {
-                detail: format!(
-                    "driver {driver_id} is already running (heard from {:.1} s ago)",
-                    seen.elapsed().as_secs_f64()
-                ),
-                driver_id,
-                instance,
-            });
-        }
-        self.live
-            .insert(driver_id.clone(), (instance, Instant::now()));
-        probe.then_some(DriverUpdate::Welcome {
-            driver_id,
-            instance,
-        })
     }
 }
 
@@ -115,7 +85,18 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 instance,
                 probe,
             } => {
-                let answer = self.hello(driver_id, instance, probe);
+                let answer = match self.presence.hello(&driver_id, instance, probe) {
+                    Verdict::Welcome => Some(DriverUpdate::Welcome {
+                        driver_id,
+                        instance,
+                    }),
+                    Verdict::InUse(detail) => Some(DriverUpdate::IdInUse {
+                        driver_id,
+                        instance,
+                        detail: format!("driver {detail}"),
+                    }),
+                    Verdict::Quiet => None,
+                };
                 Box::pin(async move {
                     match answer {
                         Some(update) => publisher

@@ -41,6 +41,8 @@ enum Supply {
 
 pub struct Engine {
     cp_id: String,
+    /// This process's instance of the CP id, for the central's liveness check.
+    instance: Uuid,
     settings: EngineSettings,
     publisher: Publisher,
     supply: Supply,
@@ -52,12 +54,14 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         cp_id: String,
+        instance: Uuid,
         settings: EngineSettings,
         publisher: Publisher,
         log: SupplyLog,
     ) -> Engine {
         Engine {
             cp_id,
+            instance,
             settings,
             publisher,
             supply: Supply::Idle,
@@ -286,6 +290,13 @@ impl Actor for Engine {
     fn started(&mut self, ctx: &mut Self::Context) {
         log::info!("{}: engine ready", self.cp_id);
         self.report_interrupted();
+        ctx.run_interval(self.settings.heartbeat, |act, _| {
+            act.emit(CpEvent::EngineHello {
+                cp_id: act.cp_id.clone(),
+                instance: act.instance,
+                probe: false,
+            })
+        });
         ctx.run_interval(self.settings.report_period, |act, ctx| act.tick(ctx));
     }
 }
@@ -299,6 +310,8 @@ impl Handler<Inbound<CpCommand>> for Engine {
             return Ok(());
         }
         match msg.envelope.body {
+            // Settled before the engine joined its group.
+            CpCommand::EngineWelcome { .. } | CpCommand::EngineIdInUse { .. } => {}
             CpCommand::Authorise {
                 session_id,
                 driver_id,

@@ -32,7 +32,7 @@ pub struct Monitor {
     /// Since when the central has refused this monitor without a break.
     refused_since: Option<std::time::Instant>,
     /// Told why, when the monitor gives up.
-    gave_up: Option<tokio::sync::oneshot::Sender<String>>,
+    gave_up: Option<crate::roles::Refusals>,
 }
 
 impl Monitor {
@@ -40,7 +40,7 @@ impl Monitor {
     pub fn new(
         cp: CpSettings,
         settings: MonitorSettings,
-        gave_up: tokio::sync::oneshot::Sender<String>,
+        gave_up: crate::roles::Refusals,
     ) -> Monitor {
         let engine = FrameClient::new(settings.engine.clone(), settings.answer_timeout);
         let central = FrameClient::new(settings.central.clone(), settings.answer_timeout);

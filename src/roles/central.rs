@@ -37,13 +37,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         app.port()
     );
 
-    let desk = DriverDesk::new(
-        supervisor.clone(),
-        store,
-        publisher,
-        central.driver_liveness,
-    )
-    .start();
+    let desk = DriverDesk::new(supervisor.clone(), store, publisher, central.liveness).start();
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
             log::error!("cannot prepare the Kafka topics: {e}");

@@ -1,5 +1,6 @@
 //! `evcharge driver`.
 
+use super::Claim;
 use crate::actors::driver::{Errand, Output, Typed};
 use crate::actors::Driver;
 use crate::bus::Publisher;
@@ -30,7 +31,7 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
     let instance = uuid::Uuid::new_v4();
-    claim_id(&bus, &publisher, &driver_id, instance, &settings.driver).await?;
+    claim_driver_id(&bus, &publisher, &driver_id, instance, &settings.driver).await?;
     let output = if json { Output::Json } else { Output::Text };
     let (done, finished) = tokio::sync::oneshot::channel();
     let driver = Driver::new(
@@ -67,56 +68,42 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     Ok(())
 }
 
-/// Makes sure no other instance of this driver id is live before this one joins the driver's
-/// consumer group. A refusal is retried for `refusal_grace`, long enough for a crashed
-/// predecessor to be forgotten; a central that does not answer is not waited for.
-async fn claim_id(
+/// Claims the driver id before joining the driver's consumer group.
+async fn claim_driver_id(
     bus: &Bus,
     publisher: &Publisher,
     driver_id: &str,
     instance: uuid::Uuid,
     settings: &DriverSettings,
 ) -> anyhow::Result<()> {
-    let mut refused_since: Option<std::time::Instant> = None;
-    loop {
+    use futures_util::FutureExt;
+    let who = format!("driver {driver_id}");
+    super::claim_id(&who, settings.refusal_grace, settings.heartbeat, || {
         let hello = DriverRequest::Hello {
             driver_id: driver_id.to_owned(),
             instance,
             probe: true,
         };
-        let answer = bus
-            .ask(
-                &bus.topics().driver_updates,
-                publisher.driver_request(hello),
-                |update: &DriverUpdate| match update {
-                    DriverUpdate::Welcome { instance: i, .. }
-                    | DriverUpdate::IdInUse { instance: i, .. } => *i == instance,
-                    _ => false,
-                },
-                settings.heartbeat * 3,
-            )
-            .await?;
-        match answer {
-            Some(DriverUpdate::IdInUse { detail, .. }) => {
-                let since = *refused_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= settings.refusal_grace {
-                    anyhow::bail!("{detail}; this one stops");
-                }
-                log::warn!("{detail}; trying again in case it has just stopped");
-                tokio::time::sleep(settings.heartbeat).await;
-            }
-            Some(_) => {
-                log::info!("{driver_id}: the central welcomes this driver");
-                return Ok(());
-            }
-            None => {
-                log::warn!(
-                    "the central did not answer; going on without checking that no other {driver_id} runs"
-                );
-                return Ok(());
-            }
+        let is_answer = move |update: &DriverUpdate| match update {
+            DriverUpdate::Welcome { instance: i, .. }
+            | DriverUpdate::IdInUse { instance: i, .. } => *i == instance,
+            _ => false,
+        };
+        let asked = bus.ask(
+            &bus.topics().driver_updates,
+            publisher.driver_request(hello),
+            is_answer,
+            settings.heartbeat * 3,
+        );
+        async move {
+            Ok(asked.await?.map(|answer| match answer {
+                DriverUpdate::IdInUse { detail, .. } => Claim::InUse(detail),
+                _ => Claim::Welcome,
+            }))
         }
-    }
+        .boxed_local()
+    })
+    .await
 }
 
 /// One CP id per line; blank lines and `#` comments skipped; `*` or `any` means any CP.

@@ -1,9 +1,11 @@
 //! `evcharge engine`.
 
+use super::Claim;
 use crate::actors::engine::{serve_health_checks, Action};
 use crate::actors::Engine;
-use crate::bus::{Bus, StartAt};
-use crate::configuration::Settings;
+use crate::bus::{Bus, Publisher, StartAt};
+use crate::configuration::{EngineSettings, Settings};
+use crate::messages::{CpCommand, CpEvent};
 use crate::supply_log::SupplyLog;
 use actix::{Actor, Addr};
 use anyhow::Context;
@@ -11,24 +13,21 @@ use std::io::BufRead;
 use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let engine = start(&settings).await?;
+    let (refusals, refused) = tokio::sync::mpsc::unbounded_channel();
+    let (engine, _) = start_with_address(&settings, refusals).await?;
     super::serve_control(&settings, "engine", Some(engine.clone()))?;
     if settings.engine.interactive {
         read_keyboard(engine);
     }
-    super::shutdown_signal().await;
-    Ok(())
+    super::until_stopped_or_refused(refused).await
 }
 
-/// Starts the engine actor, its health-check socket and its Kafka consumer; returns the
+/// Starts the engine actor and its health-check socket; once the central has accepted this
+/// instance of the CP id, its Kafka consumer (a refusal goes to `refusals`). Returns the
 /// engine and the address the health checks are served on.
-pub async fn start(settings: &Settings) -> anyhow::Result<Addr<Engine>> {
-    let (engine, _) = start_with_address(settings).await?;
-    Ok(engine)
-}
-
 pub async fn start_with_address(
     settings: &Settings,
+    refusals: super::Refusals,
 ) -> anyhow::Result<(Addr<Engine>, std::net::SocketAddr)> {
     let cp_id = settings.require_cp_id()?.to_owned();
     let bus = Bus::new(&settings.kafka, &format!("engine-{cp_id}"));
@@ -40,7 +39,15 @@ pub async fn start_with_address(
             data.display()
         )
     })?;
-    let engine = Engine::new(cp_id.clone(), settings.engine.clone(), publisher, log).start();
+    let instance = uuid::Uuid::new_v4();
+    let engine = Engine::new(
+        cp_id.clone(),
+        instance,
+        settings.engine.clone(),
+        publisher.clone(),
+        log,
+    )
+    .start();
 
     let listener = TcpListener::bind(&settings.engine.listen)
         .await
@@ -55,9 +62,15 @@ pub async fn start_with_address(
     serve_health_checks(listener, cp_id.clone(), engine.clone());
 
     let recipient = engine.clone().recipient();
+    let engine_settings = settings.engine.clone();
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
             log::error!("cannot prepare the Kafka topics: {e}");
+            return;
+        }
+        let claimed = claim_engine_id(&bus, &publisher, &cp_id, instance, &engine_settings).await;
+        if let Err(refusal) = claimed {
+            let _ = refusals.send(format!("{refusal:#}"));
             return;
         }
         let group = format!("evcharge-engine-{cp_id}");
@@ -67,6 +80,44 @@ pub async fn start_with_address(
         }
     });
     Ok((engine, address))
+}
+
+/// Claims the CP id for this engine instance before it joins the engine's consumer group.
+async fn claim_engine_id(
+    bus: &Bus,
+    publisher: &Publisher,
+    cp_id: &str,
+    instance: uuid::Uuid,
+    settings: &EngineSettings,
+) -> anyhow::Result<()> {
+    use futures_util::FutureExt;
+    let who = format!("engine {cp_id}");
+    super::claim_id(&who, settings.refusal_grace, settings.heartbeat, || {
+        let hello = CpEvent::EngineHello {
+            cp_id: cp_id.to_owned(),
+            instance,
+            probe: true,
+        };
+        let is_answer = move |command: &CpCommand| match command {
+            CpCommand::EngineWelcome { instance: i, .. }
+            | CpCommand::EngineIdInUse { instance: i, .. } => *i == instance,
+            _ => false,
+        };
+        let asked = bus.ask(
+            &bus.topics().cp_commands,
+            publisher.cp_event(hello),
+            is_answer,
+            settings.heartbeat * 3,
+        );
+        async move {
+            Ok(asked.await?.map(|answer| match answer {
+                CpCommand::EngineIdInUse { detail, .. } => Claim::InUse(detail),
+                _ => Claim::Welcome,
+            }))
+        }
+        .boxed_local()
+    })
+    .await
 }
 
 /// Reads keyboard commands on a thread of its own and hands them to the engine.

@@ -32,13 +32,63 @@ pub fn serve_control(
     Ok(())
 }
 
-/// Runs until the process is asked to stop (Ok) or its monitor is refused for good (Err).
+/// Where a part of a process says it was refused for good (its id is live elsewhere).
+pub type Refusals = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// Runs until the process is asked to stop (Ok) or one of its parts is refused (Err).
 pub async fn until_stopped_or_refused(
-    refused: tokio::sync::oneshot::Receiver<String>,
+    mut refused: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> anyhow::Result<()> {
     tokio::select! {
         _ = shutdown_signal() => Ok(()),
-        Ok(why) = refused => Err(anyhow::anyhow!("{why}; stopping")),
+        Some(why) = refused.recv() => Err(anyhow::anyhow!("{why}; stopping")),
+    }
+}
+
+/// The central's answer to a probing hello.
+pub enum Claim {
+    Welcome,
+    InUse(String),
+}
+
+/// Makes sure no other instance holds this id before the caller joins its consumer group.
+/// `ask` sends one probing hello and waits for the answer. A refusal is retried for `grace`,
+/// long enough for a crashed predecessor to be forgotten; a central that does not answer is
+/// not waited for.
+pub async fn claim_id<'a, F>(
+    who: &str,
+    grace: std::time::Duration,
+    pause: std::time::Duration,
+    mut ask: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<Option<Claim>, crate::bus::BusError>,
+    >,
+{
+    let mut refused_since: Option<std::time::Instant> = None;
+    loop {
+        match ask().await? {
+            Some(Claim::Welcome) => {
+                log::info!("{who}: the central welcomes this instance");
+                return Ok(());
+            }
+            Some(Claim::InUse(detail)) => {
+                let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= grace {
+                    anyhow::bail!("{detail}: this one is refused");
+                }
+                log::warn!("{detail}; trying again in case it has just stopped");
+                tokio::time::sleep(pause).await;
+            }
+            None => {
+                log::warn!(
+                    "{who}: the central did not answer; going on without checking that no other instance runs"
+                );
+                return Ok(());
+            }
+        }
     }
 }
 

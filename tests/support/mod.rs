@@ -303,10 +303,12 @@ pub fn tansu_binary() -> String {
 }
 
 /// Fast timings for tests; every one is a setting a user could give too.
-pub const FAST_ENV: [(&str, &str); 9] = [
+pub const FAST_ENV: [(&str, &str); 11] = [
     ("EVCHARGE_DRIVER__HEARTBEAT", "500ms"),
-    ("EVCHARGE_CENTRAL__DRIVER_LIVENESS", "2s"),
+    ("EVCHARGE_ENGINE__HEARTBEAT", "500ms"),
+    ("EVCHARGE_CENTRAL__LIVENESS", "2s"),
     ("EVCHARGE_DRIVER__REFUSAL_GRACE", "3s"),
+    ("EVCHARGE_ENGINE__REFUSAL_GRACE", "3s"),
     ("EVCHARGE_ENGINE__PLUG_IN_DELAY", "500ms"),
     ("EVCHARGE_ENGINE__SUPPLY_DURATION", "2s"),
     ("EVCHARGE_ENGINE__POWER_KW", "50"),
@@ -435,6 +437,12 @@ impl Network {
 
     /// Starts `evcharge engine` for `id` on `port`; returns its index in `cps`.
     pub fn start_engine(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
+        let data = self.engine_data(id);
+        self.start_engine_in(id, port, &data, extra)
+    }
+
+    /// Starts `evcharge engine` for `id` on `port` keeping its data in `data`.
+    pub fn start_engine_in(&mut self, id: &str, port: u16, data: &str, extra: &[&str]) -> usize {
         let args = strings(&[
             "--kafka",
             &self.broker.bootstrap,
@@ -444,7 +452,7 @@ impl Network {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data",
-            &self.engine_data(id),
+            data,
         ]);
         self.start_part(&format!("engine-{id}"), args, extra)
     }

@@ -1,0 +1,95 @@
+//! Which instance holds each driver or CP id, from the hellos the central hears: the rule
+//! behind "one id, one instance".
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The central's answer to a hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The instance holds the id (answered only to a probe).
+    Welcome,
+    /// Another live instance holds the id: this one must not run.
+    InUse(String),
+    /// A heartbeat: nothing to answer.
+    Quiet,
+}
+
+#[derive(Debug)]
+pub struct Presence {
+    live: HashMap<String, (Uuid, Instant)>,
+    /// An instance unheard of for this long no longer holds its id.
+    liveness: Duration,
+}
+
+impl Presence {
+    pub fn new(liveness: Duration) -> Presence {
+        Presence {
+            live: HashMap::new(),
+            liveness,
+        }
+    }
+
+    /// Records a hello. A probe (an instance's first hello) is refused while another instance
+    /// of the id is live; heartbeats are never refused, so that a running instance is not
+    /// disturbed (e.g. after a central restart forgot which came first).
+    pub fn hello(&mut self, id: &str, instance: Uuid, probe: bool) -> Verdict {
+        let holder = self
+            .live
+            .get(id)
+            .filter(|(other, seen)| *other != instance && seen.elapsed() < self.liveness);
+        if let Some((_, seen)) = holder {
+            return if probe {
+                Verdict::InUse(format!(
+                    "{id} is already running elsewhere (heard from {:.1} s ago)",
+                    seen.elapsed().as_secs_f64()
+                ))
+            } else {
+                Verdict::Quiet
+            };
+        }
+        self.live.insert(id.to_owned(), (instance, Instant::now()));
+        if probe {
+            Verdict::Welcome
+        } else {
+            Verdict::Quiet
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_live_instance_is_refused_and_the_first_kept() {
+        let mut presence = Presence::new(Duration::from_secs(60));
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(presence.hello("D1", first, true), Verdict::Welcome);
+        assert!(matches!(
+            presence.hello("D1", second, true),
+            Verdict::InUse(_)
+        ));
+        assert_eq!(presence.hello("D1", second, false), Verdict::Quiet);
+        assert_eq!(presence.hello("D1", first, false), Verdict::Quiet);
+        assert!(matches!(
+            presence.hello("D1", second, true),
+            Verdict::InUse(_)
+        ));
+        assert_eq!(presence.hello("D2", second, true), Verdict::Welcome);
+    }
+
+    #[test]
+    fn a_silent_instance_loses_its_id() {
+        let mut presence = Presence::new(Duration::ZERO);
+        assert_eq!(
+            presence.hello("CP1", Uuid::new_v4(), true),
+            Verdict::Welcome
+        );
+        assert_eq!(
+            presence.hello("CP1", Uuid::new_v4(), true),
+            Verdict::Welcome
+        );
+    }
+}
