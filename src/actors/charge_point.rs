@@ -566,7 +566,11 @@ impl Handler<Reserve> for ChargePoint {
             )),
             CpState::Broken => Some(Denial::new(
                 DenyReason::CpBroken,
-                format!("{} is broken", self.id),
+                format!(
+                    "{} is broken: {}",
+                    self.id,
+                    self.view().fault.unwrap_or_default()
+                ),
             )),
             CpState::Disconnected => Some(Denial::new(
                 DenyReason::CpDisconnected,

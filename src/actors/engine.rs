@@ -48,6 +48,8 @@ pub struct Engine {
     supply: Supply,
     /// A simulated fault, with its reason.
     fault: Option<String>,
+    /// Commands from the central reach this engine: until then it is not fit to serve.
+    ready: bool,
     log: SupplyLog,
 }
 
@@ -66,6 +68,7 @@ impl Engine {
             publisher,
             supply: Supply::Idle,
             fault: None,
+            ready: false,
             log,
         }
     }
@@ -405,12 +408,28 @@ pub struct HealthQuery;
 impl Handler<HealthQuery> for Engine {
     type Result = Result<(), String>;
 
-    /// OK, or KO with the reason.
+    /// OK, or KO with the reason (a fault, or not taking commands yet).
     fn handle(&mut self, _msg: HealthQuery, _ctx: &mut Self::Context) -> Self::Result {
         match &self.fault {
             Some(why) => Err(why.clone()),
+            None if !self.ready => Err("starting: not yet taking commands from Kafka".into()),
             None => Ok(()),
         }
+    }
+}
+
+/// The engine's Kafka consumer has its partitions: commands reach it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ready;
+
+impl Handler<Ready> for Engine {
+    type Result = ();
+
+    /// From now on health checks answer OK (unless a fault is simulated).
+    fn handle(&mut self, _msg: Ready, _ctx: &mut Self::Context) {
+        log::info!("{}: taking commands from the central", self.cp_id);
+        self.ready = true;
     }
 }
 

@@ -30,8 +30,9 @@ impl Bus {
     {
         let consumer: StreamConsumer<BusContext> = self
             .client_config()
-            // Never used to join a group or commit: offsets are assigned below.
-            .set("group.id", "evcharge-ask")
+            // Never joined nor committed (offsets are assigned below); unique, so that no
+            // broker ties two questions together.
+            .set("group.id", format!("evcharge-ask-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "100")

@@ -13,6 +13,7 @@ use actix::Recipient;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A record handed from Kafka to the actor that owns its key.
@@ -40,13 +41,15 @@ pub enum StartAt {
 
 impl Bus {
     /// Starts consuming `topic` as member of `group` on the current actix system, handing
-    /// every valid record to `sink`.
+    /// every valid record to `sink`. `assigned` is told once the group has given this
+    /// consumer its partitions: from then on no record for it can be missed.
     pub fn spawn_consumer<T>(
         &self,
         group: &str,
         topic: &str,
         start: StartAt,
         sink: Recipient<Inbound<T>>,
+        assigned: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), BusError>
     where
         T: DeserializeOwned + Keyed + Clone + Send + 'static,
@@ -54,6 +57,10 @@ impl Bus {
         let consumer: StreamConsumer<BusContext> = self
             .client_config()
             .set("group.id", group)
+            // Each group has one member by design (one central, one engine per CP id, one
+            // driver per driver id): a static member id lets a restarted process take its
+            // predecessor's place at once, instead of waiting out its session.
+            .set("group.instance.id", group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
@@ -70,6 +77,20 @@ impl Bus {
             .set("heartbeat.interval.ms", "1000")
             .create_with_context(self.context.clone())?;
         consumer.subscribe(&[topic])?;
+        let consumer = Arc::new(consumer);
+        if let Some(assigned) = assigned {
+            let consumer = consumer.clone();
+            actix::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tick.tick().await;
+                    if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                        let _ = assigned.send(());
+                        return;
+                    }
+                }
+            });
+        }
         let dead_letters = self.publisher()?;
         let backoff = self.settings.retry_backoff;
         let context = self.context.clone();

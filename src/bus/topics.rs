@@ -76,6 +76,11 @@ impl Bus {
         &self,
         admin: &AdminClient<DefaultClientContext>,
     ) -> Result<(), String> {
+        // Usually they exist already; asking first spares a slow CreateTopics (the embedded
+        // broker does not implement it and answers only when the request times out).
+        if self.check_topics_exist(admin).is_ok() {
+            return Ok(());
+        }
         let new_topics: Vec<NewTopic> = self
             .topics
             .all()

@@ -50,6 +50,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 &topics.cp_events,
                 StartAt::Earliest,
                 supervisor.recipient(),
+                None,
             )
             .and_then(|_| {
                 bus.spawn_consumer(
@@ -57,6 +58,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     &topics.driver_requests,
                     StartAt::Earliest,
                     desk.recipient(),
+                    None,
                 )
             });
         match started {

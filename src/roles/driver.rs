@@ -50,9 +50,13 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     let driver: Addr<Driver> = Driver::create(|ctx| {
         let group = format!("evcharge-driver-{driver_id}");
         let topic = bus.topics().driver_updates.clone();
-        if let Err(e) =
-            bus.spawn_consumer(&group, &topic, StartAt::Earliest, ctx.address().recipient())
-        {
+        if let Err(e) = bus.spawn_consumer(
+            &group,
+            &topic,
+            StartAt::Earliest,
+            ctx.address().recipient(),
+            None,
+        ) {
             log::error!("cannot consume from Kafka: {e}");
         }
         driver

@@ -1,7 +1,7 @@
 //! `evcharge engine`.
 
 use super::Claim;
-use crate::actors::engine::{serve_health_checks, Action};
+use crate::actors::engine::{serve_health_checks, Action, Ready};
 use crate::actors::Engine;
 use crate::bus::{Bus, Publisher, StartAt};
 use crate::configuration::{EngineSettings, Settings};
@@ -62,6 +62,7 @@ pub async fn start_with_address(
     serve_health_checks(listener, cp_id.clone(), engine.clone());
 
     let recipient = engine.clone().recipient();
+    let engine_ready = engine.clone();
     let engine_settings = settings.engine.clone();
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
@@ -75,8 +76,14 @@ pub async fn start_with_address(
         }
         let group = format!("evcharge-engine-{cp_id}");
         let topic = bus.topics().cp_commands.clone();
-        if let Err(e) = bus.spawn_consumer(&group, &topic, StartAt::Earliest, recipient) {
-            log::error!("cannot consume from Kafka: {e}");
+        let (assigned, ready) = tokio::sync::oneshot::channel();
+        match bus.spawn_consumer(&group, &topic, StartAt::Earliest, recipient, Some(assigned)) {
+            Ok(()) => {
+                if ready.await.is_ok() {
+                    engine_ready.do_send(Ready);
+                }
+            }
+            Err(e) => log::error!("cannot consume from Kafka: {e}"),
         }
     });
     Ok((engine, address))
