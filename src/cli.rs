@@ -157,6 +157,16 @@ pub struct MonitorArgs {
     pub engine: Option<String>,
     #[command(flatten)]
     pub link: MonitorLinkArgs,
+    #[command(flatten)]
+    pub page: MonitorPageArgs,
+}
+
+/// The monitor page's flag.
+#[derive(Debug, Args)]
+pub struct MonitorPageArgs {
+    /// Serve the monitor page on this HTTP address [default when given alone: 127.0.0.1:8003]
+    #[arg(long = "http", value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8003")]
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +182,8 @@ pub struct CpArgs {
     pub engine_listen: Option<String>,
     #[command(flatten)]
     pub sim: EngineSimArgs,
+    #[command(flatten)]
+    pub page: MonitorPageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +210,9 @@ pub struct DriverArgs {
     /// Print every update as one JSON line instead of text
     #[arg(long)]
     pub json: bool,
+    /// Serve the driver dashboard on this HTTP address [default when given alone: 127.0.0.1:8001]
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8001")]
+    pub http: Option<String>,
     #[command(flatten)]
     pub control: ControlArgs,
 }
@@ -264,6 +279,7 @@ impl Cli {
             Some(Command::Monitor(a)) => {
                 push(&mut out, "cp.id", &a.cp.id);
                 push(&mut out, "monitor.engine", &a.engine);
+                push(&mut out, "monitor.http", &a.page.http);
                 a.link.push(&mut out);
                 a.control.push(&mut out);
             }
@@ -276,12 +292,14 @@ impl Cli {
                         .unwrap_or_else(|| "127.0.0.1:0".into()),
                 ));
                 a.link.push(&mut out);
+                push(&mut out, "monitor.http", &a.page.http);
                 a.sim.push(&mut out);
                 a.control.push(&mut out);
             }
             Some(Command::Driver(a)) => {
                 push(&mut out, "driver.id", &a.id);
                 push(&mut out, "driver.pause", &a.pause);
+                push(&mut out, "driver.http", &a.http);
                 a.control.push(&mut out);
             }
             Some(Command::Demo(a)) => {

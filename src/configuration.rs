@@ -118,6 +118,8 @@ pub struct MonitorSettings {
     /// stops after this long.
     #[serde(with = "humantime_serde")]
     pub refusal_grace: Duration,
+    /// HTTP address of the monitor page (health checks, faults); none when absent.
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -139,6 +141,8 @@ pub struct DriverSettings {
     /// A driver the central keeps refusing (its id is live elsewhere) stops after this long.
     #[serde(with = "humantime_serde")]
     pub refusal_grace: Duration,
+    /// HTTP address of the driver dashboard; none when absent.
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -213,6 +217,7 @@ impl Default for MonitorSettings {
             health_period: Duration::from_secs(1),
             answer_timeout: Duration::from_millis(800),
             refusal_grace: Duration::from_secs(5),
+            http: None,
         }
     }
 }
@@ -226,6 +231,7 @@ impl Default for DriverSettings {
             supply_timeout: Duration::from_secs(600),
             heartbeat: Duration::from_secs(2),
             refusal_grace: Duration::from_secs(8),
+            http: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The central's HTTP side: the only module that knows actix-web.
 
 mod api;
+pub mod assets;
 pub mod broker_control;
 pub mod control;
 pub mod demo_control;
