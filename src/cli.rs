@@ -41,6 +41,45 @@ pub enum Command {
     Broker(BrokerArgs),
     /// A whole network on this machine: broker, central, CPs and drivers
     Demo(DemoArgs),
+    /// Manage the console's operators and API tokens (with the central stopped)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; prints a one-time password unless --password-stdin is given
+    Add {
+        /// Login name, e.g. alice
+        name: String,
+        /// Read the password (at least 8 characters) from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: CentralDataArgs,
+    },
+    /// Issue an API token for scripts acting as this operator, and print it
+    Token {
+        name: String,
+        /// What the token is for
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        label: String,
+        #[command(flatten)]
+        data: CentralDataArgs,
+    },
+    /// List the operators
+    List {
+        #[command(flatten)]
+        data: CentralDataArgs,
+    },
+}
+
+/// Where the central keeps its database.
+#[derive(Debug, Args)]
+pub struct CentralDataArgs {
+    /// Directory of the central's database [default: evcharge-data/central]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// Settings overrides as (dotted key, value) pairs.
@@ -310,6 +349,15 @@ impl Cli {
                 push(&mut out, "central.listen", &a.listen);
                 push(&mut out, "demo.control", &a.control);
             }
+            Some(Command::Operator(
+                OperatorCommand::Add { data, .. }
+                | OperatorCommand::Token { data, .. }
+                | OperatorCommand::List { data },
+            )) => push(
+                &mut out,
+                "central.data",
+                &data.data.as_ref().map(|p| p.display()),
+            ),
             Some(Command::Broker(_)) | None => {}
         }
         out

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod actors;
 pub mod bus;
 pub mod cli;
@@ -50,6 +51,7 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
             args.control.as_deref(),
         ),
         Command::Demo(_) => demo::run(settings, config),
+        Command::Operator(command) => operator::run(&settings, command),
         Command::Central(_) => actix::System::new().block_on(central::run(settings)),
         Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),
         Command::Monitor(_) => actix::System::new().block_on(monitor::run(settings)),

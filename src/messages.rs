@@ -260,6 +260,9 @@ pub enum CpCommand {
         instance: Uuid,
         detail: String,
     },
+    /// Crash injection: die abruptly, if started with crash injection allowed. Ignored when
+    /// older than the engine's own start, so that a redelivery cannot crash it again.
+    Crash { cp_id: String, asked_by: String },
 }
 
 impl Keyed for CpCommand {
@@ -269,7 +272,8 @@ impl Keyed for CpCommand {
             | CpCommand::CancelReservation { cp_id, .. }
             | CpCommand::StopSupply { cp_id, .. }
             | CpCommand::EngineWelcome { cp_id, .. }
-            | CpCommand::EngineIdInUse { cp_id, .. } => cp_id,
+            | CpCommand::EngineIdInUse { cp_id, .. }
+            | CpCommand::Crash { cp_id, .. } => cp_id,
         }
     }
 }

@@ -82,6 +82,41 @@ impl SessionRecord {
     }
 }
 
+/// A session as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: uuid::Uuid,
+    pub request_id: uuid::Uuid,
+    pub cp_id: String,
+    pub driver_id: String,
+    pub price_eur_kwh: f64,
+    pub reserved_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub kwh: f64,
+    pub eur: f64,
+    /// How it ended; `null` while open.
+    pub outcome: Option<&'static str>,
+}
+
+impl From<SessionRecord> for SessionView {
+    fn from(s: SessionRecord) -> Self {
+        SessionView {
+            id: s.id,
+            request_id: s.request_id,
+            cp_id: s.cp_id,
+            driver_id: s.driver_id,
+            price_eur_kwh: s.price_eur_kwh,
+            reserved_at: s.reserved_at,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            kwh: s.kwh,
+            eur: s.eur,
+            outcome: s.outcome.map(|o| o.as_str()),
+        }
+    }
+}
+
 /// Handle on the database; cheap to clone, safe to share between threads.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -107,6 +142,17 @@ impl Store {
             requests: db.open_tree("requests")?,
             db,
         })
+    }
+
+    /// The operators, their web sessions and API tokens, and the audit log.
+    pub fn accounts(&self) -> Result<crate::accounts::Accounts, StoreError> {
+        crate::accounts::Accounts::open(&self.db)
+    }
+
+    /// Makes every write so far durable, blocking the caller (for one-shot commands).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Makes every write so far durable.
@@ -215,13 +261,17 @@ pub(crate) async fn flush_durably(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), StoreError> {
+pub(crate) fn put<T: Serialize>(
+    tree: &sled::Tree,
+    key: &[u8],
+    value: &T,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(value).expect("records always serialise");
     tree.insert(key, bytes)?;
     Ok(())
 }
 
-fn get<T: DeserializeOwned>(
+pub(crate) fn get<T: DeserializeOwned>(
     tree: &sled::Tree,
     key: &[u8],
     name: &'static str,
@@ -234,7 +284,10 @@ fn get<T: DeserializeOwned>(
         .transpose()
 }
 
-fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> Result<Vec<T>, StoreError> {
+pub(crate) fn all<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+) -> Result<Vec<T>, StoreError> {
     tree.iter()
         .values()
         .map(|bytes| {

@@ -4,6 +4,16 @@ mod support;
 
 use support::*;
 
+/// The API token the demo leaves in its working directory.
+fn demo_token(dir: &std::path::Path) -> String {
+    let file = dir.join("work").join("api-token");
+    wait_for("the demo's API token", DEADLINE, || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| !t.is_empty())
+    })
+}
+
 #[test]
 fn the_demo_runs_a_network_that_serves_its_drivers() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,8 +37,10 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     let mut demo = Proc::spawn(dir.path(), "demo", evcharge(), &args, &FAST_ENV);
 
     // Every CP reports, and the drivers' requests turn into closed, priced sessions.
+    let token = demo_token(dir.path());
     let api = |path: &str| -> Option<serde_json::Value> {
         ureq::get(&format!("http://127.0.0.1:{http}{path}"))
+            .set("Authorization", &format!("Bearer {token}"))
             .call()
             .ok()?
             .into_json()
@@ -119,8 +131,10 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     .map(|s| s.to_string())
     .collect();
     let demo = Proc::spawn(dir.path(), "demo", evcharge(), &args, &FAST_ENV);
+    let token = demo_token(dir.path());
     let state = |id: &str| -> Option<String> {
         let cps: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
+            .set("Authorization", &format!("Bearer {token}"))
             .call()
             .ok()?
             .into_json()

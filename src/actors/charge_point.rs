@@ -1,5 +1,6 @@
 //! The central's actor for one charging point: its state machine and its open session.
 
+use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
@@ -259,6 +260,7 @@ impl ChargePoint {
             store
                 .put_session(&session)
                 .map_err(|e| Rejection(e.to_string()))?;
+            ConsoleHub::from_registry().do_send(SessionClosed(session.into()));
             send_ticket(store, publisher, ticket).await
         }
     }
@@ -815,6 +817,7 @@ impl ChargePoint {
             if let Err(e) = self.store.put_session(s) {
                 log::error!("{}: cannot amend session {session_id}: {e}", self.id);
             }
+            ConsoleHub::from_registry().do_send(SessionClosed(s.clone().into()));
         }
         let ticket = session.and_then(|s| s.ticket());
         let store = self.store.clone();

@@ -4,6 +4,7 @@
 use super::charge_point::{
     AttachMonitor, ChargePoint, Command, CpState, CpView, Crash, Denial, Reservation, Reserve,
 };
+use super::console_hub::{ConsoleHub, CpChanged};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
 use crate::messages::{CpCommand, CpEvent, DenyReason};
@@ -92,8 +93,9 @@ pub struct CpViewChanged(pub CpView);
 impl Handler<CpViewChanged> for CpSupervisor {
     type Result = ();
 
-    /// Keeps the latest view for the API.
+    /// Keeps the latest view for the API and passes it on to the consoles.
     fn handle(&mut self, msg: CpViewChanged, _ctx: &mut Self::Context) {
+        ConsoleHub::from_registry().do_send(CpChanged(msg.0.clone()));
         self.views.insert(msg.0.id.clone(), msg.0);
     }
 }
@@ -349,5 +351,36 @@ impl Handler<CrashCp> for CpSupervisor {
             .ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
         cp.do_send(Crash);
         Ok(())
+    }
+}
+
+/// Crash a CP's engine (crash injection): the engine dies abruptly if it allows it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashEngine {
+    pub cp_id: String,
+    /// Who asked, for the engine's log.
+    pub asked_by: String,
+}
+
+impl Handler<CrashEngine> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    /// Sends the crash command to the engine over Kafka.
+    fn handle(&mut self, msg: CrashEngine, _ctx: &mut Self::Context) -> Self::Result {
+        if self.cp(&msg.cp_id).is_none() {
+            let refusal = format!("no charging point {} is known", msg.cp_id);
+            return Box::pin(async move { Err(refusal) });
+        }
+        let publisher = self.publisher.clone();
+        Box::pin(async move {
+            publisher
+                .cp_command(CpCommand::Crash {
+                    cp_id: msg.cp_id,
+                    asked_by: msg.asked_by,
+                })
+                .await
+                .map_err(|e| format!("cannot reach the engine over Kafka: {e}"))
+        })
     }
 }

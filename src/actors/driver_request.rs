@@ -1,5 +1,6 @@
 //! One driver's supply request, from arrival to reservation or denial.
 
+use super::console_hub::{ConsoleHub, RequestAnswered, RequestSeen};
 use super::cp_supervisor::{CpSupervisor, ReserveFor};
 use crate::bus::Publisher;
 use crate::messages::{DenyReason, DriverUpdate};
@@ -42,6 +43,11 @@ impl Actor for DriverRequest {
             self.driver_id,
             self.cp_id.as_deref().unwrap_or("any available CP")
         );
+        ConsoleHub::from_registry().do_send(RequestSeen {
+            request_id: self.request_id,
+            driver_id: self.driver_id.clone(),
+            wanted: self.cp_id.clone(),
+        });
     }
 }
 
@@ -68,7 +74,16 @@ impl Handler<Handle> for DriverRequest {
         let cp_id = self.cp_id.clone();
         Box::pin(
             async move {
-                let update = match supervisor.send(reserve).await {
+                let answer = supervisor.send(reserve).await;
+                ConsoleHub::from_registry().do_send(RequestAnswered {
+                    request_id,
+                    answer: match &answer {
+                        Ok(Ok(r)) => Ok(r.cp_id.clone()),
+                        Ok(Err(denial)) => Err(denial.detail.clone()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                });
+                let update = match answer {
                     Ok(Ok(r)) => DriverUpdate::Reserved {
                         request_id,
                         driver_id,

@@ -51,6 +51,9 @@ pub struct Engine {
     /// Commands from the central reach this engine: until then it is not fit to serve.
     ready: bool,
     log: SupplyLog,
+    /// Crash injection from the console may kill this process.
+    allow_crash: bool,
+    started_at: DateTime<Utc>,
 }
 
 impl Engine {
@@ -70,7 +73,15 @@ impl Engine {
             fault: None,
             ready: false,
             log,
+            allow_crash: false,
+            started_at: Utc::now(),
         }
+    }
+
+    /// Lets the central's crash injection kill this process.
+    pub fn allowing_crash(mut self, allow: bool) -> Engine {
+        self.allow_crash = allow;
+        self
     }
 
     fn emit(&self, event: CpEvent) {
@@ -315,6 +326,20 @@ impl Handler<Inbound<CpCommand>> for Engine {
         match msg.envelope.body {
             // Settled before the engine joined its group.
             CpCommand::EngineWelcome { .. } | CpCommand::EngineIdInUse { .. } => {}
+            CpCommand::Crash { asked_by, .. } => {
+                if msg.envelope.ts < self.started_at {
+                    log::info!("{}: a crash asked before this start is skipped", self.cp_id);
+                } else if self.allow_crash {
+                    log::error!("{}: crashing on request of {asked_by}", self.cp_id);
+                    // No clean shutdown: the way a real failure looks.
+                    std::process::abort();
+                } else {
+                    log::warn!(
+                        "{}: {asked_by} asked this engine to crash; refused (start it with --allow-crash)",
+                        self.cp_id
+                    );
+                }
+            }
             CpCommand::Authorise {
                 session_id,
                 driver_id,

@@ -6,6 +6,7 @@
 //! [`Driver`].
 
 pub mod charge_point;
+pub mod console_hub;
 pub mod cp_supervisor;
 pub mod demo_parts;
 pub mod driver;

@@ -10,11 +10,14 @@ mod consumer;
 mod context;
 mod embedded;
 mod producer;
+mod tap;
 mod topics;
 
+pub use crate::actors::console_hub::Tapped;
 pub use consumer::{Inbound, Rejection, StartAt};
 pub use embedded::{BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
+pub use tap::shown_value;
 pub use topics::Topics;
 
 use crate::configuration::KafkaSettings;

@@ -1,11 +1,12 @@
 //! `evcharge central`.
 
+use crate::actors::console_hub::ConsoleHub;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
 use crate::store::Store;
 use crate::web::{AppState, Application};
-use actix::Actor;
+use actix::{Actor, SystemService};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
@@ -24,18 +25,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     log::info!("listening for monitors on {}", monitors.local_addr()?);
     MonitorSession::accept_all(monitors, supervisor.clone());
 
+    let accounts = store.accounts()?;
     let app = Application::build(
         &central.http,
         AppState {
             supervisor: supervisor.clone(),
             store: store.clone(),
+            accounts: accounts.clone(),
         },
     )?;
-    log::info!(
-        "API on http://{}:{}/api/cps",
-        host_of(&central.http),
-        app.port()
-    );
+    let console = format!("http://{}:{}/", host_of(&central.http), app.port());
+    log::info!("admin console and API on {console}");
+    if let Some(password) = accounts.ensure_first_admin()? {
+        log::warn!(
+            "first start: operator \"{}\" created with the one-time password {password} \
+             — log in at {console} and choose a new one",
+            crate::accounts::FIRST_ADMIN
+        );
+    }
 
     let desk = DriverDesk::new(supervisor.clone(), store, publisher, central.liveness).start();
     actix::spawn(async move {
@@ -64,6 +71,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         match started {
             Ok(()) => log::info!("following Kafka at {}", bus.bootstrap()),
             Err(e) => log::error!("cannot consume from Kafka: {e}"),
+        }
+        // The console's view of every topic.
+        if let Err(e) = bus.tap(ConsoleHub::from_registry().recipient()).await {
+            log::error!("cannot show the Kafka topics on the console: {e}");
         }
     });
 

@@ -55,6 +55,9 @@ async fn run_network(
     let central_http = local_address(&settings.central.http);
 
     let central_data = dir.join("central").display().to_string();
+    let (admin_password, token) = prepare_accounts(&dir.join("central"))?;
+    std::fs::write(dir.join(TOKEN_FILE), &token)
+        .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
     launch(
         "central",
         strings(&[
@@ -93,14 +96,25 @@ async fn run_network(
     }
 
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
-    wait_until_available(&central_http, cp_ids.len()).await;
+    wait_until_available(&central_http, &token, cp_ids.len()).await;
     let (broker_commands, mut commands) = tokio::sync::mpsc::unbounded_channel();
     crate::web::demo_control::serve(&settings.demo.control, parts.clone(), broker_commands)?;
     log::info!(
-        "network up: API at http://{central_http}/api/cps and /api/sessions; demo control at http://{}/demo/parts; starting {} drivers",
+        "network up: API at http://{central_http}/api/cps and /api/sessions (token in {}); demo control at http://{}/demo/parts; starting {} drivers",
+        dir.join(TOKEN_FILE).display(),
         settings.demo.control,
         settings.demo.drivers
     );
+    match &admin_password {
+        Some(password) => log::warn!(
+            "admin console: http://{central_http}/ — log in as \"{}\" with the one-time password {password}",
+            crate::accounts::FIRST_ADMIN
+        ),
+        None => log::info!(
+            "admin console: http://{central_http}/ — log in as \"{}\" with the password you chose",
+            crate::accounts::FIRST_ADMIN
+        ),
+    }
     for d in 1..=settings.demo.drivers {
         let id = format!("D{d:03}");
         let file = write_demo_file(dir, &id, &cp_ids, d as usize)?;
@@ -158,10 +172,25 @@ fn write_demo_file(
     Ok(path)
 }
 
+/// Where the demo leaves its API token, for scripts.
+pub const TOKEN_FILE: &str = "api-token";
+
+/// Before the central opens its database: the first operator (with a one-time password,
+/// returned when new) and an API token the demo uses to follow the network.
+fn prepare_accounts(data: &Path) -> anyhow::Result<(Option<String>, String)> {
+    let store = crate::store::Store::open(data)
+        .with_context(|| format!("cannot open the central's database in {}", data.display()))?;
+    let accounts = store.accounts()?;
+    let password = accounts.ensure_first_admin()?;
+    let token = accounts.issue_token(crate::accounts::FIRST_ADMIN, "demo")?;
+    store.flush_blocking()?;
+    Ok((password, token))
+}
+
 /// Polls the central's API until it answers (or a minute has passed).
 async fn wait_for_api(http: &str) {
     for _ in 0..120 {
-        if http_get(http, "/api/health").await.is_ok() {
+        if http_get(http, "/api/health", "").await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -170,9 +199,9 @@ async fn wait_for_api(http: &str) {
 }
 
 /// Polls the central's API until `count` CPs are available (or a minute has passed).
-async fn wait_until_available(http: &str, count: usize) {
+async fn wait_until_available(http: &str, token: &str, count: usize) {
     for _ in 0..120 {
-        if let Ok(body) = http_get(http, "/api/cps").await {
+        if let Ok(body) = http_get(http, "/api/cps", token).await {
             if body.matches("\"state\":\"available\"").count() >= count {
                 return;
             }
@@ -183,11 +212,14 @@ async fn wait_until_available(http: &str, count: usize) {
 }
 
 /// A minimal HTTP/1.0 GET, enough to read our own API without another client library.
-async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+async fn http_get(addr: &str, path: &str, token: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        )
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;

@@ -47,6 +47,7 @@ pub async fn start_with_address(
         publisher.clone(),
         log,
     )
+    .allowing_crash(settings.control.allow_crash)
     .start();
 
     let listener = TcpListener::bind(&settings.engine.listen)

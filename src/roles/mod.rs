@@ -8,6 +8,7 @@ pub mod demo;
 pub mod driver;
 pub mod engine;
 pub mod monitor;
+pub mod operator;
 
 /// Starts the process's control endpoint when `control.listen` is set.
 pub fn serve_control(

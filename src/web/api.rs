@@ -1,12 +1,14 @@
 //! The JSON API behind the console, usable by scripts.
 
+use super::auth::Operator;
 use super::startup::AppState;
 use crate::actors::charge_point::Command;
-use crate::actors::cp_supervisor::{CrashCp, ListCps, Operate};
-use crate::store::SessionRecord;
+use crate::actors::console_hub::{ConsoleHub, FeedEntry, FeedKind, Happened};
+use crate::actors::cp_supervisor::{CrashCp, CrashEngine, ListCps, Operate};
+use crate::store::SessionView;
+use actix::SystemService;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
-use serde::Serialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -18,7 +20,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cps/{id}/resume", web::post().to(resume_one))
             .route("/sessions", web::get().to(list_sessions))
             .route("/crash/cps/{id}", web::post().to(crash_cp))
-            .route("/health", web::get().to(health)),
+            .route("/crash/cps/{id}/engine", web::post().to(crash_engine))
+            .route("/health", web::get().to(health))
+            .configure(super::auth::routes),
     )
     .default_service(web::to(not_found));
 }
@@ -30,6 +34,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the central cannot answer now: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -41,6 +49,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,7 +82,7 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn list_cps(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list_cps(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let cps = state
         .supervisor
         .send(ListCps)
@@ -81,42 +91,10 @@ async fn list_cps(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(cps))
 }
 
-/// A session as the API shows it.
-#[derive(Serialize)]
-struct SessionView {
-    id: uuid::Uuid,
-    request_id: uuid::Uuid,
-    cp_id: String,
-    driver_id: String,
-    price_eur_kwh: f64,
-    reserved_at: chrono::DateTime<chrono::Utc>,
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
-    ended_at: Option<chrono::DateTime<chrono::Utc>>,
-    kwh: f64,
-    eur: f64,
-    /// How it ended; `null` while open.
-    outcome: Option<&'static str>,
-}
-
-impl From<SessionRecord> for SessionView {
-    fn from(s: SessionRecord) -> Self {
-        SessionView {
-            id: s.id,
-            request_id: s.request_id,
-            cp_id: s.cp_id,
-            driver_id: s.driver_id,
-            price_eur_kwh: s.price_eur_kwh,
-            reserved_at: s.reserved_at,
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            kwh: s.kwh,
-            eur: s.eur,
-            outcome: s.outcome.map(|o| o.as_str()),
-        }
-    }
-}
-
-async fn list_sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list_sessions(
+    _who: Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let sessions = web::block(move || store.sessions())
         .await
@@ -127,6 +105,7 @@ async fn list_sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
 }
 
 async fn operate(
+    who: Operator,
     state: &AppState,
     cp_id: Option<String>,
     command: Command,
@@ -145,37 +124,49 @@ async fn operate(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(ApiError::NotFound)?;
+    let verb = match command {
+        Command::Stop => "stop",
+        Command::Resume => "resume",
+        Command::DriverStop => "driver_stop",
+    };
+    let what = cp_id.as_deref().unwrap_or("every CP");
+    state
+        .accounts
+        .audit(who.name(), who.from(), &format!("{verb} {what}"));
     Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "command": match command { Command::Stop => "stop", Command::Resume => "resume", Command::DriverStop => "driver_stop" },
+        "command": verb,
         "cp_id": cp_id,
         "cps": reached,
     })))
 }
 
 async fn stop_one(
+    who: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operate(&state, Some(id.into_inner()), Command::Stop).await
+    operate(who, &state, Some(id.into_inner()), Command::Stop).await
 }
 
 async fn resume_one(
+    who: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operate(&state, Some(id.into_inner()), Command::Resume).await
+    operate(who, &state, Some(id.into_inner()), Command::Resume).await
 }
 
-async fn stop_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    operate(&state, None, Command::Stop).await
+async fn stop_all(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operate(who, &state, None, Command::Stop).await
 }
 
-async fn resume_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    operate(&state, None, Command::Resume).await
+async fn resume_all(who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    operate(who, &state, None, Command::Resume).await
 }
 
 /// Crash injection: the CP's actor inside the central dies and is restarted.
 async fn crash_cp(
+    who: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -188,5 +179,44 @@ async fn crash_cp(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(ApiError::NotFound)?;
+    state.accounts.audit(
+        who.name(),
+        who.from(),
+        &format!("crashed the actor of {cp_id}"),
+    );
+    ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
+        FeedKind::Fault,
+        Some(&cp_id),
+        format!("{cp_id}: its actor in the central was crashed on request and restarted"),
+    )));
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id })))
+}
+
+/// Crash injection: the CP's engine process dies abruptly (if started with --allow-crash).
+async fn crash_engine(
+    who: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let cp_id = id.into_inner();
+    state
+        .supervisor
+        .send(CrashEngine {
+            cp_id: cp_id.clone(),
+            asked_by: format!("operator {}", who.name()),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(ApiError::NotFound)?;
+    state.accounts.audit(
+        who.name(),
+        who.from(),
+        &format!("crashed the engine of {cp_id}"),
+    );
+    ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
+        FeedKind::Fault,
+        Some(&cp_id),
+        format!("{cp_id}: engine crash injected by {}", who.name()),
+    )));
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": "engine" })))
 }

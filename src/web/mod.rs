@@ -2,7 +2,10 @@
 
 mod api;
 pub mod assets;
+mod auth;
 pub mod broker_control;
+mod console;
+mod console_socket;
 pub mod control;
 pub mod demo_control;
 pub mod startup;

@@ -1,6 +1,7 @@
 //! Builds the HTTP server on a bound listener, so tests can ask for port 0 and read it back.
 
 use super::api;
+use crate::accounts::Accounts;
 use crate::actors::CpSupervisor;
 use crate::store::Store;
 use actix::Addr;
@@ -13,6 +14,7 @@ use std::net::TcpListener;
 pub struct AppState {
     pub supervisor: Addr<CpSupervisor>,
     pub store: Store,
+    pub accounts: Accounts,
 }
 
 pub struct Application {
@@ -33,6 +35,8 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(api::json_config())
                 .app_data(api::path_config())
+                .configure(super::assets::routes)
+                .configure(super::console::routes)
                 .configure(api::routes)
         })
         .workers(1)

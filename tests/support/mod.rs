@@ -317,9 +317,48 @@ pub const FAST_ENV: [(&str, &str); 11] = [
     ("EVCHARGE_KAFKA__RETRY_BACKOFF", "500ms"),
 ];
 
+/// The operator every test network has, and the password it logs in with.
+pub const OPERATOR: &str = "tests";
+pub const OPERATOR_PASSWORD: &str = "tests-password";
+
+/// Adds [`OPERATOR`] to the central's database in `data` and returns an API token for it,
+/// with the real `evcharge operator` commands (the central must not be running).
+pub fn prepare_operator(data: &Path) -> String {
+    use std::io::Write;
+    let data = data.display().to_string();
+    let mut add = std::process::Command::new(evcharge())
+        .args([
+            "operator",
+            "add",
+            OPERATOR,
+            "--password-stdin",
+            "--data",
+            &data,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{OPERATOR_PASSWORD}").unwrap();
+    assert!(
+        add.wait_with_output().unwrap().status.success(),
+        "operator add failed"
+    );
+    let token = std::process::Command::new(evcharge())
+        .args([
+            "operator", "token", OPERATOR, "--label", "tests", "--data", &data,
+        ])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "operator token failed: {token:?}");
+    String::from_utf8(token.stdout).unwrap().trim().to_owned()
+}
+
 /// A network under test: a broker, a central, CPs and drivers, each a real process.
 pub struct Network {
     pub broker: Broker,
+    /// The API token of [`OPERATOR`].
+    pub token: String,
     pub central: Option<Proc>,
     pub central_tcp: u16,
     pub http: u16,
@@ -344,8 +383,10 @@ impl Network {
             eprintln!("keeping {}", dir.path().display());
         }
         let broker = Broker::start(kind, dir.path());
+        let token = prepare_operator(&dir.path().join("central-data"));
         let mut net = Network {
             broker,
+            token,
             central: None,
             central_tcp: free_port(),
             http: free_port(),
@@ -507,8 +548,14 @@ impl Network {
         format!("http://127.0.0.1:{}{path}", self.http)
     }
 
+    /// The bearer header of this network's operator token.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
     pub fn get(&self, path: &str) -> Value {
         ureq::get(&self.url(path))
+            .set("Authorization", &self.bearer())
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .into_json()
@@ -517,7 +564,10 @@ impl Network {
 
     /// POST; the status code and the JSON body.
     pub fn post(&self, path: &str) -> (u16, Value) {
-        match ureq::post(&self.url(path)).call() {
+        match ureq::post(&self.url(path))
+            .set("Authorization", &self.bearer())
+            .call()
+        {
             Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
             Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
             Err(e) => panic!("POST {path}: {e}"),
@@ -527,6 +577,7 @@ impl Network {
     /// The CP's object from `GET /api/cps`.
     pub fn cp(&self, id: &str) -> Option<Value> {
         let cps = ureq::get(&self.url("/api/cps"))
+            .set("Authorization", &self.bearer())
             .call()
             .ok()?
             .into_json::<Value>()

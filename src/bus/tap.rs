@@ -1,0 +1,139 @@
+//! A read-only view of every topic, for the console: what the seeds needed a separate Kafka
+//! UI for. It joins no group and commits nothing, so it never disturbs the real consumers.
+
+use super::context::BusContext;
+use super::{Bus, BusError};
+use crate::actors::console_hub::BusRecord;
+use actix::Recipient;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// Values longer than this are cut, so one odd record cannot flood a console.
+const VALUE_SHOWN: usize = 2048;
+
+impl Bus {
+    /// Follows every topic from its current end, handing each record to `to`. Runs for as
+    /// long as the process does.
+    pub async fn tap(&self, to: Recipient<super::Tapped>) -> Result<(), BusError> {
+        let consumer: StreamConsumer<BusContext> = self
+            .client_config()
+            // Never joined nor committed: partitions are assigned below.
+            .set("group.id", format!("evcharge-tap-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(self.context.clone())?;
+        let topics: Vec<String> = self.topics.all().iter().map(|t| t.to_string()).collect();
+        let consumer = std::sync::Arc::new(consumer);
+        let assignment = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || every_partition(&consumer, &topics))
+                .await
+                .map_err(|e| BusError::Embedded(e.to_string()))??
+        };
+        consumer.assign(&assignment)?;
+        loop {
+            let record = match consumer.recv().await {
+                Ok(record) => record,
+                Err(e) => {
+                    log::debug!("topic view: {e}");
+                    continue;
+                }
+            };
+            let value = record.payload().map(shown_value).unwrap_or_default();
+            let seen = BusRecord {
+                topic: record.topic().to_owned(),
+                partition: record.partition(),
+                offset: record.offset(),
+                key: record
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                at: record
+                    .timestamp()
+                    .to_millis()
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .unwrap_or_else(chrono::Utc::now),
+                value,
+            };
+            to.do_send(super::Tapped(seen));
+        }
+    }
+}
+
+/// Every partition of `topics`, from its end (what is written from now on).
+fn every_partition(
+    consumer: &StreamConsumer<BusContext>,
+    topics: &[String],
+) -> Result<TopicPartitionList, BusError> {
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        for partition in metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions())
+        {
+            list.add_partition_offset(topic, partition.id(), Offset::End)?;
+        }
+    }
+    Ok(list)
+}
+
+/// The value as a person should see it: secrets redacted, long values cut.
+pub fn shown_value(payload: &[u8]) -> String {
+    let mut text = match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(mut value) => {
+            redact(&mut value);
+            value.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(payload).into_owned(),
+    };
+    if text.len() > VALUE_SHOWN {
+        let mut cut = VALUE_SHOWN;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Hides every `password` (a driver's sign-in travels on the bus).
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if key.contains("password") {
+                    *inner = serde_json::Value::String("•••".into());
+                } else {
+                    redact(inner);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_and_long_values_cut() {
+        let shown = shown_value(
+            br#"{"type":"sign_in","password":"hunter22","inner":{"new_password":"x"}}"#,
+        );
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(!shown.contains("\"x\""), "{shown}");
+        assert!(shown.contains("sign_in"));
+        let long = "é".repeat(5000);
+        let shown = shown_value(long.as_bytes());
+        assert!(shown.len() <= VALUE_SHOWN + '…'.len_utf8());
+        assert_eq!(shown_value(b"not json"), "not json");
+    }
+}
