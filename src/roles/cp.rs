@@ -9,7 +9,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (engine, address) = super::engine::start_with_address(&settings, refusals.clone()).await?;
     // The monitor checks this process's own engine over the real health-check socket.
     settings.monitor.engine = address.to_string();
-    Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals).start();
+    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals).start();
+    super::serve_monitor_page(&settings, monitor)?;
     super::serve_control(&settings, "cp", Some(engine.clone()))?;
     if settings.engine.interactive {
         super::engine::read_keyboard(engine);

@@ -32,6 +32,17 @@ pub fn serve_control(
     Ok(())
 }
 
+/// Starts the monitor page when `monitor.http` is set.
+pub fn serve_monitor_page(
+    settings: &crate::configuration::Settings,
+    monitor: actix::Addr<crate::actors::Monitor>,
+) -> anyhow::Result<()> {
+    if let Some(address) = &settings.monitor.http {
+        crate::web::monitor_page::serve(address, monitor)?;
+    }
+    Ok(())
+}
+
 /// Where a part of a process says it was refused for good (its id is live elsewhere).
 pub type Refusals = tokio::sync::mpsc::UnboundedSender<String>;
 

@@ -5,6 +5,8 @@ pub mod assets;
 pub mod broker_control;
 pub mod control;
 pub mod demo_control;
+pub mod monitor_page;
+mod monitor_socket;
 pub mod startup;
 
 pub use startup::{AppState, Application};
