@@ -122,6 +122,7 @@ impl Monitor {
     /// Keeps the check for the page and tells every subscriber about it.
     fn remember(&mut self, health: &EngineCheck, link: &CentralLink, timings: Timings) {
         let (result, detail) = engine_view(health);
+        let central = central_view(Some(link));
         let check = CheckRecord {
             at: chrono::Utc::now(),
             result,
@@ -129,16 +130,13 @@ impl Monitor {
             engine_ms: (result != CheckResult::Unreachable).then_some(timings.engine_ms),
             central_ms: (!matches!(link, CentralLink::Unreachable(_)))
                 .then_some(timings.central_ms),
-            link: central_view(Some(link)).link,
-            cp_state: match link {
-                CentralLink::Reported(state) => Some(state.clone()),
-                _ => None,
-            },
+            link: central.link,
+            cp_state: central.cp_state.clone(),
         };
         let faults_changed = self.history.record(check.clone());
         self.publish(MonitorEvent::Check {
             check,
-            central: central_view(Some(link)),
+            central,
             engine: EngineView {
                 result: Some(result),
                 detail,
@@ -156,7 +154,7 @@ impl Monitor {
         self.subscribers
             .retain(|_, to| match to.try_send(event.clone()) {
                 Ok(()) => true,
-                // A page too slow to keep up misses this one and catches up on the next.
+                // A page too slow to keep up misses this event; a reload shows it all.
                 Err(SendError::Full(_)) => true,
                 Err(SendError::Closed(_)) => false,
             });
