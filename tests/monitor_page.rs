@@ -259,3 +259,19 @@ fn a_monitor_alone_shows_the_central_and_engine_unreachable() {
     assert_eq!(check["cp_state"], Value::Null);
     assert_eq!(alone["faults"][0]["cleared_at"], Value::Null);
 }
+
+#[test]
+fn a_bad_page_address_stops_the_process_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for role in ["monitor", "cp"] {
+        let args = strings(&[role, "--id", "CP004", "--http", "nonsense"]);
+        let mut proc = Proc::spawn(dir.path(), role, evcharge(), &args, &FAST_ENV);
+        assert_eq!(proc.wait_exit(DEADLINE), 1, "{role}");
+        let said = proc.stderr_text();
+        assert!(
+            said.contains("cannot listen for the monitor page on nonsense"),
+            "{role}: {said}"
+        );
+        assert!(!said.contains("panicked"), "{role}: {said}");
+    }
+}

@@ -32,15 +32,17 @@ pub fn serve_control(
     Ok(())
 }
 
-/// Starts the monitor page when `monitor.http` is set.
-pub fn serve_monitor_page(
+/// Binds the monitor page's address when `monitor.http` is set; serve it with
+/// [`crate::web::monitor_page::serve`] once the monitor runs.
+pub fn bind_monitor_page(
     settings: &crate::configuration::Settings,
-    monitor: actix::Addr<crate::actors::Monitor>,
-) -> anyhow::Result<()> {
-    if let Some(address) = &settings.monitor.http {
-        crate::web::monitor_page::serve(address, monitor)?;
-    }
-    Ok(())
+) -> anyhow::Result<Option<crate::web::monitor_page::PageListener>> {
+    settings
+        .monitor
+        .http
+        .as_deref()
+        .map(crate::web::monitor_page::bind)
+        .transpose()
 }
 
 /// Where a part of a process says it was refused for good (its id is live elsewhere).

@@ -6,9 +6,13 @@ use actix::Actor;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     settings.require_cp_id()?;
+    // Everything that can fail on a bad address comes before the monitor starts.
+    let page = super::bind_monitor_page(&settings)?;
+    super::serve_control(&settings, "monitor", None)?;
     let (gave_up, refused) = tokio::sync::mpsc::unbounded_channel();
     let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up).start();
-    super::serve_monitor_page(&settings, monitor)?;
-    super::serve_control(&settings, "monitor", None)?;
+    if let Some(page) = page {
+        crate::web::monitor_page::serve(page, monitor)?;
+    }
     super::until_stopped_or_refused(refused).await
 }

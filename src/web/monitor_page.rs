@@ -14,16 +14,31 @@ use actix_web::{web, HttpRequest, HttpResponse};
 const PAGE: &str = include_str!("../../assets/monitor.html");
 const SCRIPT: &str = include_str!("../../assets/monitor.js");
 
-/// Binds `address` and serves the page of `monitor` until the system stops; returns the
-/// bound port.
-pub fn serve(address: &str, monitor: Addr<Monitor>) -> anyhow::Result<u16> {
+/// The page's listener, bound before anything starts so that a bad address stops the
+/// process cleanly.
+pub struct PageListener {
+    listener: std::net::TcpListener,
+    host: String,
+}
+
+/// Binds `address` for the page.
+pub fn bind(address: &str) -> anyhow::Result<PageListener> {
+    let listener = super::bind(address, "the monitor page")?;
+    let host = match listener.local_addr()?.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Ok(PageListener { listener, host })
+}
+
+/// Serves the page of `monitor` on `page` until the system stops; returns the bound port.
+pub fn serve(page: PageListener, monitor: Addr<Monitor>) -> anyhow::Result<u16> {
     let monitor = web::Data::new(monitor);
-    let port = super::serve_in_background(address, "monitor page", move |cfg| {
+    let port = super::serve_listener_in_background(page.listener, "monitor page", move |cfg| {
         cfg.app_data(monitor.clone());
         routes(cfg);
     })?;
-    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-    log::info!("monitor page on http://{host}:{port}/");
+    log::info!("monitor page on http://{}:{port}/", page.host);
     Ok(port)
 }
 
