@@ -8,6 +8,7 @@ pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod configuration;
+pub mod health_history;
 pub mod link;
 pub mod messages;
 pub mod presence;

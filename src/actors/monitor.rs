@@ -1,8 +1,15 @@
 //! A CP's monitor: checks its engine every period and reports to the central at once.
+//!
+//! It remembers its last checks and faults ([`HealthHistory`]) for the monitor page, which
+//! asks for a [`MonitorStatus`] and subscribes to a [`MonitorEvent`] per check.
 
 use crate::configuration::{CpSettings, MonitorSettings};
+use crate::health_history::{CheckRecord, CheckResult, FaultRecord, HealthHistory};
 use crate::link::{FrameClient, LinkError};
 use actix::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Instant;
 
 /// What the last health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,9 @@ pub struct Monitor {
     refused_since: Option<std::time::Instant>,
     /// Told why, when the monitor gives up.
     gave_up: Option<crate::roles::Refusals>,
+    history: HealthHistory,
+    subscribers: HashMap<u64, Recipient<MonitorEvent>>,
+    next_subscriber: u64,
 }
 
 impl Monitor {
@@ -53,6 +63,9 @@ impl Monitor {
             last_central: None,
             refused_since: None,
             gave_up: Some(gave_up),
+            history: HealthHistory::default(),
+            subscribers: HashMap::new(),
+            next_subscriber: 1,
         }
     }
 
@@ -82,20 +95,88 @@ impl Monitor {
         let cp = self.cp.clone();
         let authenticated = self.authenticated;
         let check = async move {
+            let started = Instant::now();
             let health = check_engine(&mut engine, &cp.id).await;
+            let engine_ms = millis(started);
+            let started = Instant::now();
             let (link, authenticated) =
                 report_to_central(&mut central, &cp, authenticated, &health).await;
-            (engine, central, health, link, authenticated)
+            let timings = Timings {
+                engine_ms,
+                central_ms: millis(started),
+            };
+            (engine, central, health, link, authenticated, timings)
         };
         ctx.spawn(check.into_actor(self).map(
-            |(engine, central, health, link, authenticated), act, _| {
+            |(engine, central, health, link, authenticated, timings), act, _| {
                 act.note_engine(&health);
                 act.note_central(&link, central.addr());
                 act.check_refusal(&link);
+                act.remember(&health, &link, timings);
                 act.authenticated = authenticated;
                 act.clients = Some((engine, central));
             },
         ));
+    }
+
+    /// Keeps the check for the page and tells every subscriber about it.
+    fn remember(&mut self, health: &EngineCheck, link: &CentralLink, timings: Timings) {
+        let (result, detail) = engine_view(health);
+        let central = central_view(Some(link));
+        let check = CheckRecord {
+            at: chrono::Utc::now(),
+            result,
+            detail: detail.clone(),
+            engine_ms: (result != CheckResult::Unreachable).then_some(timings.engine_ms),
+            central_ms: (!matches!(link, CentralLink::Unreachable(_)))
+                .then_some(timings.central_ms),
+            link: central.link,
+            cp_state: central.cp_state.clone(),
+        };
+        let faults_changed = self.history.record(check.clone());
+        self.publish(MonitorEvent::Check {
+            check,
+            central,
+            engine: EngineView {
+                result: Some(result),
+                detail,
+            },
+        });
+        if faults_changed {
+            self.publish(MonitorEvent::Faults {
+                faults: self.history.faults(),
+            });
+        }
+    }
+
+    /// Sends `event` to every subscriber, forgetting those that are gone.
+    fn publish(&mut self, event: MonitorEvent) {
+        self.subscribers
+            .retain(|_, to| match to.try_send(event.clone()) {
+                Ok(()) => true,
+                // A page too slow to keep up misses this event; a reload shows it all.
+                Err(SendError::Full(_)) => true,
+                Err(SendError::Closed(_)) => false,
+            });
+    }
+
+    fn status(&self) -> MonitorStatus {
+        let (result, detail) = match &self.last_engine {
+            Some(health) => {
+                let (result, detail) = engine_view(health);
+                (Some(result), detail)
+            }
+            None => (None, None),
+        };
+        MonitorStatus {
+            cp_id: self.cp.id.clone(),
+            location: self.cp.location.clone(),
+            price_eur_kwh: self.cp.price_eur_kwh,
+            central: central_view(self.last_central.as_ref()),
+            engine: EngineView { result, detail },
+            checks: self.history.checks(),
+            faults: self.history.faults(),
+        }
     }
 
     /// Logs a change in the engine's health, once.
@@ -154,6 +235,40 @@ impl Monitor {
             ),
         }
         self.last_central = Some(link.clone());
+    }
+}
+
+/// How long the two halves of one check took.
+#[derive(Debug, Clone, Copy)]
+struct Timings {
+    engine_ms: f64,
+    central_ms: f64,
+}
+
+/// Milliseconds since `start`, to the hundredth.
+fn millis(start: Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+fn engine_view(health: &EngineCheck) -> (CheckResult, Option<String>) {
+    match health {
+        EngineCheck::Ok => (CheckResult::Ok, None),
+        EngineCheck::Ko(why) => (CheckResult::Ko, Some(why.clone())),
+        EngineCheck::Unreachable(why) => (CheckResult::Unreachable, Some(why.clone())),
+    }
+}
+
+fn central_view(link: Option<&CentralLink>) -> CentralView {
+    let (link, detail, cp_state) = match link {
+        None => ("starting", None, None),
+        Some(CentralLink::Reported(state)) => ("reported", None, Some(state.clone())),
+        Some(CentralLink::Refused(why)) => ("refused", Some(why.clone()), None),
+        Some(CentralLink::Unreachable(why)) => ("unreachable", Some(why.clone()), None),
+    };
+    CentralView {
+        link,
+        detail,
+        cp_state,
     }
 }
 
@@ -229,5 +344,103 @@ impl Actor for Monitor {
         );
         self.tick(ctx);
         ctx.run_interval(self.settings.health_period, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// The link with the central as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CentralView {
+    /// `starting` (nothing tried yet), `reported`, `refused` or `unreachable`.
+    pub link: &'static str,
+    /// Why it was refused or unreachable.
+    pub detail: Option<String>,
+    /// The CP's state as the central answered the last report; `None` unless reported.
+    pub cp_state: Option<String>,
+}
+
+/// The engine's health as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineView {
+    /// `None` before the first check.
+    pub result: Option<CheckResult>,
+    pub detail: Option<String>,
+}
+
+/// Everything the monitor page shows, at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonitorStatus {
+    pub cp_id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+    pub central: CentralView,
+    pub engine: EngineView,
+    /// Newest first.
+    pub checks: Vec<CheckRecord>,
+    /// Newest first.
+    pub faults: Vec<FaultRecord>,
+}
+
+/// Asks for the monitor's status now.
+#[derive(Message)]
+#[rtype(result = "MonitorStatus")]
+pub struct GetStatus;
+
+/// Sends every later [`MonitorEvent`] to `to`; answers with the subscription's id and the
+/// status at that moment, so that nothing falls between the two.
+#[derive(Message)]
+#[rtype(result = "(u64, MonitorStatus)")]
+pub struct Subscribe {
+    pub to: Recipient<MonitorEvent>,
+}
+
+/// Ends the subscription `id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: u64,
+}
+
+/// What happened at the monitor, told to its subscribers.
+#[derive(Message, Debug, Clone, Serialize)]
+#[rtype(result = "()")]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MonitorEvent {
+    /// One health check done and reported.
+    Check {
+        check: CheckRecord,
+        central: CentralView,
+        engine: EngineView,
+    },
+    /// A fault began or cleared; the whole list, newest first.
+    Faults { faults: Vec<FaultRecord> },
+}
+
+/// Answers with the current status.
+impl Handler<GetStatus> for Monitor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+/// Adds a subscriber.
+impl Handler<Subscribe> for Monitor {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let id = self.next_subscriber;
+        self.next_subscriber += 1;
+        self.subscribers.insert(id, msg.to);
+        MessageResult((id, self.status()))
+    }
+}
+
+/// Forgets a subscriber.
+impl Handler<Unsubscribe> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) {
+        self.subscribers.remove(&msg.id);
     }
 }

@@ -5,11 +5,16 @@ use crate::configuration::Settings;
 use actix::Actor;
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    // Bound before anything starts, so that a bad address stops the process cleanly.
+    let page = super::bind_monitor_page(&settings)?;
     let (refusals, refused) = tokio::sync::mpsc::unbounded_channel();
     let (engine, address) = super::engine::start_with_address(&settings, refusals.clone()).await?;
     // The monitor checks this process's own engine over the real health-check socket.
     settings.monitor.engine = address.to_string();
-    Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals).start();
+    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals).start();
+    if let Some(page) = page {
+        crate::web::monitor_page::serve(page, monitor)?;
+    }
     super::serve_control(&settings, "cp", Some(engine.clone()))?;
     if settings.engine.interactive {
         super::engine::read_keyboard(engine);

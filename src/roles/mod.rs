@@ -33,6 +33,19 @@ pub fn serve_control(
     Ok(())
 }
 
+/// Binds the monitor page's address when `monitor.http` is set; serve it with
+/// [`crate::web::monitor_page::serve`] once the monitor runs.
+pub fn bind_monitor_page(
+    settings: &crate::configuration::Settings,
+) -> anyhow::Result<Option<crate::web::monitor_page::PageListener>> {
+    settings
+        .monitor
+        .http
+        .as_deref()
+        .map(crate::web::monitor_page::bind)
+        .transpose()
+}
+
 /// Where a part of a process says it was refused for good (its id is live elsewhere).
 pub type Refusals = tokio::sync::mpsc::UnboundedSender<String>;
 

@@ -6,8 +6,13 @@ use actix::Actor;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     settings.require_cp_id()?;
-    let (gave_up, refused) = tokio::sync::mpsc::unbounded_channel();
-    Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up).start();
+    // Everything that can fail on a bad address comes before the monitor starts.
+    let page = super::bind_monitor_page(&settings)?;
     super::serve_control(&settings, "monitor", None)?;
+    let (gave_up, refused) = tokio::sync::mpsc::unbounded_channel();
+    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up).start();
+    if let Some(page) = page {
+        crate::web::monitor_page::serve(page, monitor)?;
+    }
     super::until_stopped_or_refused(refused).await
 }

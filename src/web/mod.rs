@@ -8,6 +8,8 @@ mod console;
 mod console_socket;
 pub mod control;
 pub mod demo_control;
+pub mod monitor_page;
+mod monitor_socket;
 pub mod startup;
 
 pub use startup::{AppState, Application};
@@ -18,9 +20,25 @@ pub(crate) fn serve_in_background<F>(address: &str, what: &str, configure: F) ->
 where
     F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
 {
+    serve_listener_in_background(bind(address, what)?, what, configure)
+}
+
+/// Binds `address`, saying what for if it cannot.
+pub(crate) fn bind(address: &str, what: &str) -> anyhow::Result<std::net::TcpListener> {
     use anyhow::Context;
-    let listener = std::net::TcpListener::bind(address)
-        .with_context(|| format!("cannot listen for {what} on {address}"))?;
+    std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for {what} on {address}"))
+}
+
+/// Like [`serve_in_background`], on a listener bound beforehand.
+pub(crate) fn serve_listener_in_background<F>(
+    listener: std::net::TcpListener,
+    what: &str,
+    configure: F,
+) -> anyhow::Result<u16>
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
     let port = listener.local_addr()?.port();
     let server =
         actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
