@@ -286,6 +286,15 @@ pub struct DemoArgs {
     /// HTTP address of the demo's control endpoint: crash or restart parts, broker outage [default: 127.0.0.1:8010]
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<String>,
+    /// Start a part that failed on its own again after this long; 0s leaves it down [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub restart_failed: Option<String>,
+    /// Port of the first driver's dashboard, the next ones 10 apart; 0 for none [default: 8001]
+    #[arg(long, value_name = "PORT")]
+    pub driver_pages: Option<u16>,
+    /// Port of the first CP's monitor page, the next ones 10 apart; 0 for none [default: 8003]
+    #[arg(long, value_name = "PORT")]
+    pub monitor_pages: Option<u16>,
 }
 
 impl Cli {
@@ -348,6 +357,9 @@ impl Cli {
                 push(&mut out, "central.http", &a.http);
                 push(&mut out, "central.listen", &a.listen);
                 push(&mut out, "demo.control", &a.control);
+                push(&mut out, "demo.restart_failed", &a.restart_failed);
+                push(&mut out, "demo.driver_pages", &a.driver_pages);
+                push(&mut out, "demo.monitor_pages", &a.monitor_pages);
             }
             Some(Command::Operator(
                 OperatorCommand::Add { data, .. }

@@ -156,6 +156,16 @@ pub struct DemoSettings {
     pub dir: Option<PathBuf>,
     /// HTTP address of the demo's control endpoint (crash and restart parts, broker outage).
     pub control: String,
+    /// A part that fails on its own (e.g. an engine crashed from the console) is started
+    /// again after this long; `0s` leaves it down.
+    #[serde(with = "humantime_serde")]
+    pub restart_failed: Duration,
+    /// Port of the first driver's dashboard on 127.0.0.1; the next drivers' are 10 apart.
+    /// 0 serves none.
+    pub driver_pages: u16,
+    /// Port of the first CP's monitor page on 127.0.0.1; the next CPs' are 10 apart.
+    /// 0 serves none.
+    pub monitor_pages: u16,
 }
 
 impl Default for KafkaSettings {
@@ -243,6 +253,9 @@ impl Default for DemoSettings {
             drivers: 2,
             dir: None,
             control: "127.0.0.1:8010".into(),
+            restart_failed: Duration::from_secs(5),
+            driver_pages: 8001,
+            monitor_pages: 8003,
         }
     }
 }

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         http: None,
         listen: None,
         control: None,
+        restart_failed: None,
+        driver_pages: None,
+        monitor_pages: None,
     }));
     match evcharge::run(command, settings, cli.config.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,

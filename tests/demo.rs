@@ -18,12 +18,17 @@ fn demo_token(dir: &std::path::Path) -> String {
 fn the_demo_runs_a_network_that_serves_its_drivers() {
     let dir = tempfile::tempdir().unwrap();
     let http = free_port();
+    let monitor_pages = free_port();
     let args: Vec<String> = [
         "demo",
         "--cps",
         "3",
         "--drivers",
         "2",
+        "--monitor-pages",
+        &monitor_pages.to_string(),
+        "--driver-pages",
+        "0",
         "--http",
         &format!("127.0.0.1:{http}"),
         "--listen",
@@ -49,6 +54,20 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     wait_for("3 CPs in the API", DEADLINE, || {
         api("/api/cps").filter(|c| c.as_array().is_some_and(|a| a.len() == 3))
     });
+    // The console's first login is printed; the first CP's monitor page answers.
+    wait_for("the admin's one-time password", DEADLINE, || {
+        let out = demo.stderr_text() + &demo.stdout_text();
+        out.contains("log in as \"admin\" with the one-time password")
+            .then_some(())
+    });
+    let status: serde_json::Value = wait_for("CP001's monitor page", DEADLINE, || {
+        ureq::get(&format!("http://127.0.0.1:{monitor_pages}/api/status"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()
+    });
+    assert_eq!(status["cp_id"], "CP001");
     let sessions = wait_for("4 completed sessions", DEADLINE * 2, || {
         api("/api/sessions").and_then(|s| {
             let done: Vec<_> = s
@@ -72,7 +91,8 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     // Readable logs, each line named after its process.
     let out = demo.stdout_text();
     assert!(out.contains("central |"), "{out}");
-    assert!(out.contains("CP001 |"));
+    assert!(out.contains("CP001-engine |"));
+    assert!(out.contains("CP001-monitor |"));
     assert!(out
         .lines()
         .any(|l| l.contains("D001 |") && l.contains("TICKET")));
@@ -124,6 +144,12 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
         &format!("127.0.0.1:{}", free_port()),
         "--control",
         &format!("127.0.0.1:{control}"),
+        "--driver-pages",
+        "0",
+        "--monitor-pages",
+        "0",
+        "--restart-failed",
+        "1s",
         "--dir",
         &dir.path().join("work").display().to_string(),
     ]
@@ -177,22 +203,36 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     wait_state("CP001", "available");
     wait_state("CP002", "available");
 
-    // Crashed with a delay: it comes back by itself.
-    assert_eq!(post("parts/CP001/crash?restart_after=1s"), 202);
+    // A monitor crashed with a delay: disconnected, then back by itself.
+    assert_eq!(post("parts/CP001-monitor/crash?restart_after=1s"), 202);
     wait_state("CP001", "disconnected");
     wait_state("CP001", "available");
-    assert_eq!(part("CP001")["restarts"], 1);
+    assert_eq!(part("CP001-monitor")["restarts"], 1);
 
-    // Crashed without one: it stays down until started.
-    assert_eq!(post("parts/CP002/crash"), 202);
-    wait_state("CP002", "disconnected");
-    wait_for("CP002's process to be gone", DEADLINE, || {
-        (part("CP002")["running"] == false).then_some(())
+    // An engine crashed without a delay: broken, and it stays down until started.
+    assert_eq!(post("parts/CP002-engine/crash"), 202);
+    wait_state("CP002", "broken");
+    wait_for("CP002's engine to be gone", DEADLINE, || {
+        (part("CP002-engine")["running"] == false).then_some(())
     });
-    assert_eq!(part("CP002")["restart_pending"], false);
-    assert_eq!(state("CP002").as_deref(), Some("disconnected"));
-    assert_eq!(post("parts/CP002/start"), 202);
+    assert_eq!(part("CP002-engine")["restart_pending"], false);
+    assert_eq!(state("CP002").as_deref(), Some("broken"));
+    assert_eq!(post("parts/CP002-engine/start"), 202);
     wait_state("CP002", "available");
+
+    // An engine crashed from the console's API: the demo brings it back, as a supervisor.
+    let crash = ureq::post(&format!(
+        "http://127.0.0.1:{http}/api/crash/cps/CP002/engine"
+    ))
+    .set("Authorization", &format!("Bearer {token}"))
+    .call()
+    .unwrap();
+    assert_eq!(crash.status(), 202);
+    wait_state("CP002", "broken");
+    wait_state("CP002", "available");
+    wait_for("the restart to be counted", DEADLINE, || {
+        (part("CP002-engine")["restarts"] == 2).then_some(())
+    });
 
     // The broker can be taken away and brought back; the roles say so, and carry on.
     assert_eq!(post("broker/outage"), 202);
@@ -203,12 +243,12 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
             .then_some(())
     });
     assert_eq!(post("broker/recover"), 202);
-    assert_eq!(post("parts/CP001/crash?restart_after=1s"), 202);
+    assert_eq!(post("parts/CP001-monitor/crash?restart_after=1s"), 202);
     wait_state("CP001", "disconnected");
     wait_state("CP001", "available");
 
     // Mistakes get a clear 4xx.
     assert_eq!(post("parts/NOPE/crash"), 409);
-    assert_eq!(post("parts/CP001/crash?restart_after=soon"), 400);
-    assert_eq!(post("parts/CP001/start"), 409);
+    assert_eq!(post("parts/CP001-engine/crash?restart_after=soon"), 400);
+    assert_eq!(post("parts/CP001-engine/start"), 409);
 }

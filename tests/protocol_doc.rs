@@ -90,6 +90,7 @@ fn every_message_type_is_shown() {
                 "stop_supply",
                 "engine_welcome",
                 "engine_id_in_use",
+                "crash",
             ],
         ),
         (

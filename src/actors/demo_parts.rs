@@ -21,6 +21,8 @@ struct Part {
     restarts: u32,
     /// A restart is scheduled for this part.
     restart_pending: bool,
+    /// The presenter crashed it to stay down: it is not brought back by itself.
+    held_down: bool,
 }
 
 /// A part as the control endpoint shows it.
@@ -38,15 +40,44 @@ pub struct DemoParts {
     /// Flags every child gets (the broker's address, the config file).
     common: Vec<String>,
     parts: BTreeMap<String, Part>,
+    /// A part that fails on its own (a crash injected from the console, a bug) comes back
+    /// after this long; never when `None`.
+    restart_failed: Option<Duration>,
 }
 
 impl DemoParts {
-    pub fn new(exe: PathBuf, common: Vec<String>) -> DemoParts {
+    pub fn new(exe: PathBuf, common: Vec<String>, restart_failed: Option<Duration>) -> DemoParts {
         DemoParts {
             exe,
             common,
             parts: BTreeMap::new(),
+            restart_failed,
         }
+    }
+
+    /// Starts the part again after `delay`, unless it was started meanwhile.
+    fn schedule_restart(&mut self, name: &str, delay: Duration, ctx: &mut Context<Self>) {
+        let Some(part) = self.parts.get_mut(name) else {
+            return;
+        };
+        part.restart_pending = true;
+        let name = name.to_owned();
+        ctx.run_later(delay, move |act, ctx| {
+            act.check_exits(ctx);
+            let pending = act.parts.get(&name).is_some_and(|p| p.restart_pending);
+            if !pending {
+                return;
+            }
+            match act.start_part(&name) {
+                Ok(()) => {
+                    if let Some(part) = act.parts.get_mut(&name) {
+                        part.restarts += 1;
+                    }
+                    log::info!("{name} restarted");
+                }
+                Err(why) => log::warn!("cannot restart {name}: {why}"),
+            }
+        });
     }
 
     fn spawn(&self, name: &str, args: &[String]) -> Result<Child, String> {
@@ -81,19 +112,32 @@ impl DemoParts {
         let part = self.parts.get_mut(name).expect("looked up above");
         part.child = Some(child);
         part.restart_pending = false;
+        part.held_down = false;
         Ok(())
     }
 
-    /// Reaps parts that ended, saying how.
-    fn check_exits(&mut self) {
+    /// Reaps parts that ended, saying how; a part that failed on its own is brought back
+    /// after a while, as a supervisor (systemd, Kubernetes) would.
+    fn check_exits(&mut self, ctx: &mut Context<Self>) {
+        let mut failed = Vec::new();
         for (name, part) in &mut self.parts {
             let Some(child) = part.child.as_mut() else {
                 continue;
             };
             if let Ok(Some(status)) = child.try_wait() {
-                log::warn!("{name} ended ({status})");
                 part.child = None;
+                let on_its_own = !status.success() && !part.restart_pending && !part.held_down;
+                match self.restart_failed.filter(|_| on_its_own) {
+                    Some(delay) => {
+                        log::warn!("{name} ended ({status}); back in {delay:?}");
+                        failed.push((name.clone(), delay));
+                    }
+                    None => log::warn!("{name} ended ({status})"),
+                }
             }
+        }
+        for (name, delay) in failed {
+            self.schedule_restart(&name, delay, ctx);
         }
     }
 }
@@ -109,7 +153,7 @@ impl Actor for DemoParts {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(EXIT_CHECK, |act, _| act.check_exits());
+        ctx.run_interval(EXIT_CHECK, |act, ctx| act.check_exits(ctx));
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
@@ -142,6 +186,7 @@ impl Handler<Launch> for DemoParts {
                 child: None,
                 restarts: 0,
                 restart_pending: false,
+                held_down: false,
             },
         );
         self.start_part(&msg.name)
@@ -175,22 +220,13 @@ impl Handler<CrashPart> for DemoParts {
         match msg.restart_after {
             Some(delay) => {
                 log::warn!("crashing {} (back in {delay:?})", msg.name);
-                part.restart_pending = true;
-                let name = msg.name.clone();
-                ctx.run_later(delay, move |act, _| {
-                    act.check_exits();
-                    match act.start_part(&name) {
-                        Ok(()) => {
-                            if let Some(part) = act.parts.get_mut(&name) {
-                                part.restarts += 1;
-                            }
-                            log::info!("{name} restarted");
-                        }
-                        Err(why) => log::warn!("cannot restart {name}: {why}"),
-                    }
-                });
+                part.held_down = false;
+                self.schedule_restart(&msg.name, delay, ctx);
             }
-            None => log::warn!("crashing {} (left down)", msg.name),
+            None => {
+                log::warn!("crashing {} (left down)", msg.name);
+                part.held_down = true;
+            }
         }
         Ok(())
     }
@@ -207,8 +243,8 @@ impl Handler<StartPart> for DemoParts {
     type Result = Result<(), String>;
 
     /// Starts the part again with its original arguments.
-    fn handle(&mut self, msg: StartPart, _ctx: &mut Self::Context) -> Self::Result {
-        self.check_exits();
+    fn handle(&mut self, msg: StartPart, ctx: &mut Self::Context) -> Self::Result {
+        self.check_exits(ctx);
         self.start_part(&msg.name)?;
         if let Some(part) = self.parts.get_mut(&msg.name) {
             part.restarts += 1;
@@ -227,8 +263,8 @@ impl Handler<ListParts> for DemoParts {
     type Result = MessageResult<ListParts>;
 
     /// Lists the parts in name order.
-    fn handle(&mut self, _msg: ListParts, _ctx: &mut Self::Context) -> Self::Result {
-        self.check_exits();
+    fn handle(&mut self, _msg: ListParts, ctx: &mut Self::Context) -> Self::Result {
+        self.check_exits(ctx);
         MessageResult(
             self.parts
                 .iter()

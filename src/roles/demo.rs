@@ -44,7 +44,8 @@ async fn run_network(
     if let Some(config) = config {
         common.extend(["--config".into(), config.display().to_string()]);
     }
-    let parts = DemoParts::new(exe, common).start();
+    let restart_failed = Some(settings.demo.restart_failed).filter(|d| !d.is_zero());
+    let parts = DemoParts::new(exe, common, restart_failed).start();
     let launch = |name: &str, args: Vec<String>| {
         parts.send(Launch {
             name: name.to_owned(),
@@ -76,23 +77,46 @@ async fn run_network(
     let cp_ids: Vec<String> = (1..=settings.demo.cps)
         .map(|i| format!("CP{i:03}"))
         .collect();
+    let mut pages = Vec::new();
     for (i, id) in cp_ids.iter().enumerate() {
         let price = format!("{:.2}", 0.30 + 0.05 * (i % 4) as f64);
         let data = dir.join(format!("engine-{id}")).display().to_string();
-        let args = strings(&[
-            "cp",
+        // Engine and monitor apart, as on a real site: an engine crashed from the console
+        // turns its CP red while its monitor goes on reporting.
+        let engine_listen = format!("127.0.0.1:{}", free_local_port()?);
+        let engine = strings(&[
+            "engine",
             "--id",
             id,
+            "--listen",
+            &engine_listen,
+            "--data",
+            &data,
+            "--allow-crash",
+        ]);
+        launch(&format!("{id}-engine"), engine)
+            .await?
+            .map_err(anyhow::Error::msg)?;
+        let mut monitor = strings(&[
+            "monitor",
+            "--id",
+            id,
+            "--engine",
+            &engine_listen,
             "--central",
             &central_tcp,
             "--location",
             LOCATIONS[i % LOCATIONS.len()],
             "--price",
             &price,
-            "--data",
-            &data,
         ]);
-        launch(id, args).await?.map_err(anyhow::Error::msg)?;
+        if let Some(port) = page_port(settings.demo.monitor_pages, i) {
+            monitor.extend(strings(&["--http", &format!("127.0.0.1:{port}")]));
+            pages.push(format!("monitor page of {id}: http://127.0.0.1:{port}/"));
+        }
+        launch(&format!("{id}-monitor"), monitor)
+            .await?
+            .map_err(anyhow::Error::msg)?;
     }
 
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
@@ -118,8 +142,17 @@ async fn run_network(
     for d in 1..=settings.demo.drivers {
         let id = format!("D{d:03}");
         let file = write_demo_file(dir, &id, &cp_ids, d as usize)?;
-        let args = strings(&["driver", "--id", &id, "--file", &file.display().to_string()]);
+        let mut args = strings(&["driver", "--id", &id, "--file", &file.display().to_string()]);
+        if let Some(port) = page_port(settings.demo.driver_pages, d as usize - 1) {
+            args.extend(strings(&["--http", &format!("127.0.0.1:{port}")]));
+            pages.push(format!(
+                "dashboard of driver {id}: http://127.0.0.1:{port}/"
+            ));
+        }
         launch(&id, args).await?.map_err(anyhow::Error::msg)?;
+    }
+    for page in pages {
+        log::info!("{page}");
     }
 
     let stop = super::shutdown_signal();
@@ -132,6 +165,18 @@ async fn run_network(
     }
     log::info!("demo stopping");
     Ok(())
+}
+
+/// The port of the `index`th page from `first`, 10 apart; none when `first` is 0.
+fn page_port(first: u16, index: usize) -> Option<u16> {
+    (first != 0).then(|| first.saturating_add(10 * index as u16))
+}
+
+/// A port free on loopback right now, for an engine's health-check socket.
+fn free_local_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port for an engine")?;
+    Ok(listener.local_addr()?.port())
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
