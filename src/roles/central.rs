@@ -33,7 +33,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )?;
     log::info!(
         "API on http://{}:{}/api/cps",
-        host_of(&central.http),
+        super::shown_host(&central.http),
         app.port()
     );
 
@@ -72,12 +72,4 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         _ = super::shutdown_signal() => log::info!("central stopping"),
     }
     Ok(())
-}
-
-fn host_of(addr: &str) -> &str {
-    match addr.rsplit_once(':') {
-        Some(("0.0.0.0", _)) | Some(("", _)) => "127.0.0.1",
-        Some((host, _)) => host,
-        None => addr,
-    }
 }
