@@ -62,6 +62,7 @@
     const noteBox = $("login-note");
     noteBox.textContent = note || "";
     noteBox.classList.toggle("show", !!note);
+    if (note) setTimeout(() => noteBox.classList.remove("show"), 10000);
     socket = Live.connect("/ws", onNews, onLink);
     loadAvailable();
     loadHistory();

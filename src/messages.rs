@@ -113,21 +113,28 @@ impl std::fmt::Debug for Secret {
 pub const SECRET_FIELDS: [&str; 1] = ["password"];
 
 /// Replaces every secret field of a message (at any depth) by `"***"`, for views that show
-/// raw records to people, such as the console's view of a topic.
-pub fn redact_secrets(message: &mut serde_json::Value) {
+/// raw records to people, such as the console's view of a topic. True when it hid any.
+pub fn redact_secrets(message: &mut serde_json::Value) -> bool {
+    let mut hid = false;
     match message {
         serde_json::Value::Object(fields) => {
             for (name, value) in fields.iter_mut() {
                 if SECRET_FIELDS.contains(&name.as_str()) {
                     *value = serde_json::Value::String("***".into());
+                    hid = true;
                 } else {
-                    redact_secrets(value);
+                    hid |= redact_secrets(value);
                 }
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                hid |= redact_secrets(item);
+            }
+        }
         _ => {}
     }
+    hid
 }
 
 /// Why the central denied a supply request.
@@ -510,8 +517,9 @@ mod tests {
         let mut json = serde_json::to_value(Envelope::new(&request)).unwrap();
         assert_eq!(json["password"], "hunter2");
         assert!(!format!("{request:?}").contains("hunter2"));
-        redact_secrets(&mut json);
+        assert!(redact_secrets(&mut json));
         assert_eq!(json["password"], "***");
+        assert!(!redact_secrets(&mut serde_json::json!({"driver_id": "D1"})));
         assert_eq!(json["driver_id"], "D1");
     }
 

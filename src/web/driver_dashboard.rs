@@ -37,6 +37,9 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 256;
 /// The longest CP id a request may name.
 const MAX_CP_ID: usize = 64;
+/// At most this many refused sign-ins per [`FAILURE_WINDOW`]; more are turned away unheard.
+const MAX_FAILURES: usize = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Binds `address` and serves the dashboard of `driver` in the background; returns the port.
 pub fn serve(address: &str, driver: Addr<Driver>, driver_id: &str) -> anyhow::Result<u16> {
@@ -51,6 +54,7 @@ pub fn serve(address: &str, driver: Addr<Driver>, driver_id: &str) -> anyhow::Re
         // Cookies are shared by every port of a host: the port keeps two dashboards apart.
         cookie_name: format!("evcharge_driver_{port}"),
         sessions: SignedInBrowsers::default(),
+        failures: FailedSignIns::new(MAX_FAILURES, FAILURE_WINDOW),
     });
     super::serve_listener_in_background(listener, "driver dashboard", move |cfg| {
         cfg.app_data(dashboard.clone())
@@ -87,6 +91,7 @@ pub struct Dashboard {
     page: String,
     cookie_name: String,
     sessions: SignedInBrowsers,
+    failures: FailedSignIns,
 }
 
 /// Errors of the dashboard, each with its status and a JSON body `{"error": "..."}`.
@@ -98,6 +103,8 @@ pub enum DashboardError {
     Refused(String),
     #[error("cross-site requests are refused")]
     CrossSite,
+    #[error("too many wrong passwords: try again in a minute")]
+    TooManyAttempts,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -128,6 +135,7 @@ impl ResponseError for DashboardError {
         match self {
             DashboardError::NotSignedIn | DashboardError::Refused(_) => StatusCode::UNAUTHORIZED,
             DashboardError::CrossSite => StatusCode::FORBIDDEN,
+            DashboardError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DashboardError::Conflict(_) => StatusCode::CONFLICT,
             DashboardError::Unavailable(_) | DashboardError::DriverGone(_) => {
@@ -177,6 +185,42 @@ impl SignedInBrowsers {
     fn close(&self, token: &str) {
         let mut sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
         sessions.remove(&digest(token));
+    }
+}
+
+/// Recent refused sign-ins, to slow down password guessing.
+struct FailedSignIns {
+    limit: usize,
+    window: Duration,
+    at: Mutex<std::collections::VecDeque<Instant>>,
+}
+
+impl FailedSignIns {
+    fn new(limit: usize, window: Duration) -> FailedSignIns {
+        FailedSignIns {
+            limit,
+            window,
+            at: Mutex::default(),
+        }
+    }
+
+    /// Whether another attempt may be made at `now`.
+    fn allows(&self, now: Instant) -> bool {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        while at
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            at.pop_front();
+        }
+        at.len() < self.limit
+    }
+
+    fn note(&self, now: Instant) {
+        self.at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(now);
     }
 }
 
@@ -316,6 +360,9 @@ async fn login(
     body: web::Bytes,
 ) -> Result<HttpResponse, DashboardError> {
     let LoginBody { password } = parse_body(&body)?;
+    if !dashboard.failures.allows(Instant::now()) {
+        return Err(DashboardError::TooManyAttempts);
+    }
     let answer = dashboard
         .driver
         .send(SignIn {
@@ -323,6 +370,7 @@ async fn login(
         })
         .await??;
     if !answer.accepted {
+        dashboard.failures.note(Instant::now());
         return Err(DashboardError::Refused(answer.detail));
     }
     let token = dashboard.sessions.open()?;
@@ -484,6 +532,19 @@ mod tests {
         // The browser's own word.
         assert!(is_cross_site(None, host, Some("cross-site")));
         assert!(!is_cross_site(None, host, Some("none")));
+    }
+
+    #[test]
+    fn password_guessing_is_slowed_down() {
+        let failures = FailedSignIns::new(3, Duration::from_secs(60));
+        let start = Instant::now();
+        for i in 0..3 {
+            assert!(failures.allows(start + Duration::from_secs(i)));
+            failures.note(start + Duration::from_secs(i));
+        }
+        assert!(!failures.allows(start + Duration::from_secs(10)));
+        // The oldest failure leaves the window.
+        assert!(failures.allows(start + Duration::from_secs(60)));
     }
 
     #[test]
