@@ -80,8 +80,8 @@ impl Browser {
         answer
     }
 
-    /// Opens `/ws` by hand; the status line and, on 101, the first text message.
-    fn open_socket(&self, origin: Option<&str>) -> (String, Option<Value>) {
+    /// Opens `/ws` by hand; the status line and, on 101, the open socket.
+    fn open_socket(&self, origin: Option<&str>) -> (String, Option<TcpStream>) {
         let mut stream = TcpStream::connect(&self.host).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -104,7 +104,7 @@ impl Browser {
         if !status.contains(" 101 ") {
             return (status, None);
         }
-        (status, Some(read_text_frame(&mut stream)))
+        (status, Some(stream))
     }
 }
 
@@ -119,11 +119,25 @@ fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-/// Reads one unmasked server frame and parses it as JSON text.
+/// Reads the next text message (unmasked server frames; pings skipped) as JSON.
 fn read_text_frame(stream: &mut TcpStream) -> Value {
+    loop {
+        let (opcode, payload) = read_frame(stream);
+        if opcode == 1 {
+            return serde_json::from_slice(&payload).unwrap();
+        }
+        assert!(
+            opcode >= 8,
+            "only text and control frames are sent, not {opcode}"
+        );
+    }
+}
+
+/// One whole (unfragmented) frame: its opcode and payload.
+fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut start = [0u8; 2];
     stream.read_exact(&mut start).unwrap();
-    assert_eq!(start[0] & 0x0f, 1, "a text frame");
+    assert_ne!(start[0] & 0x80, 0, "unfragmented frames");
     let len = match start[1] & 0x7f {
         126 => {
             let mut ext = [0u8; 2];
@@ -139,7 +153,7 @@ fn read_text_frame(stream: &mut TcpStream) -> Value {
     };
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload).unwrap();
-    serde_json::from_slice(&payload).unwrap()
+    (start[0] & 0x0f, payload)
 }
 
 #[test]
@@ -226,9 +240,10 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
     );
 
     // The live link starts with a snapshot.
-    let (status, snapshot) = browser.open_socket(Some(&browser.base));
+    let (status, socket) = browser.open_socket(Some(&browser.base));
     assert!(status.contains(" 101 "), "{status}");
-    let snapshot = snapshot.unwrap();
+    let mut socket = socket.unwrap();
+    let snapshot = read_text_frame(&mut socket);
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["driver_id"], "D1");
     assert_eq!(snapshot["supply"]["state"], "idle");
@@ -250,7 +265,26 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
     let (status, body, _) = browser.post("/api/request", json!({}));
     assert_eq!(status, 409, "{body}");
 
-    // Assert: the ticket shows in the state, priced.
+    // Assert: the live link tells every step, each with the supply as it stands.
+    let mut steps = Vec::new();
+    let last = wait_for("the ticket on the live link", DEADLINE, || {
+        let news = read_text_frame(&mut socket);
+        steps.push(news["type"].as_str().unwrap_or_default().to_owned());
+        (news["type"] == "ticket").then_some(news)
+    });
+    for step in [
+        "requesting",
+        "reserved",
+        "authorised",
+        "started",
+        "progress",
+    ] {
+        assert!(steps.iter().any(|s| s == step), "no {step} in {steps:?}");
+    }
+    assert_eq!(last["supply"]["state"], "done");
+    assert_eq!(last["supply"]["cp_id"], "CP01");
+
+    // The ticket shows in the state, priced.
     let state = wait_for("the ticket", DEADLINE, || {
         let (_, state, _) = browser.get("/api/state");
         (state["state"] == "done").then_some(state)
