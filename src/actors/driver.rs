@@ -141,19 +141,16 @@ impl Driver {
         )
     }
 
-    /// Hands an answer to the question waiting for it; false when none waits.
-    fn answer(&mut self, update: DriverUpdate) -> bool {
+    /// Hands an answer to the question waiting for it; one nobody waits for (it came too
+    /// late, or is a redelivery) is dropped.
+    fn answer(&mut self, update: DriverUpdate) {
         let request_id = match &update {
             DriverUpdate::SignedIn { request_id, .. }
             | DriverUpdate::History { request_id, .. } => *request_id,
-            _ => return false,
+            _ => return,
         };
-        match self.answers.remove(&request_id) {
-            Some(waiting) => {
-                let _ = waiting.send(update);
-                true
-            }
-            None => false,
+        if let Some(waiting) = self.answers.remove(&request_id) {
+            let _ = waiting.send(update);
         }
     }
 
@@ -412,7 +409,7 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
         let update = msg.envelope.body;
         match update {
             DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. } => return Ok(()),
-            // Answers to the dashboard's questions; one nobody waits for is stale.
+            // Answers to the dashboard's questions.
             DriverUpdate::SignedIn { .. } | DriverUpdate::History { .. } => {
                 self.answer(update);
                 return Ok(());
