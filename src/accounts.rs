@@ -5,13 +5,11 @@
 //! digest is stored, so a copy of the database lets nobody in. Password checks are slow on
 //! purpose (argon2): call them on a blocking thread.
 
+use crate::credentials::{self, digest, new_secret};
 use crate::store::{all, get, put, StoreError};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chrono::{DateTime, Duration, Utc};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The name of the operator created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -292,31 +290,13 @@ fn check_password(password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// argon2id with the crate's recommended parameters and a fresh salt.
-pub fn hash_password(password: &str) -> Result<String, AccountError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AccountError::Hash(e.to_string()))
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    credentials::hash_password(password).map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-/// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// 256 random bits, as hex.
-fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A malformed stored hash matches nothing.
+fn verify_password(hash: &str, password: &str) -> bool {
+    credentials::verify_password(hash, password).unwrap_or(false)
 }
 
 /// A password to hand out once: 16 characters nobody confuses (no 0/O, 1/l/I).
@@ -330,10 +310,6 @@ pub fn one_time_password() -> String {
         .collect()
 }
 
-fn digest(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,16 +318,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         (dir, Accounts::open(&db).unwrap())
-    }
-
-    #[test]
-    fn passwords_are_hashed_and_checked() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(!hash.contains("correct horse"));
-        assert!(verify_password(&hash, "correct horse"));
-        assert!(!verify_password(&hash, "wrong horse"));
-        assert!(!verify_password("garbage", "correct horse"));
     }
 
     #[test]

@@ -143,6 +143,10 @@ pub struct DriverSettings {
     pub refusal_grace: Duration,
     /// HTTP address of the driver dashboard; none when absent.
     pub http: Option<String>,
+    /// How long the dashboard waits for the central to answer a sign-in, a list of
+    /// available CPs or a history before saying it cannot reach the central.
+    #[serde(with = "humantime_serde")]
+    pub ask_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,6 +246,7 @@ impl Default for DriverSettings {
             heartbeat: Duration::from_secs(2),
             refusal_grace: Duration::from_secs(8),
             http: None,
+            ask_timeout: Duration::from_secs(10),
         }
     }
 }

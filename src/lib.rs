@@ -8,6 +8,8 @@ pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod configuration;
+pub mod credentials;
+pub mod driver_view;
 pub mod health_history;
 pub mod link;
 pub mod messages;
@@ -63,8 +65,9 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
                 (None, Some(file), _) => driver::Plan::File(file),
                 (None, None, true) => driver::Plan::Interactive,
                 (None, None, false) if args.any => driver::Plan::One(None),
+                (None, None, false) if settings.driver.http.is_some() => driver::Plan::Dashboard,
                 (None, None, false) => anyhow::bail!(
-                    "tell the driver what to do: --cp <CP>, --any, --file <path> or --interactive"
+                    "tell the driver what to do: --cp <CP>, --any, --file <path>, --interactive or --http"
                 ),
             };
             actix::System::new().block_on(driver::run(settings, plan, args.json))

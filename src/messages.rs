@@ -63,6 +63,15 @@ pub enum DriverRequest {
         #[serde(default)]
         probe: bool,
     },
+    /// Sign in with a password (the driver dashboard's log-in). The central keeps only a
+    /// hash; the first sign-in of a driver id sets its password. Answered with `signed_in`.
+    SignIn {
+        request_id: Uuid,
+        driver_id: String,
+        password: Secret,
+    },
+    /// Ask for this driver's past sessions (answered with `history`).
+    History { request_id: Uuid, driver_id: String },
 }
 
 impl Keyed for DriverRequest {
@@ -71,9 +80,61 @@ impl Keyed for DriverRequest {
             DriverRequest::SupplyRequest { driver_id, .. }
             | DriverRequest::StopSupply { driver_id }
             | DriverRequest::ListAvailable { driver_id }
-            | DriverRequest::Hello { driver_id, .. } => driver_id,
+            | DriverRequest::Hello { driver_id, .. }
+            | DriverRequest::SignIn { driver_id, .. }
+            | DriverRequest::History { driver_id, .. } => driver_id,
         }
     }
+}
+
+/// A secret that travels as a plain JSON string but never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret itself, for the one place that must read it (the hash check).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Fields whose value is a secret wherever they appear in a message.
+pub const SECRET_FIELDS: [&str; 1] = ["password"];
+
+/// Replaces every secret field of a message (at any depth) by `"***"`, for views that show
+/// raw records to people, such as the console's view of a topic. True when it hid any.
+pub fn redact_secrets(message: &mut serde_json::Value) -> bool {
+    let mut hid = false;
+    match message {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields.iter_mut() {
+                if SECRET_FIELDS.contains(&name.as_str()) {
+                    *value = serde_json::Value::String("***".into());
+                    hid = true;
+                } else {
+                    hid |= redact_secrets(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                hid |= redact_secrets(item);
+            }
+        }
+        _ => {}
+    }
+    hid
 }
 
 /// Why the central denied a supply request.
@@ -146,6 +207,20 @@ pub struct CpOffer {
     pub price_eur_kwh: f64,
 }
 
+/// One closed session as its driver sees it in its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastSession {
+    pub session_id: Uuid,
+    pub cp_id: String,
+    /// `null` when the vehicle never plugged in.
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    pub kwh: f64,
+    pub eur: f64,
+    pub price_eur_kwh: f64,
+    pub outcome: Outcome,
+}
+
 /// Topic `driver.updates`, key = driver id: every step the central tells a driver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -213,6 +288,22 @@ pub enum DriverUpdate {
         instance: Uuid,
         detail: String,
     },
+    /// The answer to `sign_in`: accepted or not; `first_time` when this sign-in set the
+    /// driver's password.
+    SignedIn {
+        request_id: Uuid,
+        driver_id: String,
+        accepted: bool,
+        #[serde(default)]
+        first_time: bool,
+        detail: String,
+    },
+    /// The answer to `history`: the driver's latest closed sessions, newest first.
+    History {
+        request_id: Uuid,
+        driver_id: String,
+        sessions: Vec<PastSession>,
+    },
 }
 
 impl Keyed for DriverUpdate {
@@ -227,7 +318,9 @@ impl Keyed for DriverUpdate {
             | DriverUpdate::Ticket { driver_id, .. }
             | DriverUpdate::Available { driver_id, .. }
             | DriverUpdate::Welcome { driver_id, .. }
-            | DriverUpdate::IdInUse { driver_id, .. } => driver_id,
+            | DriverUpdate::IdInUse { driver_id, .. }
+            | DriverUpdate::SignedIn { driver_id, .. }
+            | DriverUpdate::History { driver_id, .. } => driver_id,
         }
     }
 }
@@ -416,6 +509,22 @@ mod tests {
             damaged.truncate(cut.max(1).min(damaged.len()));
             let _ = serde_json::from_slice::<Envelope<CpEvent>>(&damaged);
         }
+    }
+
+    #[test]
+    fn a_password_travels_as_a_string_but_never_shows_in_debug_output() {
+        let request = DriverRequest::SignIn {
+            request_id: Uuid::nil(),
+            driver_id: "D1".into(),
+            password: Secret::new("hunter2"),
+        };
+        let mut json = serde_json::to_value(Envelope::new(&request)).unwrap();
+        assert_eq!(json["password"], "hunter2");
+        assert!(!format!("{request:?}").contains("hunter2"));
+        assert!(redact_secrets(&mut json));
+        assert_eq!(json["password"], "***");
+        assert!(!redact_secrets(&mut serde_json::json!({"driver_id": "D1"})));
+        assert_eq!(json["driver_id"], "D1");
     }
 
     #[test]

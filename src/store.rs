@@ -41,6 +41,10 @@ pub struct CpRecord {
 pub struct DriverRecord {
     pub id: String,
     pub first_seen: DateTime<Utc>,
+    /// Argon2 PHC string of the dashboard password; `None` until the first sign-in sets it.
+    /// Never shown by any view.
+    #[serde(default)]
+    pub password_hash: Option<String>,
 }
 
 /// One supply, from reservation to ticket. Open while `outcome` is `None`.
@@ -177,6 +181,7 @@ impl Store {
         let record = DriverRecord {
             id: id.to_owned(),
             first_seen: Utc::now(),
+            password_hash: None,
         };
         let value = serde_json::to_vec(&record).expect("records always serialise");
         let previous =
@@ -187,6 +192,72 @@ impl Store {
 
     pub fn drivers(&self) -> Result<Vec<DriverRecord>, StoreError> {
         all(&self.drivers, "drivers")
+    }
+
+    pub fn driver(&self, id: &str) -> Result<Option<DriverRecord>, StoreError> {
+        get(&self.drivers, id.as_bytes(), "drivers")
+    }
+
+    /// Sets the driver's password hash if it has none yet (registering the driver if new);
+    /// true when this call set it. Two first sign-ins at once cannot both set it.
+    pub fn set_first_password(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        loop {
+            let old = self.drivers.get(id.as_bytes())?;
+            let record = match &old {
+                Some(bytes) => serde_json::from_slice::<DriverRecord>(bytes).map_err(|source| {
+                    StoreError::Corrupt {
+                        tree: "drivers",
+                        source,
+                    }
+                })?,
+                None => DriverRecord {
+                    id: id.to_owned(),
+                    first_seen: Utc::now(),
+                    password_hash: None,
+                },
+            };
+            if record.password_hash.is_some() {
+                return Ok(false);
+            }
+            let new = DriverRecord {
+                password_hash: Some(hash.to_owned()),
+                ..record
+            };
+            let value = serde_json::to_vec(&new).expect("records always serialise");
+            if self
+                .drivers
+                .compare_and_swap(id.as_bytes(), old, Some(value))?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            // Someone else wrote the record in between: look again.
+        }
+    }
+
+    /// The driver's latest closed sessions, newest first, at most `limit`.
+    pub fn past_sessions_of(
+        &self,
+        driver_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut found = Vec::new();
+        // Session ids are UUIDv7: walking the tree backwards goes from newest to oldest.
+        for entry in self.sessions.iter().rev() {
+            let (_, bytes) = entry?;
+            let session: SessionRecord =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    tree: "sessions",
+                    source,
+                })?;
+            if session.driver_id == driver_id && !session.is_open() {
+                found.push(session);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Stores a session and keeps the open-session and request indexes in step.
@@ -356,6 +427,42 @@ mod tests {
             .await
             .expect("every flush completes");
         assert!(done.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn a_first_password_is_set_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.register_driver("D1").unwrap());
+        let seen = store.driver("D1").unwrap().unwrap().first_seen;
+        assert!(store.set_first_password("D1", "hash-1").unwrap());
+        assert!(!store.set_first_password("D1", "hash-2").unwrap());
+        let record = store.driver("D1").unwrap().unwrap();
+        assert_eq!(record.password_hash.as_deref(), Some("hash-1"));
+        assert_eq!(record.first_seen, seen);
+        // A driver never seen before is registered by its first password.
+        assert!(store.set_first_password("D2", "hash-3").unwrap());
+        assert!(!store.register_driver("D2").unwrap());
+    }
+
+    #[test]
+    fn past_sessions_are_the_drivers_closed_ones_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut s = session(&format!("CP{i}"), Some(Outcome::Completed));
+            if i == 2 {
+                s.driver_id = "D2".into();
+            }
+            store.put_session(&s).unwrap();
+            ids.push(s.id);
+        }
+        store.put_session(&session("CP9", None)).unwrap();
+        let past = store.past_sessions_of("D1", 3).unwrap();
+        let got: Vec<Uuid> = past.iter().map(|s| s.id).collect();
+        assert_eq!(got, vec![ids[4], ids[3], ids[1]]);
+        assert!(store.past_sessions_of("D3", 50).unwrap().is_empty());
     }
 
     #[test]

@@ -65,7 +65,14 @@ fn every_message_type_is_shown() {
     let expected = [
         (
             "driver.requests",
-            &["supply_request", "stop_supply", "list_available", "hello"][..],
+            &[
+                "supply_request",
+                "stop_supply",
+                "list_available",
+                "hello",
+                "sign_in",
+                "history",
+            ][..],
         ),
         (
             "driver.updates",
@@ -80,6 +87,8 @@ fn every_message_type_is_shown() {
                 "available",
                 "welcome",
                 "id_in_use",
+                "signed_in",
+                "history",
             ],
         ),
         (

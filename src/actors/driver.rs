@@ -1,10 +1,17 @@
 //! A driver: asks for supplies one after the other and follows each to its ticket.
+//!
+//! Commands come from its plan, from the keyboard ([`Typed`]) or from the dashboard
+//! ([`RequestSupply`], [`StopMySupply`], [`SignIn`], …); watchers ([`Subscribe`]) hear every
+//! step the driver prints, with the supply as it stands after it.
 
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::DriverSettings;
-use crate::messages::{DriverRequest, DriverUpdate};
+use crate::driver_view::SupplyView;
+use crate::messages::{CpOffer, DriverRequest, DriverUpdate, PastSession, Secret};
 use actix::prelude::*;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// How the driver prints what happens.
@@ -49,6 +56,16 @@ pub struct Driver {
     failed: u32,
     /// Told when the plan is done (or the person quits).
     done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The current (or last) supply as the dashboard shows it.
+    supply: SupplyView,
+    /// The last list of available CPs heard from the central.
+    available: Option<Vec<CpOffer>>,
+    /// Who hears every step (the dashboard's WebSocket connections), by subscription id.
+    watchers: HashMap<Uuid, Recipient<DriverNews>>,
+    /// Questions to the central waiting for their answer, by request id.
+    answers: HashMap<Uuid, oneshot::Sender<DriverUpdate>>,
+    /// Waiting for the next list of available CPs.
+    list_waiters: Vec<oneshot::Sender<Vec<CpOffer>>>,
 }
 
 impl Driver {
@@ -72,13 +89,68 @@ impl Driver {
             served: 0,
             failed: 0,
             done: Some(done),
+            supply: SupplyView::default(),
+            available: None,
+            watchers: HashMap::new(),
+            answers: HashMap::new(),
+            list_waiters: Vec::new(),
         }
     }
 
+    /// Prints one step and tells every watcher, with the supply as it stands now.
     fn say(&self, text: String, json: serde_json::Value) {
+        if !self.watchers.is_empty() {
+            let news = DriverNews::of(json.clone(), &self.supply);
+            for watcher in self.watchers.values() {
+                watcher.do_send(news.clone());
+            }
+        }
         match self.output {
             Output::Text => println!("[{}] {text}", self.id),
             Output::Json => println!("{json}"),
+        }
+    }
+
+    /// What a new watcher is shown first.
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({"type": "snapshot", "driver_id": self.id,
+            "supply": self.supply, "available": self.available})
+    }
+
+    /// Sends a question to the central and waits up to `ask_timeout` for the update that
+    /// answers it (the one carrying `request_id`).
+    fn ask(
+        &mut self,
+        request_id: Uuid,
+        question: DriverRequest,
+    ) -> ResponseActFuture<Self, Result<DriverUpdate, DriverCommandError>> {
+        let (answer, answered) = oneshot::channel();
+        self.answers.insert(request_id, answer);
+        self.send(question);
+        let limit = self.settings.ask_timeout;
+        Box::pin(
+            async move { tokio::time::timeout(limit, answered).await }
+                .into_actor(self)
+                .map(move |outcome, act, _| {
+                    act.answers.remove(&request_id);
+                    match outcome {
+                        Ok(Ok(update)) => Ok(update),
+                        _ => Err(DriverCommandError::NoAnswer(limit)),
+                    }
+                }),
+        )
+    }
+
+    /// Hands an answer to the question waiting for it; one nobody waits for (it came too
+    /// late, or is a redelivery) is dropped.
+    fn answer(&mut self, update: DriverUpdate) {
+        let request_id = match &update {
+            DriverUpdate::SignedIn { request_id, .. }
+            | DriverUpdate::History { request_id, .. } => *request_id,
+            _ => return,
+        };
+        if let Some(waiting) = self.answers.remove(&request_id) {
+            let _ = waiting.send(update);
         }
     }
 
@@ -94,7 +166,9 @@ impl Driver {
             return;
         }
         match self.plan.pop_front() {
-            Some(cp_id) => self.request(cp_id, ctx),
+            Some(cp_id) => {
+                self.request(cp_id, ctx);
+            }
             None if self.interactive => {}
             None => {
                 self.say(
@@ -113,9 +187,10 @@ impl Driver {
         }
     }
 
-    fn request(&mut self, cp_id: Option<String>, ctx: &mut Context<Self>) {
+    fn request(&mut self, cp_id: Option<String>, ctx: &mut Context<Self>) -> Uuid {
         let request_id = Uuid::new_v4();
         let target = cp_id.clone().unwrap_or_else(|| "any available CP".into());
+        self.supply.requesting(request_id, cp_id.clone());
         self.say(
             format!("requesting a supply at {target} (request {request_id})"),
             serde_json::json!({"type": "requesting", "driver_id": self.id,
@@ -137,6 +212,7 @@ impl Driver {
                 .as_ref()
                 .is_some_and(|c| c.request_id == request_id && c.session_id.is_none());
             if unanswered {
+                act.supply.gave_up("no answer from the central");
                 act.say(
                     format!(
                         "no answer from the central after {:?}; giving up on this request",
@@ -148,6 +224,7 @@ impl Driver {
                 act.finish(false, ctx);
             }
         });
+        request_id
     }
 
     /// Moves on if the session has not closed after `limit` (its ticket still prints if it
@@ -159,6 +236,7 @@ impl Driver {
                 .as_ref()
                 .is_some_and(|c| c.session_id == Some(session_id));
             if open {
+                act.supply.gave_up("no ticket in time");
                 act.say(
                     format!("no ticket after {limit:?}; moving on"),
                     serde_json::json!({"type": "gave_up", "driver_id": act.id,
@@ -198,8 +276,11 @@ impl Driver {
                     || Some(ticket.session_id) == current.session_id
             }
             DriverUpdate::Available { .. } => true,
-            // Settled before the driver starts.
-            DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. } => false,
+            // Settled before the driver starts, or answers to a question.
+            DriverUpdate::Welcome { .. }
+            | DriverUpdate::IdInUse { .. }
+            | DriverUpdate::SignedIn { .. }
+            | DriverUpdate::History { .. } => false,
         }
     }
 
@@ -218,6 +299,11 @@ impl Driver {
         else {
             return;
         };
+        self.supply = SupplyView {
+            ticket: self.supply.ticket.take(),
+            ..SupplyView::default()
+        };
+        self.supply.apply(update);
         self.say(
             format!("following the supply at {cp_id} asked for earlier (session {session_id})"),
             serde_json::json!({"type": "resumed", "driver_id": self.id,
@@ -274,6 +360,10 @@ impl Driver {
                 ticket.ended_at.format("%H:%M:%S")
             ),
             DriverUpdate::Welcome { .. } => "the central knows this driver".into(),
+            DriverUpdate::SignedIn { detail, .. } => format!("sign-in: {detail}"),
+            DriverUpdate::History { sessions, .. } => {
+                format!("{} past sessions", sessions.len())
+            }
             DriverUpdate::IdInUse { detail, .. } => detail.clone(),
             DriverUpdate::Available { cps, .. } if cps.is_empty() => {
                 "no charging point is available now".into()
@@ -317,22 +407,37 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
             return Ok(());
         }
         let update = msg.envelope.body;
+        match update {
+            DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. } => return Ok(()),
+            // Answers to the dashboard's questions.
+            DriverUpdate::SignedIn { .. } | DriverUpdate::History { .. } => {
+                self.answer(update);
+                return Ok(());
+            }
+            DriverUpdate::Available { ref cps, .. } => {
+                for waiting in self.list_waiters.drain(..) {
+                    let _ = waiting.send(cps.clone());
+                }
+                self.available = Some(cps.clone());
+                self.show(&update);
+                return Ok(());
+            }
+            _ => {}
+        }
         if self.current.is_none() {
             self.adopt(&update);
-        }
-        if matches!(
-            update,
-            DriverUpdate::Welcome { .. } | DriverUpdate::IdInUse { .. }
-        ) {
-            return Ok(());
         }
         if !self.concerns_current(&update) {
             // An earlier request's news (after a restart, or a late redelivery).
             if let DriverUpdate::Ticket { .. } = update {
+                if self.current.is_none() {
+                    self.supply.apply(&update);
+                }
                 self.show(&update);
             }
             return Ok(());
         }
+        self.supply.apply(&update);
         self.show(&update);
         match update {
             DriverUpdate::Reserved {
@@ -396,5 +501,226 @@ impl Handler<Typed> for Driver {
             }),
             Typed::Quit => self.quit(),
         }
+    }
+}
+
+/// Why the driver could not do what the dashboard asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverCommandError {
+    #[error("a request is already in progress ({0}); wait for its ticket")]
+    Busy(String),
+    #[error("no supply in progress")]
+    NothingToStop,
+    #[error("cannot reach the central: no answer within {0:?}")]
+    NoAnswer(Duration),
+}
+
+/// One step of the driver, as a watcher hears it: the JSON line the driver prints (its
+/// `type` says what happened) with the supply as it stands after it under `supply`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DriverNews(pub serde_json::Value);
+
+impl DriverNews {
+    fn of(mut step: serde_json::Value, supply: &SupplyView) -> DriverNews {
+        if let serde_json::Value::Object(fields) = &mut step {
+            fields.insert(
+                "supply".into(),
+                serde_json::to_value(supply).unwrap_or_default(),
+            );
+        }
+        DriverNews(step)
+    }
+}
+
+/// Start telling `watcher` every step; answered with the snapshot to show first.
+#[derive(Message)]
+#[rtype(result = "DriverNews")]
+pub struct Subscribe {
+    pub id: Uuid,
+    pub watcher: Recipient<DriverNews>,
+}
+
+impl Handler<Subscribe> for Driver {
+    type Result = MessageResult<Subscribe>;
+
+    /// Adds the watcher (dropping any that went away) and returns the snapshot.
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
+        self.watchers.retain(|_, watcher| watcher.connected());
+        self.watchers.insert(msg.id, msg.watcher);
+        MessageResult(DriverNews(self.snapshot()))
+    }
+}
+
+/// Stop telling this watcher.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: Uuid,
+}
+
+impl Handler<Unsubscribe> for Driver {
+    type Result = ();
+
+    /// Forgets the watcher.
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
+        self.watchers.remove(&msg.id);
+    }
+}
+
+/// The dashboard asks for a supply at this CP (or any); refused while one is under way.
+#[derive(Message)]
+#[rtype(result = "Result<Uuid, DriverCommandError>")]
+pub struct RequestSupply {
+    pub cp_id: Option<String>,
+}
+
+impl Handler<RequestSupply> for Driver {
+    type Result = Result<Uuid, DriverCommandError>;
+
+    /// Sends the request at once, the way a typed `request` does when nothing is queued.
+    fn handle(&mut self, msg: RequestSupply, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(current) = &self.current {
+            let at = current.cp_id.as_deref().unwrap_or("any available CP");
+            return Err(DriverCommandError::Busy(format!("at {at}")));
+        }
+        if !self.plan.is_empty() {
+            return Err(DriverCommandError::Busy(format!(
+                "{} more in the driver's plan",
+                self.plan.len()
+            )));
+        }
+        Ok(self.request(msg.cp_id, ctx))
+    }
+}
+
+/// The dashboard stops the supply in progress.
+#[derive(Message)]
+#[rtype(result = "Result<Option<String>, DriverCommandError>")]
+pub struct StopMySupply;
+
+impl Handler<StopMySupply> for Driver {
+    type Result = Result<Option<String>, DriverCommandError>;
+
+    /// Asks the central to stop it, the way a typed `stop` does; returns the CP.
+    fn handle(&mut self, _msg: StopMySupply, ctx: &mut Self::Context) -> Self::Result {
+        let Some(current) = &self.current else {
+            return Err(DriverCommandError::NothingToStop);
+        };
+        let cp_id = current.cp_id.clone();
+        self.handle(Typed::Stop, ctx);
+        Ok(cp_id)
+    }
+}
+
+/// The current supply as the dashboard shows it.
+#[derive(Message)]
+#[rtype(result = "SupplyView")]
+pub struct CurrentSupply;
+
+impl Handler<CurrentSupply> for Driver {
+    type Result = MessageResult<CurrentSupply>;
+
+    /// A copy of the view.
+    fn handle(&mut self, _msg: CurrentSupply, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.supply.clone())
+    }
+}
+
+/// Ask the central for the CPs available now and wait for the list.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<CpOffer>, DriverCommandError>")]
+pub struct FetchAvailable;
+
+impl Handler<FetchAvailable> for Driver {
+    type Result = ResponseFuture<Result<Vec<CpOffer>, DriverCommandError>>;
+
+    /// Sends `list_available`, the way a typed `list` does, and waits for the next list.
+    fn handle(&mut self, _msg: FetchAvailable, ctx: &mut Self::Context) -> Self::Result {
+        let (answer, answered) = oneshot::channel();
+        self.list_waiters.retain(|waiting| !waiting.is_closed());
+        self.list_waiters.push(answer);
+        self.handle(Typed::List, ctx);
+        let limit = self.settings.ask_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, answered).await {
+                Ok(Ok(cps)) => Ok(cps),
+                _ => Err(DriverCommandError::NoAnswer(limit)),
+            }
+        })
+    }
+}
+
+/// What the central said to a sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInAnswer {
+    pub accepted: bool,
+    pub first_time: bool,
+    pub detail: String,
+}
+
+/// Sign this driver in at the central with a password.
+#[derive(Message)]
+#[rtype(result = "Result<SignInAnswer, DriverCommandError>")]
+pub struct SignIn {
+    pub password: Secret,
+}
+
+impl Handler<SignIn> for Driver {
+    type Result = ResponseActFuture<Self, Result<SignInAnswer, DriverCommandError>>;
+
+    /// Sends `sign_in` and waits for `signed_in`.
+    fn handle(&mut self, msg: SignIn, _ctx: &mut Self::Context) -> Self::Result {
+        let request_id = Uuid::new_v4();
+        let question = DriverRequest::SignIn {
+            request_id,
+            driver_id: self.id.clone(),
+            password: msg.password,
+        };
+        Box::pin(
+            self.ask(request_id, question)
+                .map(|answer, _, _| match answer? {
+                    DriverUpdate::SignedIn {
+                        accepted,
+                        first_time,
+                        detail,
+                        ..
+                    } => Ok(SignInAnswer {
+                        accepted,
+                        first_time,
+                        detail,
+                    }),
+                    _ => Ok(SignInAnswer {
+                        accepted: false,
+                        first_time: false,
+                        detail: "the central gave an answer of the wrong kind".into(),
+                    }),
+                }),
+        )
+    }
+}
+
+/// Ask the central for this driver's past sessions.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<PastSession>, DriverCommandError>")]
+pub struct FetchHistory;
+
+impl Handler<FetchHistory> for Driver {
+    type Result = ResponseActFuture<Self, Result<Vec<PastSession>, DriverCommandError>>;
+
+    /// Sends `history` and waits for the answer.
+    fn handle(&mut self, _msg: FetchHistory, _ctx: &mut Self::Context) -> Self::Result {
+        let request_id = Uuid::new_v4();
+        let question = DriverRequest::History {
+            request_id,
+            driver_id: self.id.clone(),
+        };
+        Box::pin(
+            self.ask(request_id, question)
+                .map(|answer, _, _| match answer? {
+                    DriverUpdate::History { sessions, .. } => Ok(sessions),
+                    _ => Ok(Vec::new()),
+                }),
+        )
     }
 }

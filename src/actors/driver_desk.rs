@@ -4,7 +4,8 @@ use super::charge_point::CpState;
 use super::cp_supervisor::{CpSupervisor, ListCps, StopDriverSupply};
 use super::driver_request::{DriverRequest, Handle};
 use crate::bus::{Inbound, Publisher, Rejection};
-use crate::messages::{self, CpOffer, DriverUpdate};
+use crate::credentials::{self, SignInVerdict};
+use crate::messages::{self, CpOffer, DriverUpdate, PastSession};
 use crate::presence::{Presence, Verdict};
 use crate::store::Store;
 use actix::prelude::*;
@@ -42,7 +43,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
     type Result = ResponseFuture<Result<(), Rejection>>;
 
     /// Starts one [`DriverRequest`] actor per new supply request and waits for its verdict;
-    /// answers list and stop requests directly.
+    /// answers list, stop, sign-in and history requests directly.
     fn handle(
         &mut self,
         msg: Inbound<messages::DriverRequest>,
@@ -136,8 +137,144 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                     .await
                     .map_err(|e| Rejection(e.to_string()))
             }),
+            messages::DriverRequest::SignIn {
+                request_id,
+                driver_id,
+                password,
+            } => {
+                // Hashing is slow on purpose: it runs beside the consumer, not in its way, so
+                // other drivers' requests never wait behind a sign-in. A sign-in lost in a
+                // crash is not retried; the dashboard says the central did not answer.
+                actix::spawn(answer_sign_in(
+                    request_id,
+                    driver_id,
+                    password,
+                    self.store.clone(),
+                    publisher,
+                ));
+                Box::pin(async { Ok(()) })
+            }
+            messages::DriverRequest::History {
+                request_id,
+                driver_id,
+            } => Box::pin(answer_history(
+                request_id,
+                driver_id,
+                self.store.clone(),
+                publisher,
+            )),
         }
     }
+}
+
+/// How many past sessions a driver's history shows.
+pub const HISTORY_LENGTH: usize = 50;
+
+/// Checks the password on a blocking thread, makes a newly set password durable, answers.
+async fn answer_sign_in(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    password: messages::Secret,
+    store: Store,
+    publisher: Publisher,
+) {
+    let checked = {
+        let store = store.clone();
+        let driver_id = driver_id.clone();
+        tokio::task::spawn_blocking(move || {
+            credentials::sign_in(&store, &driver_id, password.expose())
+        })
+        .await
+    };
+    let verdict = match checked {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(e)) => {
+            log::error!("cannot check the sign-in of {driver_id}: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+        Err(e) => {
+            log::error!("the sign-in check of {driver_id} failed: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+    };
+    if verdict == SignInVerdict::FirstTime {
+        if let Err(e) = store.flush().await {
+            log::error!("cannot store the password of {driver_id}: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+        log::info!("driver {driver_id} set its password");
+    } else if !verdict.accepted() {
+        log::warn!("driver {driver_id}: sign-in refused ({})", verdict.detail());
+    }
+    let update = DriverUpdate::SignedIn {
+        request_id,
+        driver_id,
+        accepted: verdict.accepted(),
+        first_time: verdict == SignInVerdict::FirstTime,
+        detail: verdict.detail(),
+    };
+    if let Err(e) = publisher.driver_update(update).await {
+        log::error!("cannot answer sign-in {request_id}: {e}");
+    }
+}
+
+async fn refuse_sign_in(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    why: String,
+    publisher: &Publisher,
+) {
+    let update = DriverUpdate::SignedIn {
+        request_id,
+        driver_id,
+        accepted: false,
+        first_time: false,
+        detail: format!("the central cannot check passwords now: {why}"),
+    };
+    if let Err(e) = publisher.driver_update(update).await {
+        log::error!("cannot answer sign-in {request_id}: {e}");
+    }
+}
+
+/// Reads the driver's latest closed sessions on a blocking thread and sends them.
+async fn answer_history(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    store: Store,
+    publisher: Publisher,
+) -> Result<(), Rejection> {
+    let read = {
+        let driver_id = driver_id.clone();
+        tokio::task::spawn_blocking(move || store.past_sessions_of(&driver_id, HISTORY_LENGTH))
+            .await
+    };
+    let sessions = match read {
+        Ok(Ok(sessions)) => sessions,
+        Ok(Err(e)) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
+        Err(e) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
+    };
+    let sessions = sessions
+        .into_iter()
+        .filter_map(|s| s.ticket())
+        .map(|t| PastSession {
+            session_id: t.session_id,
+            cp_id: t.cp_id,
+            started_at: t.started_at,
+            ended_at: t.ended_at,
+            kwh: t.kwh,
+            eur: t.eur,
+            price_eur_kwh: t.price_eur_kwh,
+            outcome: t.outcome,
+        })
+        .collect();
+    publisher
+        .driver_update(DriverUpdate::History {
+            request_id,
+            driver_id,
+            sessions,
+        })
+        .await
+        .map_err(|e| Rejection(e.to_string()))
 }
 
 /// The answer a request already had: its reservation while open, its ticket once closed.

@@ -189,9 +189,35 @@ async fn set_aside(record: &BorrowedMessage<'_>, reason: String, dead_letters: &
             .key()
             .map(|k| String::from_utf8_lossy(k).into_owned()),
         reason,
-        payload: String::from_utf8_lossy(record.payload().unwrap_or_default()).into_owned(),
+        payload: redacted_payload(record.payload().unwrap_or_default()),
     };
     if let Err(e) = dead_letters.dead_letter(letter).await {
         log::error!("cannot write to the dead-letter topic: {e}");
+    }
+}
+
+/// The record's value as text for the dead-letter topic, with any secret (a driver's
+/// password) replaced: people read that topic. Without secrets, the text as it came.
+fn redacted_payload(payload: &[u8]) -> String {
+    if let Ok(mut message) = serde_json::from_slice::<serde_json::Value>(payload) {
+        if crate::messages::redact_secrets(&mut message) {
+            return message.to_string();
+        }
+    }
+    String::from_utf8_lossy(payload).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_aside_password_is_redacted_and_other_payloads_kept() {
+        let text = redacted_payload(br#"{"type":"sign_in","v":9,"password":"hunter2"}"#);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(r#""v":9"#), "{text}");
+        assert_eq!(redacted_payload(b"hello"), "hello");
+        let untouched = r#"{"v":1, "type":"hello"}"#;
+        assert_eq!(redacted_payload(untouched.as_bytes()), untouched);
     }
 }

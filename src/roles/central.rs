@@ -34,7 +34,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             accounts: accounts.clone(),
         },
     )?;
-    let console = format!("http://{}:{}/", host_of(&central.http), app.port());
+    let console = format!(
+        "http://{}:{}/",
+        super::shown_host(&central.http),
+        app.port()
+    );
     log::info!("admin console and API on {console}");
     if let Some(password) = accounts.ensure_first_admin()? {
         log::warn!(
@@ -83,12 +87,4 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         _ = super::shutdown_signal() => log::info!("central stopping"),
     }
     Ok(())
-}
-
-fn host_of(addr: &str) -> &str {
-    match addr.rsplit_once(':') {
-        Some(("0.0.0.0", _)) | Some(("", _)) => "127.0.0.1",
-        Some((host, _)) => host,
-        None => addr,
-    }
 }

@@ -18,15 +18,20 @@ pub enum Plan {
     One(Option<String>),
     File(std::path::PathBuf),
     Interactive,
+    /// Nothing to do but serve the dashboard (`--http` alone), until stopped.
+    Dashboard,
 }
 
 pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<()> {
     let driver_id = settings.require_driver_id()?.to_owned();
-    let (requests, interactive) = match &plan {
-        Plan::One(cp) => (vec![cp.clone()], false),
-        Plan::File(path) => (read_plan(path)?, false),
-        Plan::Interactive => (Vec::new(), true),
+    let requests = match &plan {
+        Plan::One(cp) => vec![cp.clone()],
+        Plan::File(path) => read_plan(path)?,
+        Plan::Interactive | Plan::Dashboard => Vec::new(),
     };
+    // A driver with a dashboard stays for the person using it once its plan is done.
+    let interactive =
+        matches!(plan, Plan::Interactive | Plan::Dashboard) || settings.driver.http.is_some();
     let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
@@ -62,7 +67,14 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         driver
     });
     super::serve_control(&settings, "driver", None)?;
-    if interactive {
+    if let Some(address) = &settings.driver.http {
+        let port = crate::web::driver_dashboard::serve(address, driver.clone(), &driver_id)?;
+        log::info!(
+            "driver dashboard on http://{}:{port}/",
+            super::shown_host(address)
+        );
+    }
+    if matches!(plan, Plan::Interactive) {
         read_keyboard(driver);
     }
     tokio::select! {

@@ -152,20 +152,17 @@ fn is_websocket(req: &HttpRequest) -> bool {
 /// Refuses a request a browser made on behalf of another site: its `Sec-Fetch-Site` says
 /// so, or its `Origin` is not this server. (The cookie is also `SameSite=Strict`.)
 pub fn check_same_origin(req: &HttpRequest) -> Result<(), ApiError> {
-    let refused = || ApiError::Forbidden("cross-site requests are refused".into());
-    if let Some(site) = req.headers().get("sec-fetch-site") {
-        let site = site.to_str().unwrap_or("");
-        if site != "same-origin" && site != "none" {
-            return Err(refused());
-        }
-    }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().map_err(|_| refused())?;
-        let host = req.connection_info().host().to_owned();
-        let ours = [format!("http://{host}"), format!("https://{host}")];
-        if !ours.iter().any(|o| o == origin) {
-            return Err(refused());
-        }
+    let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let info = req.connection_info();
+    let cross = super::is_cross_site(
+        header(header::ORIGIN),
+        Some(info.host()),
+        header(header::HeaderName::from_static("sec-fetch-site")),
+    );
+    if cross {
+        return Err(ApiError::Forbidden(
+            "cross-site requests are refused".into(),
+        ));
     }
     Ok(())
 }
