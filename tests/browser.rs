@@ -9,6 +9,13 @@ use browser::Browser;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Waits until a page answers (a driver serves its dashboard once it has joined the bus).
+fn wait_page(url: &str) {
+    wait_for(&format!("{url} to answer"), DEADLINE, || {
+        ureq::get(url).call().ok()
+    });
+}
+
 /// Reads a tile's figure such as "0.123 kWh" as a number.
 fn figure(text: &str) -> f64 {
     text.split_whitespace()
@@ -18,24 +25,25 @@ fn figure(text: &str) -> f64 {
 }
 
 #[test]
-fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
+fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser() {
     let mut net = Network::start(BrokerKind::Embedded);
     let engine_port = free_port();
-    // The supply lasts until someone ends it, so that the console can be watched at work.
-    let engine = net.start_engine(
-        "CP001",
-        engine_port,
-        &["--supply-duration", "0", "--allow-crash"],
-    );
-    net.start_monitor("CP001", engine_port, 0.40, &[]);
+    // The supply lasts until someone ends it, so that the pages can be watched at work.
+    let engine_flags = ["--supply-duration", "0", "--allow-crash"];
+    let engine = net.start_engine("CP001", engine_port, &engine_flags);
+    let monitor_page = free_port();
+    let monitor_http = format!("127.0.0.1:{monitor_page}");
+    net.start_monitor("CP001", engine_port, 0.40, &["--http", &monitor_http]);
     net.start_cp("CP002", 0.30, &[]);
+    let dashboard = free_port();
+    let dashboard_http = format!("127.0.0.1:{dashboard}");
+    let _driver = net.start_driver("D001", &["--http", &dashboard_http]);
     net.wait_state("CP001", "available");
     net.wait_state("CP002", "available");
 
+    // The operator: a wrong password is refused on the page, the right one opens the console.
     let console = Browser::start("console");
     console.goto(&net.url("/"));
-
-    // A wrong password is refused, on the page.
     console.fill("#login-name", OPERATOR);
     console.fill("#login-password", "not the password");
     console.click("#login-form button[type=submit]");
@@ -43,8 +51,6 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
         t.contains("wrong name or password")
     });
     console.screenshot("01-wrong-password");
-
-    // The right one opens the console, every CP green.
     console.fill("#login-password", OPERATOR_PASSWORD);
     console.click("#login-form button[type=submit]");
     console.wait_visible("#console-view");
@@ -62,16 +68,36 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
     );
     console.screenshot("02-all-available");
 
-    // A driver's supply: the tile turns charging, its kWh rise without a reload.
-    let _driver = net.start_driver("D001", &["--cp", "CP001"]);
-    console.wait_text(".tile[data-cp=CP001] .state", "charging", |t| {
-        t.eq_ignore_ascii_case("charging")
+    // The driver: signs in (the first time sets the password), sees the CPs available now.
+    let driver = Browser::start("driver");
+    wait_page(&format!("http://{dashboard_http}/"));
+    driver.goto(&format!("http://{dashboard_http}/"));
+    driver.fill("#password", "d001 secret");
+    driver.click("#login-form button[type=submit]");
+    driver.wait_visible("#dashboard");
+    driver.wait_visible("#available [data-cp=CP001] button.request");
+    driver.wait_visible("#available [data-cp=CP002] button.request");
+    driver.screenshot("01-available");
+
+    // The driver asks for CP001: both pages follow the supply live, kWh rising.
+    driver.click("#available [data-cp=CP001] button.request");
+    driver.wait_text("#supply-state", "the supply on the dashboard", |t| {
+        t == "charging"
     });
     let first = figure(
-        &console.wait_text(".tile[data-cp=CP001] .kwh", "some energy", |t| {
+        &driver.wait_text("#supply-kwh", "energy on the dashboard", |t| {
             figure(t) > 0.0
         }),
     );
+    driver.wait_text("#supply-kwh", "rising energy on the dashboard", |t| {
+        figure(t) > first
+    });
+    driver.screenshot("02-charging");
+    console.wait_text(".tile[data-cp=CP001] .state", "charging", |t| {
+        t.eq_ignore_ascii_case("charging")
+    });
+    let first =
+        figure(&console.wait_text(".tile[data-cp=CP001] .kwh", "energy", |t| figure(t) > 0.0));
     console.wait_text(".tile[data-cp=CP001] .kwh", "rising energy", |t| {
         figure(t) > first
     });
@@ -85,7 +111,7 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
     });
     console.screenshot("03-charging");
 
-    // Stopped from the console: orange, "Out of Order", the session in the history.
+    // Stopped from the console: orange "Out of Order"; the driver gets the ticket.
     console.click(".tile[data-cp=CP001] button.stop");
     console.wait_text(".tile[data-cp=CP001] .state", "Out of Order", |t| {
         t.eq_ignore_ascii_case("Out of Order")
@@ -101,12 +127,29 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
         t.contains("CP001 stopped")
     });
     console.screenshot("04-stopped");
+    driver.wait_text("#ticket", "the ticket", |t| {
+        t.contains("kWh") && t.contains("€")
+    });
+    driver.wait_text("#history", "the session in the history", |t| {
+        t.contains("CP001")
+    });
+    driver.screenshot("03-ticket");
     console.click(".tile[data-cp=CP001] button.resume");
     console.wait_text(".tile[data-cp=CP001] .state", "available again", |t| {
         t.eq_ignore_ascii_case("available")
     });
 
-    // An engine crashed from the console: red in seconds, back once the engine restarts.
+    // The monitor page of CP001: its state, its health checks.
+    let monitor = Browser::start("monitor");
+    wait_page(&format!("http://{monitor_http}/"));
+    monitor.goto(&format!("http://{monitor_http}/"));
+    monitor.wait_text("#cp-state", "the CP's state", |t| t == "available");
+    monitor.wait_text("#engine-health", "a healthy engine", |t| t == "ok");
+    monitor.wait_visible("#checks tr");
+    monitor.screenshot("01-healthy");
+
+    // An engine crashed from the console: red in seconds, on the console and on the monitor
+    // page; back once the engine is started again.
     let crashed_at = Instant::now();
     console.click(".tile[data-cp=CP001] button.crash-engine");
     console.wait_text_for(
@@ -125,11 +168,14 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
         t.contains("CP001 is broken")
     });
     console.screenshot("05-engine-crashed");
-    net.start_engine(
-        "CP001",
-        engine_port,
-        &["--supply-duration", "0", "--allow-crash"],
-    );
+    monitor.wait_text("#cp-state", "broken on the monitor page", |t| t == "broken");
+    monitor.wait_text("#engine-health", "the engine unreachable", |t| {
+        t == "unreachable"
+    });
+    monitor.wait_visible("#faults li");
+    monitor.screenshot("02-engine-crashed");
+
+    net.start_engine("CP001", engine_port, &engine_flags);
     console.wait_text(".tile[data-cp=CP001] .state", "green again", |t| {
         t.eq_ignore_ascii_case("available")
     });
@@ -137,6 +183,10 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
         t.contains("CP001 recovered")
     });
     console.screenshot("06-recovered");
+    monitor.wait_text("#cp-state", "available on the monitor page", |t| {
+        t == "available"
+    });
+    monitor.screenshot("03-recovered");
 
     // The other CP was never disturbed.
     assert_eq!(
@@ -145,6 +195,30 @@ fn the_console_logs_in_follows_supplies_stops_and_crashes_in_a_real_browser() {
             .as_deref(),
         Some("available")
     );
+}
+
+#[test]
+fn the_driver_dashboard_refuses_a_wrong_password_in_a_real_browser() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    let dashboard_http = format!("127.0.0.1:{}", free_port());
+    let _driver = net.start_driver("D002", &["--http", &dashboard_http]);
+    let driver = Browser::start("driver-password");
+    wait_page(&format!("http://{dashboard_http}/"));
+    driver.goto(&format!("http://{dashboard_http}/"));
+    driver.fill("#password", "the real one");
+    driver.click("#login-form button[type=submit]");
+    driver.wait_visible("#dashboard");
+    driver.click("#logout");
+    driver.wait_visible("#login-form");
+    driver.fill("#password", "a wrong one");
+    driver.click("#login-form button[type=submit]");
+    driver.wait_text("#login-error", "the refusal", |t| {
+        t.contains("wrong password")
+    });
+    driver.screenshot("01-wrong-password");
+    driver.fill("#password", "the real one");
+    driver.click("#login-form button[type=submit]");
+    driver.wait_visible("#dashboard");
 }
 
 #[test]

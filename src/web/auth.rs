@@ -212,6 +212,12 @@ async fn login(
         .start_session(&operator.name, chrono::Duration::hours(SESSION_HOURS))
         .map_err(|e| ApiError::Internal(e.into()))?;
     state.accounts.audit(&operator.name, &from, "logged in");
+    // The session outlives a restart of the central: on disk before the cookie leaves.
+    state
+        .store
+        .flush()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(
             &req,
@@ -284,6 +290,11 @@ async fn change_password(
     state
         .accounts
         .audit(&who.name, &who.from, "changed their password");
+    state
+        .store
+        .flush()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
