@@ -177,18 +177,20 @@ function makeTile(id) {
   const stop = el("button", { class: "small warn stop" }, "Stop");
   const resume = el("button", { class: "small resume" }, "Resume");
   const crashEngine = el("button", { class: "small danger crash-engine", title: "kill the CP's engine process" }, "Crash engine");
+  const crashMonitor = el("button", { class: "small danger crash-monitor", title: "kill the CP's monitor process" }, "Crash monitor");
   const crashActor = el("button", { class: "small danger crash-actor", title: "crash this CP's actor in the central; it restarts" }, "Crash actor");
   const path = `/api/cps/${encodeURIComponent(id)}`;
   stop.addEventListener("click", operate(`${path}/stop`, stop));
   resume.addEventListener("click", operate(`${path}/resume`, resume));
   crashEngine.addEventListener("click", operate(`/api/crash/cps/${encodeURIComponent(id)}/engine`, crashEngine));
+  crashMonitor.addEventListener("click", operate(`/api/crash/cps/${encodeURIComponent(id)}/monitor`, crashMonitor));
   crashActor.addEventListener("click", operate(`/api/crash/cps/${encodeURIComponent(id)}`, crashActor));
   const tile = el("div", { class: "tile", dataset: { cp: id } },
     el("div", { class: "id" }, el("span", {}, id), el("span", { class: "state" })),
     el("div", { class: "where" }),
     el("div", { class: "live" }),
     el("div", { class: "fault" }),
-    el("div", { class: "buttons" }, stop, resume, crashEngine, crashActor));
+    el("div", { class: "buttons" }, stop, resume, crashEngine, crashMonitor, crashActor));
   return tile;
 }
 

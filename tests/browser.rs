@@ -34,7 +34,7 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
     let monitor_page = free_port();
     let monitor_http = format!("127.0.0.1:{monitor_page}");
     net.start_monitor("CP001", engine_port, 0.40, &["--http", &monitor_http]);
-    net.start_cp("CP002", 0.30, &[]);
+    let cp2 = net.start_cp("CP002", 0.30, &["--allow-crash"]);
     let dashboard = free_port();
     let dashboard_http = format!("127.0.0.1:{dashboard}");
     let _driver = net.start_driver("D001", &["--http", &dashboard_http]);

@@ -109,6 +109,8 @@ pub struct ChargePoint {
     /// A stop was asked of the engine for the open session, and its end is awaited.
     stop_requested: Option<Outcome>,
     last_view: Option<CpView>,
+    /// Crash injection: the monitor is told to crash with its next report's answer.
+    crash_monitor: bool,
     settings: CentralSettings,
     store: Store,
     publisher: Publisher,
@@ -134,6 +136,7 @@ impl ChargePoint {
             session,
             stop_requested: None,
             last_view: None,
+            crash_monitor: false,
             settings,
             store,
             publisher,
@@ -460,16 +463,17 @@ impl Handler<AttachMonitor> for ChargePoint {
     }
 }
 
-/// The monitor's periodic report on its engine.
+/// The monitor's periodic report on its engine. Answered with the CP's state, and whether
+/// the monitor is asked to crash (crash injection).
 #[derive(Message)]
-#[rtype(result = "Result<CpState, String>")]
+#[rtype(result = "Result<(CpState, bool), String>")]
 pub struct MonitorReport {
     pub conn_id: u64,
     pub engine: EngineHealth,
 }
 
 impl Handler<MonitorReport> for ChargePoint {
-    type Result = Result<CpState, String>;
+    type Result = Result<(CpState, bool), String>;
 
     /// Refreshes the monitor's liveness and the engine's health; a fault interrupts a supply.
     fn handle(&mut self, msg: MonitorReport, ctx: &mut Self::Context) -> Self::Result {
@@ -500,7 +504,25 @@ impl Handler<MonitorReport> for ChargePoint {
             _ => {}
         }
         self.publish_view();
-        Ok(self.state())
+        Ok((self.state(), std::mem::take(&mut self.crash_monitor)))
+    }
+}
+
+/// Crash injection: tell this CP's monitor to crash, with the answer to its next report.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashMonitor;
+
+impl Handler<CrashMonitor> for ChargePoint {
+    type Result = Result<(), String>;
+
+    /// Marks the crash for the monitor's next report; refused when no monitor is connected.
+    fn handle(&mut self, _msg: CrashMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        if self.monitor.is_none() {
+            return Err(format!("{} has no monitor connected", self.id));
+        }
+        self.crash_monitor = true;
+        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 //! requests to them, and keeps the latest view of every CP for the API.
 
 use super::charge_point::{
-    AttachMonitor, ChargePoint, Command, CpState, CpView, Crash, Denial, Reservation, Reserve,
+    AttachMonitor, ChargePoint, Command, CpState, CpView, Crash, CrashMonitor, Denial, Reservation,
+    Reserve,
 };
 use super::console_hub::{ConsoleHub, CpChanged};
 use crate::bus::{Inbound, Publisher, Rejection};
@@ -381,6 +382,29 @@ impl Handler<CrashEngine> for CpSupervisor {
                 })
                 .await
                 .map_err(|e| format!("cannot reach the engine over Kafka: {e}"))
+        })
+    }
+}
+
+/// Crash a CP's monitor (crash injection): it dies abruptly with its next report, if it
+/// allows it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashCpMonitor {
+    pub cp_id: String,
+}
+
+impl Handler<CrashCpMonitor> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    /// Hands the request to the CP's actor, which answers the monitor.
+    fn handle(&mut self, msg: CrashCpMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        let cp = self.cp(&msg.cp_id);
+        Box::pin(async move {
+            let cp = cp.ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
+            cp.send(CrashMonitor)
+                .await
+                .map_err(|e| format!("the CP's actor did not answer: {e}"))?
         })
     }
 }

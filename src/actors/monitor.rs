@@ -43,6 +43,8 @@ pub struct Monitor {
     history: HealthHistory,
     subscribers: HashMap<u64, Recipient<MonitorEvent>>,
     next_subscriber: u64,
+    /// Crash injection from the central may kill this process.
+    allow_crash: bool,
 }
 
 impl Monitor {
@@ -66,7 +68,27 @@ impl Monitor {
             history: HealthHistory::default(),
             subscribers: HashMap::new(),
             next_subscriber: 1,
+            allow_crash: false,
         }
+    }
+
+    /// Lets the central's crash injection kill this process.
+    pub fn allowing_crash(mut self, allow: bool) -> Monitor {
+        self.allow_crash = allow;
+        self
+    }
+
+    /// The central asked this monitor to crash (crash injection).
+    fn crash_on_request(&self) {
+        if self.allow_crash {
+            log::error!("{}: crashing on request of the central", self.cp.id);
+            // No clean shutdown: the way a real failure looks.
+            std::process::abort();
+        }
+        log::warn!(
+            "{}: the central asked this monitor to crash; refused (start it with --allow-crash)",
+            self.cp.id
+        );
     }
 
     /// Stops for good once the central has refused this monitor for the whole grace period.
@@ -99,16 +121,19 @@ impl Monitor {
             let health = check_engine(&mut engine, &cp.id).await;
             let engine_ms = millis(started);
             let started = Instant::now();
-            let (link, authenticated) =
+            let (link, authenticated, crash) =
                 report_to_central(&mut central, &cp, authenticated, &health).await;
             let timings = Timings {
                 engine_ms,
                 central_ms: millis(started),
             };
-            (engine, central, health, link, authenticated, timings)
+            (engine, central, health, link, authenticated, timings, crash)
         };
         ctx.spawn(check.into_actor(self).map(
-            |(engine, central, health, link, authenticated, timings), act, _| {
+            |(engine, central, health, link, authenticated, timings, crash), act, _| {
+                if crash {
+                    act.crash_on_request();
+                }
                 act.note_engine(&health);
                 act.note_central(&link, central.addr());
                 act.check_refusal(&link);
@@ -290,8 +315,8 @@ async fn report_to_central(
     cp: &CpSettings,
     mut authenticated: bool,
     health: &EngineCheck,
-) -> (CentralLink, bool) {
-    let unreachable = |e: LinkError| (CentralLink::Unreachable(e.to_string()), false);
+) -> (CentralLink, bool, bool) {
+    let unreachable = |e: LinkError| (CentralLink::Unreachable(e.to_string()), false, false);
     if !authenticated || !central.is_connected() {
         let auth = vec![
             "AUTH".into(),
@@ -304,6 +329,7 @@ async fn report_to_central(
             Ok(reply) => {
                 return (
                     CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
+                    false,
                     false,
                 )
             }
@@ -322,9 +348,11 @@ async fn report_to_central(
         Ok(reply) if reply.accepted => (
             CentralLink::Reported(reply.fields.get(2).cloned().unwrap_or_default()),
             authenticated,
+            reply.fields.get(3).is_some_and(|f| f == "CRASH"),
         ),
         Ok(reply) => (
             CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
+            false,
             false,
         ),
         Err(e) => unreachable(e),

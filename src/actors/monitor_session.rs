@@ -1,7 +1,8 @@
 //! The central's end of one monitor's TCP link: authentication, then status reports.
 //!
 //! Frames in: `AUTH#cp#location#price`, `STATUS#cp#OK` or `STATUS#cp#KO#reason`.
-//! Replies: ACK + `WELCOME#cp` / `STATE#cp#state`, or NACK + `REFUSED#reason` / `ERR#reason`.
+//! Replies: ACK + `WELCOME#cp` / `STATE#cp#state` (`STATE#cp#state#CRASH` asks the monitor
+//! to crash, for crash injection), or NACK + `REFUSED#reason` / `ERR#reason`.
 
 use super::charge_point::{ChargePoint, DetachMonitor, EngineHealth, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, MonitorHello};
@@ -133,8 +134,12 @@ impl MonitorSession {
             cp.send(report)
                 .into_actor(self)
                 .map(move |answer, act, _ctx| match answer {
-                    Ok(Ok(state)) => {
-                        act.reply(true, vec!["STATE".into(), cp_id, state.as_str().into()])
+                    Ok(Ok((state, crash))) => {
+                        let mut fields = vec!["STATE".into(), cp_id, state.as_str().into()];
+                        if crash {
+                            fields.push("CRASH".into());
+                        }
+                        act.reply(true, fields)
                     }
                     Ok(Err(why)) => {
                         act.cp = None;

@@ -11,7 +11,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (engine, address) = super::engine::start_with_address(&settings, refusals.clone()).await?;
     // The monitor checks this process's own engine over the real health-check socket.
     settings.monitor.engine = address.to_string();
-    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals).start();
+    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals)
+        .allowing_crash(settings.control.allow_crash)
+        .start();
     if let Some(page) = page {
         crate::web::monitor_page::serve(page, monitor)?;
     }

@@ -10,7 +10,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let page = super::bind_monitor_page(&settings)?;
     super::serve_control(&settings, "monitor", None)?;
     let (gave_up, refused) = tokio::sync::mpsc::unbounded_channel();
-    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up).start();
+    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up)
+        .allowing_crash(settings.control.allow_crash)
+        .start();
     if let Some(page) = page {
         crate::web::monitor_page::serve(page, monitor)?;
     }

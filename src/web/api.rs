@@ -4,7 +4,7 @@ use super::auth::Operator;
 use super::startup::AppState;
 use crate::actors::charge_point::Command;
 use crate::actors::console_hub::{ConsoleHub, FeedEntry, FeedKind, Happened};
-use crate::actors::cp_supervisor::{CrashCp, CrashEngine, ListCps, Operate};
+use crate::actors::cp_supervisor::{CrashCp, CrashCpMonitor, CrashEngine, ListCps, Operate};
 use crate::store::SessionView;
 use actix::SystemService;
 use actix_web::http::StatusCode;
@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(list_sessions))
             .route("/crash/cps/{id}", web::post().to(crash_cp))
             .route("/crash/cps/{id}/engine", web::post().to(crash_engine))
+            .route("/crash/cps/{id}/monitor", web::post().to(crash_monitor))
             .route("/health", web::get().to(health))
             .configure(super::auth::routes),
     )
@@ -219,4 +220,33 @@ async fn crash_engine(
         format!("{cp_id}: engine crash injected by {}", who.name()),
     )));
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": "engine" })))
+}
+
+/// Crash injection: the CP's monitor dies abruptly with its next report (if started with
+/// --allow-crash).
+async fn crash_monitor(
+    who: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let cp_id = id.into_inner();
+    state
+        .supervisor
+        .send(CrashCpMonitor {
+            cp_id: cp_id.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(ApiError::NotFound)?;
+    state.accounts.audit(
+        who.name(),
+        who.from(),
+        &format!("crashed the monitor of {cp_id}"),
+    );
+    ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
+        FeedKind::Fault,
+        Some(&cp_id),
+        format!("{cp_id}: monitor crash injected by {}", who.name()),
+    )));
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": "monitor" })))
 }
