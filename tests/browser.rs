@@ -195,6 +195,18 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
             .as_deref(),
         Some("available")
     );
+
+    // A monitor crashed from the console: grey, back once it is started again.
+    console.click(".tile[data-cp=CP002] button.crash-monitor");
+    console.wait_text(".tile[data-cp=CP002] .state", "grey after the crash", |t| {
+        t.eq_ignore_ascii_case("disconnected")
+    });
+    assert_ne!(net.cps[cp2].wait_exit(DEADLINE), 0, "the CP died abruptly");
+    console.screenshot("07-monitor-crashed");
+    net.start_cp("CP002", 0.30, &["--allow-crash"]);
+    console.wait_text(".tile[data-cp=CP002] .state", "green again", |t| {
+        t.eq_ignore_ascii_case("available")
+    });
 }
 
 #[test]
