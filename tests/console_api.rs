@@ -16,24 +16,29 @@ struct FreshCentral {
     _dir: tempfile::TempDir,
 }
 
+/// Starts a central on `broker` keeping its database in `data`, its API on `http`.
+fn spawn_central(dir: &std::path::Path, broker: &Broker, data: &str, http: u16) -> Proc {
+    let args = strings(&[
+        "--kafka",
+        &broker.bootstrap,
+        "central",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--data",
+        data,
+    ]);
+    Proc::spawn(dir, "central", evcharge(), &args, &FAST_ENV)
+}
+
 impl FreshCentral {
     fn start() -> FreshCentral {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::start(BrokerKind::Embedded, dir.path());
         let http = free_port();
-        let data = dir.path().join("central-data");
-        let args = strings(&[
-            "--kafka",
-            &broker.bootstrap,
-            "central",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--data",
-            &data.display().to_string(),
-        ]);
-        let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &FAST_ENV);
+        let data = dir.path().join("central-data").display().to_string();
+        let central = spawn_central(dir.path(), &broker, &data, http);
         FreshCentral {
             _broker: broker,
             central,
@@ -320,18 +325,7 @@ fn operators_and_tokens_are_managed_from_the_command_line() {
     // The token works against a central on that database, which makes no admin of its own.
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
     let http = free_port();
-    let args = strings(&[
-        "--kafka",
-        &broker.bootstrap,
-        "central",
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        "--data",
-        &data,
-    ]);
-    let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &FAST_ENV);
+    let central = spawn_central(dir.path(), &broker, &data, http);
     let cps = wait_for("the API with the token", DEADLINE, || {
         ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
             .set("Authorization", &format!("Bearer {}", token.trim()))

@@ -196,9 +196,10 @@ async fn set_aside(record: &BorrowedMessage<'_>, reason: String, dead_letters: &
     }
 }
 
-/// The record's value as text for the dead-letter topic, with any secret (a driver's
-/// password) replaced: people read that topic. Without secrets, the text as it came.
-fn redacted_payload(payload: &[u8]) -> String {
+/// The record's value as text for people to read (the dead-letter topic, the console's view
+/// of the topics), with any secret (a driver's password) replaced. Without secrets, the
+/// text as it came.
+pub(super) fn redacted_payload(payload: &[u8]) -> String {
     if let Ok(mut message) = serde_json::from_slice::<serde_json::Value>(payload) {
         if crate::messages::redact_secrets(&mut message) {
             return message.to_string();

@@ -84,13 +84,7 @@ fn every_partition(
 
 /// The value as a person should see it: secrets redacted, long values cut.
 pub fn shown_value(payload: &[u8]) -> String {
-    let mut text = match serde_json::from_slice::<serde_json::Value>(payload) {
-        Ok(mut value) => {
-            crate::messages::redact_secrets(&mut value);
-            value.to_string()
-        }
-        Err(_) => String::from_utf8_lossy(payload).into_owned(),
-    };
+    let mut text = super::consumer::redacted_payload(payload);
     if text.len() > VALUE_SHOWN {
         let mut cut = VALUE_SHOWN;
         while !text.is_char_boundary(cut) {

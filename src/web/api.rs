@@ -19,9 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cps/{id}/stop", web::post().to(stop_one))
             .route("/cps/{id}/resume", web::post().to(resume_one))
             .route("/sessions", web::get().to(list_sessions))
-            .route("/crash/cps/{id}", web::post().to(crash_cp))
-            .route("/crash/cps/{id}/engine", web::post().to(crash_engine))
-            .route("/crash/cps/{id}/monitor", web::post().to(crash_monitor))
+            .route("/crash/cps/{id}", web::post().to(crash_actor))
+            .route("/crash/cps/{id}/{part}", web::post().to(crash_process))
             .route("/health", web::get().to(health))
             .configure(super::auth::routes),
     )
@@ -165,88 +164,106 @@ async fn resume_all(who: Operator, state: web::Data<AppState>) -> Result<HttpRes
     operate(who, &state, None, Command::Resume).await
 }
 
-/// Crash injection: the CP's actor inside the central dies and is restarted.
-async fn crash_cp(
-    who: Operator,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let cp_id = id.into_inner();
-    state
-        .supervisor
-        .send(CrashCp {
-            cp_id: cp_id.clone(),
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .map_err(ApiError::NotFound)?;
-    state.accounts.audit(
-        who.name(),
-        who.from(),
-        &format!("crashed the actor of {cp_id}"),
-    );
-    ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
-        FeedKind::Fault,
-        Some(&cp_id),
-        format!("{cp_id}: its actor in the central was crashed on request and restarted"),
-    )));
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id })))
+/// What crash injection hits.
+#[derive(Debug, Clone, Copy)]
+enum CrashedPart {
+    /// The CP's actor inside the central; its supervisor restarts it from the store.
+    Actor,
+    /// The CP's engine process (if started with --allow-crash).
+    Engine,
+    /// The CP's monitor process, with its next report (if started with --allow-crash).
+    Monitor,
 }
 
-/// Crash injection: the CP's engine process dies abruptly (if started with --allow-crash).
-async fn crash_engine(
-    who: Operator,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let cp_id = id.into_inner();
-    state
-        .supervisor
-        .send(CrashEngine {
-            cp_id: cp_id.clone(),
-            asked_by: format!("operator {}", who.name()),
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .map_err(ApiError::NotFound)?;
-    state.accounts.audit(
-        who.name(),
-        who.from(),
-        &format!("crashed the engine of {cp_id}"),
-    );
-    ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
-        FeedKind::Fault,
-        Some(&cp_id),
-        format!("{cp_id}: engine crash injected by {}", who.name()),
-    )));
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": "engine" })))
+impl CrashedPart {
+    fn name(self) -> &'static str {
+        match self {
+            CrashedPart::Actor => "actor",
+            CrashedPart::Engine => "engine",
+            CrashedPart::Monitor => "monitor",
+        }
+    }
 }
 
-/// Crash injection: the CP's monitor dies abruptly with its next report (if started with
-/// --allow-crash).
-async fn crash_monitor(
+/// `POST /api/crash/cps/{id}`: the CP's actor inside the central.
+async fn crash_actor(
     who: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cp_id = id.into_inner();
-    state
-        .supervisor
-        .send(CrashCpMonitor {
-            cp_id: cp_id.clone(),
-        })
-        .await
+    crash(who, &state, id.into_inner(), CrashedPart::Actor).await
+}
+
+/// `POST /api/crash/cps/{id}/{engine|monitor}`.
+async fn crash_process(
+    who: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (cp_id, part) = path.into_inner();
+    let part = match part.as_str() {
+        "engine" => CrashedPart::Engine,
+        "monitor" => CrashedPart::Monitor,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no part {other:?} to crash: engine or monitor"
+            )))
+        }
+    };
+    crash(who, &state, cp_id, part).await
+}
+
+/// Crash injection: asks for the crash, then writes it to the audit log and the feed.
+async fn crash(
+    who: Operator,
+    state: &AppState,
+    cp_id: String,
+    part: CrashedPart,
+) -> Result<HttpResponse, ApiError> {
+    let supervisor = &state.supervisor;
+    let asked = match part {
+        CrashedPart::Actor => {
+            supervisor
+                .send(CrashCp {
+                    cp_id: cp_id.clone(),
+                })
+                .await
+        }
+        CrashedPart::Engine => {
+            supervisor
+                .send(CrashEngine {
+                    cp_id: cp_id.clone(),
+                    asked_by: format!("operator {}", who.name()),
+                })
+                .await
+        }
+        CrashedPart::Monitor => {
+            supervisor
+                .send(CrashCpMonitor {
+                    cp_id: cp_id.clone(),
+                })
+                .await
+        }
+    };
+    asked
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(ApiError::NotFound)?;
+    let name = part.name();
     state.accounts.audit(
         who.name(),
         who.from(),
-        &format!("crashed the monitor of {cp_id}"),
+        &format!("crashed the {name} of {cp_id}"),
     );
+    let text = match part {
+        CrashedPart::Actor => {
+            format!("{cp_id}: its actor in the central was crashed on request and restarted")
+        }
+        _ => format!("{cp_id}: {name} crash injected by {}", who.name()),
+    };
     ConsoleHub::from_registry().do_send(Happened(FeedEntry::new(
         FeedKind::Fault,
         Some(&cp_id),
-        format!("{cp_id}: monitor crash injected by {}", who.name()),
+        text,
     )));
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": "monitor" })))
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "crashed": cp_id, "part": name })))
 }
