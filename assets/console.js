@@ -308,10 +308,16 @@ function renderSessions() {
 
 // ---- Kafka topics ----------------------------------------------------------------------
 
+// Engines and drivers say hello every few seconds; hidden unless asked for.
+const HEARTBEAT = /"type":"(engine_hello|hello)"/;
+
 function recordShown(r) {
   const topic = $("topic-filter").value;
   const key = $("key-filter").value.trim().toLowerCase();
-  return (!topic || r.topic === topic) && (!key || (r.key || "").toLowerCase().includes(key));
+  const heartbeats = $("show-heartbeats").checked;
+  return (!topic || r.topic === topic)
+    && (!key || (r.key || "").toLowerCase().includes(key))
+    && (heartbeats || !HEARTBEAT.test(r.value));
 }
 
 function recordRow(r) {
@@ -341,7 +347,9 @@ function renderRecords() {
 }
 
 $("topic-filter").addEventListener("change", renderRecords);
+$("show-heartbeats").addEventListener("change", renderRecords);
 $("key-filter").addEventListener("input", renderRecords);
+$("key-filter").addEventListener("change", renderRecords);
 $("pause").addEventListener("click", () => {
   view.paused = !view.paused;
   $("pause").textContent = view.paused ? "Resume" : "Pause";

@@ -227,6 +227,21 @@
     }
   });
 
+  // Until the driver has joined the network, say why signing in cannot work yet.
+  async function waitUntilReady() {
+    const button = $("login-form").querySelector("button[type=submit]");
+    try {
+      await Live.api("GET", "/api/ready");
+      button.disabled = false;
+      if (!signedIn) Live.banner(null);
+    } catch (e) {
+      button.disabled = true;
+      Live.banner(e.message);
+      setTimeout(waitUntilReady, 2000);
+    }
+  }
+  waitUntilReady();
+
   // Already signed in (a reload)? Otherwise the sign-in form.
   Live.showLink(false, "offline");
   Live.api("GET", "/api/me")

@@ -70,7 +70,7 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
 
     // The driver: signs in (the first time sets the password), sees the CPs available now.
     let driver = Browser::start("driver");
-    wait_page(&format!("http://{dashboard_http}/"));
+    wait_page(&format!("http://{dashboard_http}/api/ready"));
     driver.goto(&format!("http://{dashboard_http}/"));
     driver.fill("#password", "d001 secret");
     driver.click("#login-form button[type=submit]");
@@ -110,6 +110,14 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
         t.contains("supply_progress")
     });
     console.screenshot("03-charging");
+    // The topic view filtered by key shows that key's records only.
+    console.fill("#key-filter", "D001");
+    wait_for("only D001's records", DEADLINE, || {
+        let shown = console.count("#kafka tr");
+        (shown > 0 && shown == console.count("#kafka tr[data-key=D001]")).then_some(())
+    });
+    console.screenshot("03b-topic-filter");
+    console.fill("#key-filter", "");
 
     // Stopped from the console: orange "Out of Order"; the driver gets the ticket.
     console.click(".tile[data-cp=CP001] button.stop");
@@ -127,6 +135,11 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
         t.contains("CP001 stopped")
     });
     console.screenshot("04-stopped");
+    // A request for the stopped CP is denied, and the console says so.
+    let _denied = net.start_driver("D009", &["--cp", "CP001"]);
+    console.wait_text("#feed", "the denial in the feed", |t| {
+        t.contains("request of D009 denied")
+    });
     driver.wait_text("#ticket", "the ticket", |t| {
         t.contains("kWh") && t.contains("€")
     });
@@ -215,7 +228,7 @@ fn the_driver_dashboard_refuses_a_wrong_password_in_a_real_browser() {
     let dashboard_http = format!("127.0.0.1:{}", free_port());
     let _driver = net.start_driver("D002", &["--http", &dashboard_http]);
     let driver = Browser::start("driver-password");
-    wait_page(&format!("http://{dashboard_http}/"));
+    wait_page(&format!("http://{dashboard_http}/api/ready"));
     driver.goto(&format!("http://{dashboard_http}/"));
     driver.fill("#password", "the real one");
     driver.click("#login-form button[type=submit]");

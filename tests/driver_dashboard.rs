@@ -316,3 +316,42 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
     assert_eq!(browser.get("/api/state").0, 401);
     assert_eq!(stranger.get("/api/me").0, 200);
 }
+
+#[test]
+fn the_dashboard_says_why_nothing_works_while_the_broker_is_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No broker listens there.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let args = strings(&[
+        "--kafka",
+        &nowhere,
+        "driver",
+        "--id",
+        "D7",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let _driver = Proc::spawn(dir.path(), "D7", evcharge(), &args, &FAST_ENV);
+    let browser = Browser::new(port);
+    let page = wait_for("the dashboard to answer", DEADLINE, || {
+        ureq::get(&format!("http://127.0.0.1:{port}/"))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()
+    });
+    assert!(page.contains("id=\"login-form\""));
+    let (status, body, _) = browser.call("GET", "/api/ready", None, &[]);
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().unwrap().contains("still joining"));
+    let (status, body, _) = browser.call(
+        "POST",
+        "/api/login",
+        Some(r#"{"password":"whatever"}"#),
+        &[],
+    );
+    assert_eq!(status, 503);
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("still joining the network"), "{error}");
+}

@@ -9,7 +9,7 @@ use crate::store::SessionView;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -139,6 +139,8 @@ pub struct ConsoleHub {
     subscribers: HashMap<u64, Recipient<Push>>,
     next_subscriber: u64,
     cps: BTreeMap<String, CpView>,
+    /// CPs broken for a real fault since they were last healthy.
+    faulty: HashSet<String>,
     feed: VecDeque<FeedEntry>,
     requests: BTreeMap<Uuid, RequestView>,
     records: VecDeque<BusRecord>,
@@ -160,7 +162,13 @@ impl ConsoleHub {
     }
 
     /// The feed entry a change of state deserves, if any.
-    fn describe_change(previous: Option<&CpView>, view: &CpView) -> Option<FeedEntry> {
+    /// `after_fault`: the CP was broken for a real fault since it was last healthy (a
+    /// restarted engine passes through "starting" on its way back).
+    fn describe_change(
+        previous: Option<&CpView>,
+        view: &CpView,
+        after_fault: bool,
+    ) -> Option<FeedEntry> {
         use CpState::*;
         let before = previous.map(|p| p.state);
         if before == Some(view.state) {
@@ -168,6 +176,20 @@ impl ConsoleHub {
         }
         let id = Some(view.id.as_str());
         let entry = match (before, view.state) {
+            (_, Broken) if is_starting(view) => FeedEntry::new(
+                FeedKind::Info,
+                id,
+                format!(
+                    "{} is starting: {}",
+                    view.id,
+                    view.fault.as_deref().unwrap_or_default()
+                ),
+            ),
+            (Some(Broken), Available | Reserved | Charging | Stopped)
+                if !after_fault && previous.is_some_and(is_starting) =>
+            {
+                FeedEntry::new(FeedKind::Recovery, id, format!("{} is ready", view.id))
+            }
             (_, Broken) => FeedEntry::new(
                 FeedKind::Fault,
                 id,
@@ -285,6 +307,13 @@ impl ConsoleHub {
     }
 }
 
+/// An engine that has not yet joined the bus reports KO "starting…": not a fault.
+fn is_starting(view: &CpView) -> bool {
+    view.fault
+        .as_deref()
+        .is_some_and(|f| f.starts_with("starting"))
+}
+
 fn to_push(value: &serde_json::Value) -> Push {
     Push(Arc::from(value.to_string()))
 }
@@ -331,8 +360,18 @@ impl Handler<CpChanged> for ConsoleHub {
     /// Keeps the view, and writes a feed entry when the state changed.
     fn handle(&mut self, msg: CpChanged, _ctx: &mut Self::Context) {
         let view = msg.0;
-        if let Some(entry) = Self::describe_change(self.cps.get(&view.id), &view) {
+        let after_fault = self.faulty.contains(&view.id);
+        if let Some(entry) = Self::describe_change(self.cps.get(&view.id), &view, after_fault) {
             self.note(entry);
+        }
+        match view.state {
+            CpState::Broken if !is_starting(&view) => {
+                self.faulty.insert(view.id.clone());
+            }
+            CpState::Broken | CpState::Disconnected => {}
+            _ => {
+                self.faulty.remove(&view.id);
+            }
         }
         self.cps.insert(view.id.clone(), view.clone());
         self.changed_cps.insert(view.id.clone(), view);
@@ -456,7 +495,8 @@ mod tests {
         use CpState::*;
         let entry = |before: Option<CpState>, after: CpState| {
             let previous = before.map(view);
-            ConsoleHub::describe_change(previous.as_ref(), &view(after)).map(|e| (e.kind, e.text))
+            ConsoleHub::describe_change(previous.as_ref(), &view(after), false)
+                .map(|e| (e.kind, e.text))
         };
         let (kind, text) = entry(Some(Available), Broken).unwrap();
         assert_eq!(kind, FeedKind::Fault);
@@ -475,5 +515,19 @@ mod tests {
         assert!(entry(Some(Available), Available).is_none());
         assert!(entry(None, Disconnected).is_none());
         assert!(entry(Some(Charging), Available).is_none());
+
+        // A starting engine is not a fault.
+        let mut starting = view(CpState::Broken);
+        starting.fault = Some("starting: not yet taking commands from Kafka".into());
+        let entry = ConsoleHub::describe_change(Some(&view(Available)), &starting, false).unwrap();
+        assert_eq!(entry.kind, FeedKind::Info);
+        let ready = ConsoleHub::describe_change(Some(&starting), &view(Available), false).unwrap();
+        assert_eq!(
+            (ready.kind, ready.text.as_str()),
+            (FeedKind::Recovery, "CP1 is ready")
+        );
+        // Back after a crash, through "starting": a recovery.
+        let back = ConsoleHub::describe_change(Some(&starting), &view(Available), true).unwrap();
+        assert!(back.text.contains("recovered"), "{}", back.text);
     }
 }

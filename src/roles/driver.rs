@@ -32,6 +32,18 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     // A driver with a dashboard stays for the person using it once its plan is done.
     let interactive =
         matches!(plan, Plan::Interactive | Plan::Dashboard) || settings.driver.http.is_some();
+    // The dashboard answers at once, saying why nothing works while the bus is out of reach.
+    let dashboard = match &settings.driver.http {
+        Some(address) => {
+            let (port, slot) = crate::web::driver_dashboard::serve(address, &driver_id)?;
+            log::info!(
+                "driver dashboard on http://{}:{port}/",
+                super::shown_host(address)
+            );
+            Some(slot)
+        }
+        None => None,
+    };
     let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
@@ -67,12 +79,8 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         driver
     });
     super::serve_control(&settings, "driver", None)?;
-    if let Some(address) = &settings.driver.http {
-        let port = crate::web::driver_dashboard::serve(address, driver.clone(), &driver_id)?;
-        log::info!(
-            "driver dashboard on http://{}:{port}/",
-            super::shown_host(address)
-        );
+    if let Some(slot) = dashboard {
+        slot.fill(driver.clone());
     }
     if matches!(plan, Plan::Interactive) {
         read_keyboard(driver);

@@ -41,13 +41,14 @@ const MAX_FAILURES: usize = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Binds `address` and serves the dashboard of `driver` in the background; returns the port.
-pub fn serve(address: &str, driver: Addr<Driver>, driver_id: &str) -> anyhow::Result<u16> {
+pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)> {
     use anyhow::Context;
     let listener = std::net::TcpListener::bind(address)
         .with_context(|| format!("cannot listen for the driver dashboard on {address}"))?;
     let port = listener.local_addr()?.port();
+    let slot = DriverSlot::default();
     let dashboard = web::Data::new(Dashboard {
-        driver,
+        driver: slot.clone(),
         driver_id: driver_id.to_owned(),
         page: PAGE.replace("{{driver_id}}", &html_escape(driver_id)),
         // Cookies are shared by every port of a host: the port keeps two dashboards apart.
@@ -60,7 +61,29 @@ pub fn serve(address: &str, driver: Addr<Driver>, driver_id: &str) -> anyhow::Re
             .app_data(web::PayloadConfig::new(64 * 1024))
             .configure(routes);
     })?;
-    Ok(port)
+    Ok((port, slot))
+}
+
+/// Where the dashboard finds its driver once the driver has joined the network. The page is
+/// served from the start, so that a person sees why nothing works yet (no broker, say).
+#[derive(Clone, Default)]
+pub struct DriverSlot(std::sync::Arc<std::sync::OnceLock<Addr<Driver>>>);
+
+impl DriverSlot {
+    /// The driver has joined the network: the dashboard works from now on.
+    pub fn fill(&self, driver: Addr<Driver>) {
+        let _ = self.0.set(driver);
+    }
+
+    fn get(&self) -> Result<&Addr<Driver>, DashboardError> {
+        self.0.get().ok_or_else(|| {
+            DashboardError::Unavailable(
+                "this driver is still joining the network: it cannot reach the Kafka broker or \
+                 the central yet"
+                    .into(),
+            )
+        })
+    }
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
@@ -69,6 +92,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(assets::routes)
         .service(
             web::scope("/api")
+                .route("/ready", web::get().to(readiness))
                 .route("/login", web::post().to(login))
                 .route("/logout", web::post().to(logout))
                 .route("/me", web::get().to(me))
@@ -84,7 +108,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 /// What every handler of the dashboard reaches.
 pub struct Dashboard {
-    driver: Addr<Driver>,
+    driver: DriverSlot,
     driver_id: String,
     /// The page with the driver id filled in.
     page: String,
@@ -333,6 +357,7 @@ async fn login(
     }
     let answer = dashboard
         .driver
+        .get()?
         .send(SignIn {
             password: Secret::new(password),
         })
@@ -369,6 +394,15 @@ async fn logout(
     response
 }
 
+/// `GET /api/ready`: whether the driver has joined the network (no sign-in needed).
+async fn readiness(dashboard: web::Data<Dashboard>) -> Result<HttpResponse, DashboardError> {
+    dashboard.driver.get()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "ready": true,
+        "driver_id": dashboard.driver_id,
+    })))
+}
+
 async fn me(_browser: SignedInBrowser, dashboard: web::Data<Dashboard>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "driver_id": dashboard.driver_id }))
 }
@@ -377,7 +411,7 @@ async fn available(
     _browser: SignedInBrowser,
     dashboard: web::Data<Dashboard>,
 ) -> Result<HttpResponse, DashboardError> {
-    let cps = dashboard.driver.send(FetchAvailable).await??;
+    let cps = dashboard.driver.get()?.send(FetchAvailable).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "driver_id": dashboard.driver_id,
         "cps": cps,
@@ -416,6 +450,7 @@ async fn request(
     let cp_id = requested_cp(cp_id)?;
     let request_id = dashboard
         .driver
+        .get()?
         .send(RequestSupply {
             cp_id: cp_id.clone(),
         })
@@ -431,7 +466,7 @@ async fn stop(
     _browser: SignedInBrowser,
     dashboard: web::Data<Dashboard>,
 ) -> Result<HttpResponse, DashboardError> {
-    let cp_id = dashboard.driver.send(StopMySupply).await??;
+    let cp_id = dashboard.driver.get()?.send(StopMySupply).await??;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "stopping": true, "cp_id": cp_id })))
 }
 
@@ -439,7 +474,7 @@ async fn state(
     _browser: SignedInBrowser,
     dashboard: web::Data<Dashboard>,
 ) -> Result<HttpResponse, DashboardError> {
-    let supply = dashboard.driver.send(CurrentSupply).await?;
+    let supply = dashboard.driver.get()?.send(CurrentSupply).await?;
     let mut view = serde_json::to_value(&supply).unwrap_or_default();
     if let serde_json::Value::Object(fields) = &mut view {
         fields.insert("driver_id".into(), dashboard.driver_id.clone().into());
@@ -451,7 +486,7 @@ async fn history(
     _browser: SignedInBrowser,
     dashboard: web::Data<Dashboard>,
 ) -> Result<HttpResponse, DashboardError> {
-    let sessions = dashboard.driver.send(FetchHistory).await??;
+    let sessions = dashboard.driver.get()?.send(FetchHistory).await??;
     let total_kwh: f64 = sessions.iter().map(|s| s.kwh).sum();
     let total_eur: f64 = sessions.iter().map(|s| s.eur).sum();
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -470,7 +505,8 @@ async fn live(
     req: HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    actix_web_actors::ws::start(DriverSocket::new(dashboard.driver.clone()), &req, stream)
+    let driver = dashboard.driver.get()?.clone();
+    actix_web_actors::ws::start(DriverSocket::new(driver), &req, stream)
 }
 
 #[cfg(test)]

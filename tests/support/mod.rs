@@ -337,13 +337,12 @@ pub fn prepare_operator(data: &Path) -> String {
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     writeln!(add.stdin.take().unwrap(), "{OPERATOR_PASSWORD}").unwrap();
-    assert!(
-        add.wait_with_output().unwrap().status.success(),
-        "operator add failed"
-    );
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "operator add failed: {added:?}");
     let token = std::process::Command::new(evcharge())
         .args([
             "operator", "token", OPERATOR, "--label", "tests", "--data", &data,
