@@ -48,6 +48,19 @@ impl CpSupervisor {
             }
         };
         let id = record.id.clone();
+        // Shown at once, disconnected until its monitor reports: the API never answers
+        // with a CP missing while its actor starts.
+        self.views.entry(id.clone()).or_insert_with(|| CpView {
+            id: id.clone(),
+            location: record.location.clone(),
+            price_eur_kwh: record.price_eur_kwh,
+            state: CpState::Disconnected,
+            driver_id: session.as_ref().map(|s| s.driver_id.clone()),
+            session_id: session.as_ref().map(|s| s.id),
+            kwh: session.as_ref().map_or(0.0, |s| s.kwh),
+            eur: session.as_ref().map_or(0.0, |s| s.eur),
+            fault: None,
+        });
         let cp = ChargePoint::new(
             record,
             session,
