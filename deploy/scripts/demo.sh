@@ -55,9 +55,11 @@ mkdir -p "$run_dir"
 run_dir=$(cd "$run_dir" && pwd)
 parts() { "$local_sh" --run-dir "$run_dir" "$@"; }
 # Sleeps in the background so that Ctrl-C and SIGTERM are handled at once.
+pause_pid=""
 pause() {
   sleep "$1" &
-  wait $!
+  pause_pid=$!
+  wait "$pause_pid"
 }
 step() { echo "== $*"; }
 
@@ -69,6 +71,7 @@ stopping=""
 stop_everything() {
   [[ -z $stopping ]] || return 0
   stopping=yes
+  [[ -z $pause_pid ]] || kill "$pause_pid" 2>/dev/null || true
   step "stopping every part"
   parts stop-all || true
   step "logs and data stay in $run_dir"
