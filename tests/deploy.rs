@@ -1054,7 +1054,7 @@ fn the_dockerfile_builds_the_one_binary_in_stages_and_runs_it_unprivileged() {
     let user = runtime
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("the runtime stage names its user");
     assert!(user != "root" && user != "0", "runs as {user}");
     assert!(runtime.contains("ENTRYPOINT [\"/usr/local/bin/evcharge\"]"));
