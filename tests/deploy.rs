@@ -1296,3 +1296,111 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
     }
     assert!(read(&repo().join("README.md")).contains("docs/DEPLOY.md"));
 }
+
+/// The command line and environment a unit's `ExecStart=` runs with, for `instance`, with
+/// `%S` at `state` and `extra` as the environment files would add (they win over
+/// `Environment=`).
+fn unit_command(
+    unit: &str,
+    instance: &str,
+    state: &Path,
+    extra: &[(String, String)],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let raw = read(&deploy(&format!("systemd/{unit}")));
+    let expand = |s: &str| {
+        s.replace("%i", instance)
+            .replace("%S", &state.display().to_string())
+    };
+    let entries = unit_entries(&raw);
+    let mut env: Vec<(String, String)> = entries
+        .iter()
+        .filter(|(s, k, _)| s == "Service" && k == "Environment")
+        .filter_map(|(_, _, v)| {
+            let (k, v) = v.split_once('=')?;
+            Some((k.to_string(), expand(v)))
+        })
+        .collect();
+    env.extend(extra.iter().cloned());
+    let exec = entries
+        .iter()
+        .find(|(s, k, _)| s == "Service" && k == "ExecStart")
+        .map(|(_, _, v)| expand(v))
+        .unwrap();
+    let argv: Vec<String> = exec.split_whitespace().skip(1).map(str::to_owned).collect();
+    for state_dir in entries
+        .iter()
+        .filter(|(s, k, _)| s == "Service" && k == "StateDirectory")
+    {
+        std::fs::create_dir_all(state.join(expand(&state_dir.2))).unwrap();
+    }
+    (argv, env)
+}
+
+#[test]
+fn the_systemd_units_command_lines_run_a_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let broker = Broker::start(BrokerKind::Embedded, dir.path());
+    let (tcp, http, page) = (free_port(), free_port(), free_port());
+    // What /etc/evcharge/evcharge.env and the per-instance files would say on each machine.
+    let mut shared: Vec<(String, String)> = FAST_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    shared.extend([
+        (
+            "EVCHARGE_KAFKA__BOOTSTRAP".to_string(),
+            broker.bootstrap.clone(),
+        ),
+        (
+            "EVCHARGE_CENTRAL__LISTEN".into(),
+            format!("127.0.0.1:{tcp}"),
+        ),
+        ("EVCHARGE_CENTRAL__HTTP".into(), format!("127.0.0.1:{http}")),
+        (
+            "EVCHARGE_MONITOR__CENTRAL".into(),
+            format!("127.0.0.1:{tcp}"),
+        ),
+    ]);
+    let start = |unit: &str, instance: &str, extra: &[(String, String)]| -> Proc {
+        let mut files = shared.clone();
+        files.extend(extra.iter().cloned());
+        let (argv, env) = unit_command(unit, instance, &state, &files);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let name = format!("{}-{instance}", unit.split('.').next().unwrap());
+        Proc::spawn(dir.path(), &name, evcharge(), &argv, &env)
+    };
+
+    // The central's database is where the unit keeps it: a token made there works.
+    let token = prepare_operator(&state.join("evcharge/central"));
+    let _central = start("evcharge-central.service", "", &[]);
+    let cps = |id: &str| -> Option<Value> {
+        let all: Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        all.as_array()?.iter().find(|c| c["id"] == id).cloned()
+    };
+    let location = [("EVCHARGE_CP__LOCATION".to_string(), "Dock 1".to_string())];
+    let _cp = start("evcharge-cp@.service", "CP001", &location);
+    let cp = wait_for("CP001 from its unit to be available", DEADLINE, || {
+        cps("CP001").filter(|c| c["state"] == "available")
+    });
+    assert_eq!(
+        cp["location"], "Dock 1",
+        "the per-CP environment file is read"
+    );
+    assert!(state.join("evcharge/cp-CP001").is_dir());
+
+    // The driver serves its dashboard where its own environment file says.
+    let address = [(
+        "EVCHARGE_DRIVER__HTTP".to_string(),
+        format!("127.0.0.1:{page}"),
+    )];
+    let _driver = start("evcharge-driver@.service", "D001", &address);
+    wait_for("D001's dashboard from its unit", DEADLINE, || {
+        ureq::get(&format!("http://127.0.0.1:{page}/")).call().ok()
+    });
+}
