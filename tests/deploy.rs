@@ -1404,3 +1404,112 @@ fn the_systemd_units_command_lines_run_a_network() {
         ureq::get(&format!("http://127.0.0.1:{page}/")).call().ok()
     });
 }
+
+/// Compose's interpolation of `${VAR}`, `${VAR:-default}` and `${VAR:?message}` (and `$$`).
+fn interpolate(text: &str, vars: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(body) = tail.strip_prefix("${") {
+            let end = body.find('}').expect("a closing brace");
+            let expr = &body[..end];
+            let name_end = expr
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(expr.len());
+            let (name, op) = expr.split_at(name_end);
+            let value = match (vars.get(name), op) {
+                (Some(v), _) if !v.is_empty() => v.clone(),
+                (_, op) if op.starts_with(":-") => op[2..].to_string(),
+                (_, op) if op.starts_with(":?") => panic!("{name} must be set: {}", &op[2..]),
+                _ => String::new(),
+            };
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn the_compose_cp_and_driver_services_join_a_central_with_their_own_settings() {
+    let net = Network::start(BrokerKind::Embedded);
+    // What .env says on the CP and driver machines.
+    let vars: BTreeMap<&str, String> = [
+        ("KAFKA_BOOTSTRAP", net.broker.bootstrap.clone()),
+        ("CENTRAL_HOST", "127.0.0.1".to_string()),
+        ("CENTRAL_TCP_PORT", net.central_tcp.to_string()),
+        ("CP002_LOCATION", "Dock two".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let mut procs = Vec::new();
+    let mut pages = BTreeMap::new();
+    for (file, service) in [
+        ("cps.yml", "cp001"),
+        ("cps.yml", "cp002"),
+        ("drivers.yml", "d001"),
+    ] {
+        let compose = yaml(&deploy(&format!("compose/{file}")));
+        let spec = &compose["services"][service];
+        let argv: Vec<String> = strings_of(&spec["command"])
+            .iter()
+            .map(|a| interpolate(a, &vars))
+            .collect();
+        let mut env: Vec<(String, String)> = env_map(spec)
+            .into_iter()
+            .map(|(k, v)| (k, interpolate(&v, &vars)))
+            .collect();
+        // The container's own ports, published elsewhere by docker, become free loopback
+        // ports here; its working directory (the data volume) becomes a temporary one.
+        let page = free_port();
+        for (_, value) in env.iter_mut() {
+            for inside in ["0.0.0.0:8003", "0.0.0.0:8001"] {
+                if value == inside {
+                    *value = format!("127.0.0.1:{page}");
+                }
+            }
+        }
+        let argv: Vec<String> = argv
+            .into_iter()
+            .map(|a| {
+                if a == "0.0.0.0:8001" || a == "0.0.0.0:8003" {
+                    format!("127.0.0.1:{page}")
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let data = net.dir.path().join(format!("volume-{service}"));
+        env.push(("EVCHARGE_ENGINE__DATA".into(), data.display().to_string()));
+        env.extend(FAST_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        procs.push(Proc::spawn(
+            net.dir.path(),
+            &format!("compose-{service}"),
+            evcharge(),
+            &argv,
+            &env,
+        ));
+        pages.insert(service, page);
+    }
+    let cp1 = net.wait_state("CP001", "available");
+    let cp2 = net.wait_state("CP002", "available");
+    assert_eq!(cp1["location"], "Dock 1", "the default location");
+    assert_eq!(cp2["location"], "Dock two", "CP002_LOCATION from .env");
+    // The monitor page and the dashboard answer on the ports the services publish.
+    for service in ["cp001", "d001"] {
+        let port = pages[service];
+        wait_for(&format!("{service}'s page"), DEADLINE, || {
+            ureq::get(&format!("http://127.0.0.1:{port}/")).call().ok()
+        });
+    }
+}
