@@ -627,3 +627,10 @@ pub fn assert_priced(kwh: f64, eur: f64, price: f64) {
         "{eur} € is not {kwh} kWh × {price} €/kWh = {expected} €"
     );
 }
+
+impl Proc {
+    /// The process id while it runs (to send it a signal other than SIGKILL).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
