@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of the project, from a fresh machine with only the Rust toolchain:
-# installs what the tests need (tansu, chromium), checks formatting and lints, then runs the unit, property
+# installs what the tests need (tansu, Debian packages), checks formatting and lints, then runs the unit, property
 # and end-to-end tests (each end-to-end scenario against the embedded broker and tansu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,23 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
 fi
 
-# The pages are tested in a real headless Chromium, driven through chromedriver.
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  echo "== installing chromium and chromium-driver (Debian packages) for the browser tests"
+# Debian packages the tests use: Chromium and its driver (the pages, in a real headless
+# browser), python3-yaml (the compose files), shellcheck (the scripts), systemd
+# (systemd-analyze, the units), iproute2 (network namespaces for the multi-host test).
+NEEDED=""
+[ -x /usr/bin/chromium ] || NEEDED="$NEEDED chromium"
+[ -x /usr/bin/chromedriver ] || NEEDED="$NEEDED chromium-driver"
+/usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || NEEDED="$NEEDED python3-yaml"
+command -v shellcheck >/dev/null 2>&1 || NEEDED="$NEEDED shellcheck"
+command -v systemd-analyze >/dev/null 2>&1 || NEEDED="$NEEDED systemd"
+command -v ip >/dev/null 2>&1 || NEEDED="$NEEDED iproute2"
+if [ -n "$NEEDED" ]; then
+  echo "== installing Debian packages the tests need:$NEEDED"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $NEEDED >/dev/null
 fi
 
 echo "== formatting and lints"
