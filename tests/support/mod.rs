@@ -627,3 +627,41 @@ pub fn assert_priced(kwh: f64, eur: f64, price: f64) {
         "{eur} € is not {kwh} kWh × {price} €/kWh = {expected} €"
     );
 }
+
+impl Proc {
+    /// SIGTERM: asks the process to stop cleanly, the way an operator or systemd does.
+    pub fn terminate(&mut self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill(1) runs");
+            assert!(status.success(), "cannot send SIGTERM to {}", self.name);
+        }
+    }
+}
+
+impl Network {
+    /// Starts `evcharge cp` for `id` with its engine's data in a directory of its own, as a
+    /// CP on another machine would have; returns its index in `cps`.
+    pub fn start_cp_elsewhere(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
+        let name = self.next_name(&format!("elsewhere-{id}"));
+        let data = self.dir.path().join(&name).display().to_string();
+        let args = strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "cp",
+            "--id",
+            id,
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+            "--data",
+            &data,
+        ]);
+        self.start_part(&name, args, extra)
+    }
+}

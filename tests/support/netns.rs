@@ -58,7 +58,7 @@ impl Hosts {
             let ns = format!("{NS_PREFIX}{pid}-{n}-{letter}");
             hosts.run(&["netns", "add", &ns]);
             hosts.namespaces.push(ns.clone());
-            let outer = format!("{LINK_PREFIX}{pid}n{n}{letter}");
+            let outer = hosts.outer_link(i);
             hosts.run(&[
                 "link", "add", &outer, "type", "veth", "peer", "name", "eth0", "netns", &ns,
             ]);
@@ -92,6 +92,12 @@ impl Hosts {
         ];
         all.extend(args.iter().cloned());
         (self.ip.clone(), all)
+    }
+
+    /// The test's end of host `i`'s veth pair, on the bridge.
+    fn outer_link(&self, i: usize) -> String {
+        let letter = (b'a' + i as u8) as char;
+        format!("{}{letter}", self.bridge.trim_end_matches("br"))
     }
 
     fn run(&self, args: &[&str]) {
