@@ -631,12 +631,22 @@ pub fn assert_priced(kwh: f64, eur: f64, price: f64) {
 impl Proc {
     /// SIGTERM: asks the process to stop cleanly, the way an operator or systemd does.
     pub fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// SIGSTOP: the process stops dead with its sockets open, sending nothing more, not even
+    /// a close (as when its machine loses power). `kill` still ends it.
+    pub fn freeze(&mut self) {
+        self.signal("STOP");
+    }
+
+    fn signal(&self, name: &str) {
         if let Some(child) = &self.child {
             let status = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
+                .args([&format!("-{name}"), &child.id().to_string()])
                 .status()
                 .expect("kill(1) runs");
-            assert!(status.success(), "cannot send SIGTERM to {}", self.name);
+            assert!(status.success(), "cannot send SIG{name} to {}", self.name);
         }
     }
 }
