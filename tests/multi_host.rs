@@ -107,7 +107,7 @@ fn start_cps(on: &Launcher, a: &HostA, round: &str) -> Vec<Proc> {
         .collect()
 }
 
-/// A one-shot driver on host C; its JSON lines once it has ended.
+/// A driver on host C, printing JSON lines.
 fn drive(on: &Launcher, a: &HostA, driver: &str, plan: &[&str]) -> Proc {
     let mut args = strings(&["--kafka", &a.kafka, "driver", "--id", driver, "--json"]);
     args.extend(plan.iter().map(|s| s.to_string()));
