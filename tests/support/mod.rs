@@ -633,4 +633,50 @@ impl Proc {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
+
+    /// SIGTERM: asks the process to stop cleanly, the way an operator or systemd does.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// SIGSTOP: the process stops dead with its sockets open, sending nothing more, not even
+    /// a close (as when its machine loses power). `kill` still ends it.
+    pub fn freeze(&mut self) {
+        self.signal("STOP");
+    }
+
+    fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([&format!("-{name}"), &child.id().to_string()])
+                .status()
+                .expect("kill(1) runs");
+            assert!(status.success(), "cannot send SIG{name} to {}", self.name);
+        }
+    }
+}
+
+impl Network {
+    /// Starts `evcharge cp` for `id` with its engine's data in a directory of its own, as a
+    /// CP on another machine would have; returns its index in `cps`.
+    pub fn start_cp_elsewhere(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
+        let name = self.next_name(&format!("elsewhere-{id}"));
+        let data = self.dir.path().join(&name).display().to_string();
+        let args = strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "cp",
+            "--id",
+            id,
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+            "--data",
+            &data,
+        ]);
+        self.start_part(&name, args, extra)
+    }
 }
