@@ -276,6 +276,27 @@ fn a_broker_outage_mid_supply_is_survived_by_every_role() {
 }
 
 #[test]
+fn an_idle_engine_cut_off_from_kafka_is_not_shown_available() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.start_cp("CP001", 0.30, &[]);
+    net.wait_state("CP001", "available");
+
+    // Longer than the consumer's session: the engine loses its partitions, so commands
+    // (a reservation) could not reach it. Its CP must not look available meanwhile.
+    net.broker.outage();
+    let cp = wait_for("CP001 broken while cut off", DEADLINE, || {
+        net.cp("CP001").filter(|c| c["state"] == "broken")
+    });
+    let fault = cp["fault"].as_str().unwrap_or_default();
+    assert!(fault.contains("lost its Kafka partitions"), "{fault}");
+    net.broker.recover();
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    assert_eq!(ticket_of(&driver)["outcome"], "completed");
+}
+
+#[test]
 fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     let mut net = Network::start(BrokerKind::Embedded);
     let port = free_port();

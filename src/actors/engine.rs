@@ -48,8 +48,11 @@ pub struct Engine {
     supply: Supply,
     /// A simulated fault, with its reason.
     fault: Option<String>,
-    /// Commands from the central reach this engine: until then it is not fit to serve.
+    /// Commands from the central reach this engine (its consumer holds its partitions):
+    /// otherwise it is not fit to serve.
     ready: bool,
+    /// It did once: a later loss is a fault, not a start.
+    was_ready: bool,
     log: SupplyLog,
     /// Crash injection from the console may kill this process.
     allow_crash: bool,
@@ -72,6 +75,7 @@ impl Engine {
             supply: Supply::Idle,
             fault: None,
             ready: false,
+            was_ready: false,
             log,
             allow_crash: false,
             started_at: Utc::now(),
@@ -433,28 +437,42 @@ pub struct HealthQuery;
 impl Handler<HealthQuery> for Engine {
     type Result = Result<(), String>;
 
-    /// OK, or KO with the reason (a fault, or not taking commands yet).
+    /// OK, or KO with the reason: a fault, not taking commands yet, or, when idle, no longer
+    /// taking them.
     fn handle(&mut self, _msg: HealthQuery, _ctx: &mut Self::Context) -> Self::Result {
         match &self.fault {
             Some(why) => Err(why.clone()),
+            // A supply in progress goes on regardless: only a new one needs the central.
+            None if !self.ready && self.was_ready && matches!(self.supply, Supply::Idle) => {
+                Err("lost its Kafka partitions: commands from the central cannot reach it".into())
+            }
             None if !self.ready => Err("starting: not yet taking commands from Kafka".into()),
             None => Ok(()),
         }
     }
 }
 
-/// The engine's Kafka consumer has its partitions: commands reach it.
+/// Whether the engine's Kafka consumer holds its partitions, i.e. commands reach it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Ready;
+pub struct TakingCommands(pub bool);
 
-impl Handler<Ready> for Engine {
+impl Handler<TakingCommands> for Engine {
     type Result = ();
 
-    /// From now on health checks answer OK (unless a fault is simulated).
-    fn handle(&mut self, _msg: Ready, _ctx: &mut Self::Context) {
-        log::info!("{}: taking commands from the central", self.cp_id);
-        self.ready = true;
+    /// Health checks answer OK only while commands reach the engine (and no fault is
+    /// simulated): a CP whose engine cannot hear the central must not look available.
+    fn handle(&mut self, msg: TakingCommands, _ctx: &mut Self::Context) {
+        match (self.ready, msg.0) {
+            (false, true) => log::info!("{}: taking commands from the central", self.cp_id),
+            (true, false) => log::warn!(
+                "{}: lost its Kafka partitions; commands cannot reach it until they come back",
+                self.cp_id
+            ),
+            _ => {}
+        }
+        self.ready = msg.0;
+        self.was_ready |= msg.0;
     }
 }
 

@@ -41,15 +41,16 @@ pub enum StartAt {
 
 impl Bus {
     /// Starts consuming `topic` as member of `group` on the current actix system, handing
-    /// every valid record to `sink`. `assigned` is told once the group has given this
-    /// consumer its partitions: from then on no record for it can be missed.
+    /// every valid record to `sink`. `holds_partitions` follows whether the group has given
+    /// this consumer its partitions (while it does, no record for it can be missed); it turns
+    /// false again when they are lost, e.g. after a network cut longer than the session.
     pub fn spawn_consumer<T>(
         &self,
         group: &str,
         topic: &str,
         start: StartAt,
         sink: Recipient<Inbound<T>>,
-        assigned: Option<tokio::sync::oneshot::Sender<()>>,
+        holds_partitions: Option<tokio::sync::watch::Sender<bool>>,
     ) -> Result<(), BusError>
     where
         T: DeserializeOwned + Keyed + Clone + Send + 'static,
@@ -78,16 +79,15 @@ impl Bus {
             .create_with_context(self.context.clone())?;
         consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);
-        if let Some(assigned) = assigned {
+        if let Some(holds_partitions) = holds_partitions {
             let consumer = consumer.clone();
             actix::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
+                while !holds_partitions.is_closed() {
                     tick.tick().await;
-                    if consumer.assignment().is_ok_and(|a| a.count() > 0) {
-                        let _ = assigned.send(());
-                        return;
-                    }
+                    let holds = consumer.assignment().is_ok_and(|a| a.count() > 0);
+                    holds_partitions
+                        .send_if_modified(|held| std::mem::replace(held, holds) != holds);
                 }
             });
         }

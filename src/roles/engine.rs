@@ -1,7 +1,7 @@
 //! `evcharge engine`.
 
 use super::Claim;
-use crate::actors::engine::{serve_health_checks, Action, Ready};
+use crate::actors::engine::{serve_health_checks, Action, TakingCommands};
 use crate::actors::Engine;
 use crate::bus::{Bus, Publisher, StartAt};
 use crate::configuration::{EngineSettings, Settings};
@@ -77,14 +77,17 @@ pub async fn start_with_address(
         }
         let group = format!("evcharge-engine-{cp_id}");
         let topic = bus.topics().cp_commands.clone();
-        let (assigned, ready) = tokio::sync::oneshot::channel();
-        match bus.spawn_consumer(&group, &topic, StartAt::Earliest, recipient, Some(assigned)) {
-            Ok(()) => {
-                if ready.await.is_ok() {
-                    engine_ready.do_send(Ready);
-                }
-            }
-            Err(e) => log::error!("cannot consume from Kafka: {e}"),
+        let (holds, mut held) = tokio::sync::watch::channel(false);
+        if let Err(e) =
+            bus.spawn_consumer(&group, &topic, StartAt::Earliest, recipient, Some(holds))
+        {
+            log::error!("cannot consume from Kafka: {e}");
+            return;
+        }
+        // The engine is fit to serve only while commands can reach it.
+        while held.changed().await.is_ok() {
+            let taking = *held.borrow_and_update();
+            engine_ready.do_send(TakingCommands(taking));
         }
     });
     Ok((engine, address))
