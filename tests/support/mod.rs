@@ -455,9 +455,9 @@ impl Network {
         dir.display().to_string()
     }
 
-    /// Starts `evcharge cp` for `id`; returns its index in `cps`.
-    pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
-        let args = strings(&[
+    /// The arguments of `evcharge cp` for `id`, its engine's data in `data`.
+    fn cp_args(&self, id: &str, price: f64, data: &str) -> Vec<String> {
+        strings(&[
             "--kafka",
             &self.broker.bootstrap,
             "cp",
@@ -470,8 +470,13 @@ impl Network {
             "--price",
             &price.to_string(),
             "--data",
-            &self.engine_data(id),
-        ]);
+            data,
+        ])
+    }
+
+    /// Starts `evcharge cp` for `id`; returns its index in `cps`.
+    pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
+        let args = self.cp_args(id, price, &self.engine_data(id));
         self.start_part(id, args, extra)
     }
 
@@ -662,21 +667,7 @@ impl Network {
     pub fn start_cp_elsewhere(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
         let name = self.next_name(&format!("elsewhere-{id}"));
         let data = self.dir.path().join(&name).display().to_string();
-        let args = strings(&[
-            "--kafka",
-            &self.broker.bootstrap,
-            "cp",
-            "--id",
-            id,
-            "--central",
-            &format!("127.0.0.1:{}", self.central_tcp),
-            "--location",
-            &format!("Street of {id}"),
-            "--price",
-            &price.to_string(),
-            "--data",
-            &data,
-        ]);
+        let args = self.cp_args(id, price, &data);
         self.start_part(&name, args, extra)
     }
 }
