@@ -44,6 +44,101 @@ pub enum Command {
     /// Manage the console's operators and API tokens (with the central stopped)
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Many simulated charging points, or many drivers, in one process (load tests)
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Measure a whole network at scale: telemetry, authorisation, crash detection, resources
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Many charging points, each a real engine and monitor actor with its own TCP links
+    Cps(FleetCpsArgs),
+    /// Many drivers; driver i asks CP i when told to through the control endpoint
+    Drivers(FleetDriversArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetCpsArgs {
+    /// Number of charging points
+    #[arg(long, value_name = "N")]
+    pub count: u32,
+    /// Number of the first one
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub first: u32,
+    /// Id prefix: CP00001, CP00002, …
+    #[arg(long, value_name = "TEXT", default_value = "CP")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub link: MonitorLinkArgs,
+    /// Address of the engines' shared health-check socket [default: 127.0.0.1:0]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub engine_listen: Option<String>,
+    /// Plug in this long after authorisation; 0 never [default: 2s]
+    #[arg(long, value_name = "DURATION")]
+    pub plug_in_delay: Option<String>,
+    /// Unplug after supplying this long; 0 never [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub supply_duration: Option<String>,
+    /// Directory of the engines' shared database [default: evcharge-data/fleet-<first id>]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Serve the fleet's control endpoint (status, crash, restart) on this HTTP address
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetDriversArgs {
+    /// Number of drivers
+    #[arg(long, value_name = "N")]
+    pub count: u32,
+    /// Number of the first one
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub first: u32,
+    /// Id prefix: D00001, D00002, …
+    #[arg(long, value_name = "TEXT", default_value = "D")]
+    pub prefix: String,
+    /// Id prefix of the CPs the drivers are paired with
+    #[arg(long, value_name = "TEXT", default_value = "CP")]
+    pub cp_prefix: String,
+    /// Number of the CP paired with the first driver
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cp_first: u32,
+    /// Serve the fleet's control endpoint (status, paced requests) on this HTTP address
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Network sizes to measure, one after another, e.g. 100,1000,10000
+    #[arg(
+        long,
+        value_name = "N,…",
+        value_delimiter = ',',
+        default_value = "1000"
+    )]
+    pub cps: Vec<u32>,
+    /// How long to measure telemetry with every CP supplying
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub duration: humantime::Duration,
+    /// Authorisation requests per second
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 200.0)]
+    pub auth_rate: f64,
+    /// Authorisation requests in all
+    #[arg(long, value_name = "N", default_value_t = 4000)]
+    pub auth_requests: usize,
+    /// Engine and monitor crashes to inject (half each)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub crashes: usize,
+    /// Write the figures here as JSON
+    #[arg(long, value_name = "PATH", default_value = "bench-results.json")]
+    pub json: PathBuf,
+    /// Working directory (databases, logs of every process) [default: a fresh temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,7 +465,21 @@ impl Cli {
                 "central.data",
                 &data.data.as_ref().map(|p| p.display()),
             ),
-            Some(Command::Broker(_)) | None => {}
+            Some(Command::Fleet(FleetCommand::Cps(a))) => {
+                a.link.push(&mut out);
+                out.push((
+                    "engine.listen",
+                    a.engine_listen
+                        .clone()
+                        .unwrap_or_else(|| "127.0.0.1:0".into()),
+                ));
+                push(&mut out, "engine.plug_in_delay", &a.plug_in_delay);
+                push(&mut out, "engine.supply_duration", &a.supply_duration);
+            }
+            Some(Command::Fleet(FleetCommand::Drivers(_)))
+            | Some(Command::Bench(_))
+            | Some(Command::Broker(_))
+            | None => {}
         }
         out
     }

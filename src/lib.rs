@@ -55,6 +55,28 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
         ),
         Command::Demo(_) => demo::run(settings, config),
         Command::Operator(command) => operator::run(&settings, command),
+        Command::Fleet(cli::FleetCommand::Cps(args)) => {
+            let cps = fleet::Numbering {
+                prefix: args.prefix,
+                first: args.first,
+                count: args.count,
+            };
+            actix::System::new().block_on(fleet::run_cps(settings, cps, args.data, args.control))
+        }
+        Command::Fleet(cli::FleetCommand::Drivers(args)) => {
+            let drivers = fleet::Numbering {
+                prefix: args.prefix,
+                first: args.first,
+                count: args.count,
+            };
+            let cps = fleet::Numbering {
+                prefix: args.cp_prefix,
+                first: args.cp_first,
+                count: args.count,
+            };
+            actix::System::new().block_on(fleet::run_drivers(settings, drivers, cps, args.control))
+        }
+        Command::Bench(args) => bench::run(settings, args),
         Command::Central(_) => actix::System::new().block_on(central::run(settings)),
         Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),
         Command::Monitor(_) => actix::System::new().block_on(monitor::run(settings)),

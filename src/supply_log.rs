@@ -3,13 +3,13 @@
 //! back at start-up to report the interrupted supply's final state.
 
 use crate::messages::{cost_eur, round_kwh, CpEvent, Outcome};
-use crate::store::{flush_durably, StoreError};
+use crate::store::{flush_durably, GroupFlush, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use uuid::Uuid;
 
-const CURRENT: &[u8] = b"current";
+const CURRENT: &str = "current";
 
 /// The supply in progress, as of `updated_at`; once `outcome` is set, its final figures
 /// waiting to be delivered.
@@ -51,19 +51,43 @@ impl SupplyRecord {
 #[derive(Debug, Clone)]
 pub struct SupplyLog {
     db: sled::Db,
+    /// Where this engine's supply lives in `db`.
+    key: Vec<u8>,
+    /// Set when many engines share `db`: their flushes are grouped.
+    group: Option<GroupFlush>,
 }
 
 impl SupplyLog {
-    /// Opens the log; fails if another engine holds the same directory.
+    /// Opens the log of one engine; fails if another engine holds the same directory.
     pub fn open(dir: &Path) -> Result<SupplyLog, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(SupplyLog { db })
+        Ok(SupplyLog {
+            db,
+            key: CURRENT.as_bytes().to_vec(),
+            group: None,
+        })
+    }
+
+    /// The log of engine `cp_id` in a database many engines of one process share.
+    pub fn shared(db: sled::Db, group: GroupFlush, cp_id: &str) -> SupplyLog {
+        SupplyLog {
+            db,
+            key: format!("{CURRENT}/{cp_id}").into_bytes(),
+            group: Some(group),
+        }
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        match &self.group {
+            Some(group) => group.flush().await,
+            None => flush_durably(&self.db).await,
+        }
     }
 
     /// The supply that was in progress when the engine last stopped, if any.
     pub fn interrupted(&self) -> Result<Option<SupplyRecord>, StoreError> {
         self.db
-            .get(CURRENT)?
+            .get(&self.key)?
             .map(|bytes| {
                 serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
                     tree: "supply",
@@ -76,16 +100,16 @@ impl SupplyLog {
     /// Records the supply's progress; durable once the returned future completes.
     pub async fn record(&self, supply: &SupplyRecord) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(supply).expect("records always serialise");
-        self.db.insert(CURRENT, bytes)?;
-        flush_durably(&self.db).await
+        self.db.insert(self.key.as_slice(), bytes)?;
+        self.flush().await
     }
 
     /// Forgets the supply once its end has been delivered, unless a newer one replaced it.
     pub async fn clear(&self, session_id: Uuid) -> Result<(), StoreError> {
         if let Some(current) = self.interrupted()? {
             if current.session_id == session_id {
-                self.db.remove(CURRENT)?;
-                flush_durably(&self.db).await?;
+                self.db.remove(&self.key)?;
+                self.flush().await?;
             }
         }
         Ok(())
@@ -125,5 +149,28 @@ mod tests {
         );
         log.clear(record.session_id).await.unwrap();
         assert_eq!(log.interrupted().unwrap(), None);
+    }
+
+    #[actix::test]
+    async fn engines_sharing_a_database_keep_their_own_supply() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let group = GroupFlush::start(db.clone());
+        let one = SupplyLog::shared(db.clone(), group.clone(), "CP1");
+        let two = SupplyLog::shared(db.clone(), group, "CP2");
+        let record = SupplyRecord {
+            session_id: Uuid::now_v7(),
+            driver_id: "D1".into(),
+            price_eur_kwh: 0.3,
+            started_at: Utc::now(),
+            kwh: 2.5,
+            updated_at: Utc::now(),
+            outcome: None,
+        };
+        let (a, b) = tokio::join!(one.record(&record), two.clear(record.session_id));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(one.interrupted().unwrap(), Some(record));
+        assert_eq!(two.interrupted().unwrap(), None);
     }
 }

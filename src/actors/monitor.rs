@@ -472,3 +472,18 @@ impl Handler<Unsubscribe> for Monitor {
         self.subscribers.remove(&msg.id);
     }
 }
+
+/// The monitor stops at once, as if its process had died: its links close unannounced.
+/// Used by `evcharge fleet` to inject crashes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Vanish;
+
+impl Handler<Vanish> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Vanish, ctx: &mut Self::Context) {
+        log::warn!("{}: monitor crashed (injected)", self.cp.id);
+        ctx.stop();
+    }
+}

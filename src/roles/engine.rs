@@ -1,7 +1,7 @@
 //! `evcharge engine`.
 
 use super::Claim;
-use crate::actors::engine::{serve_health_checks, Action, TakingCommands};
+use crate::actors::engine::{serve_one_engine, Action, TakingCommands};
 use crate::actors::Engine;
 use crate::bus::{Bus, Publisher, StartAt};
 use crate::configuration::{EngineSettings, Settings};
@@ -60,7 +60,7 @@ pub async fn start_with_address(
         })?;
     let address = listener.local_addr()?;
     log::info!("{cp_id}: answering health checks on {address}");
-    serve_health_checks(listener, cp_id.clone(), engine.clone());
+    serve_one_engine(listener, cp_id.clone(), engine.clone());
 
     let recipient = engine.clone().recipient();
     let engine_ready = engine.clone();

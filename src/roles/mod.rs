@@ -1,12 +1,14 @@
 //! One runner per subcommand: each reads its settings, starts its actors and runs until
 //! stopped.
 
+pub mod bench;
 pub mod broker;
 pub mod central;
 pub mod cp;
 pub mod demo;
 pub mod driver;
 pub mod engine;
+pub mod fleet;
 pub mod monitor;
 pub mod operator;
 
@@ -123,5 +125,28 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Lets this process open at least `wanted` files and sockets if it may: thousands of CPs
+/// each hold a few connections. Says so plainly when the system will not allow it.
+pub fn raise_open_files_limit(wanted: u64) {
+    use rlimit::Resource;
+    let Ok((soft, hard)) = Resource::NOFILE.get() else {
+        return;
+    };
+    if soft >= wanted {
+        return;
+    }
+    // Raising the hard limit needs privileges; without them, take what the hard limit gives.
+    if Resource::NOFILE.set(wanted, hard.max(wanted)).is_ok() {
+        return;
+    }
+    let _ = Resource::NOFILE.set(hard, hard);
+    if hard < wanted {
+        log::warn!(
+            "this process may open only {hard} files and sockets; about {wanted} are needed \
+             (raise the limit with `ulimit -n {wanted}` as root)"
+        );
     }
 }

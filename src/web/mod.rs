@@ -11,6 +11,7 @@ pub mod control;
 pub mod demo_control;
 pub mod driver_dashboard;
 mod driver_socket;
+pub mod fleet_control;
 pub mod monitor_page;
 mod monitor_socket;
 pub mod startup;

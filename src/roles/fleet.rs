@@ -1,0 +1,178 @@
+//! `evcharge fleet cps|drivers`: many simulated charging points, or many drivers, in one
+//! process, for benchmarks and load tests (see docs/PERFORMANCE.md).
+
+use crate::actors::cp_fleet::{health_target, CpFleet, EngineDirectory, FleetParts};
+use crate::actors::driver_fleet::DriverFleet;
+use crate::actors::engine::{serve_health_checks, TakingCommands};
+use crate::actors::key_router::KeyRouter;
+use crate::bus::{Bus, StartAt};
+use crate::configuration::Settings;
+use crate::messages::{CpCommand, DriverUpdate};
+use crate::store::GroupFlush;
+use actix::Actor;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Which entities a fleet runs: `count` of them numbered from `first`, e.g. CP00001.
+#[derive(Debug, Clone)]
+pub struct Numbering {
+    pub prefix: String,
+    pub first: u32,
+    pub count: u32,
+}
+
+impl Numbering {
+    /// The ids, with five digits at least so that they sort as numbers do.
+    pub fn ids(&self) -> Vec<String> {
+        (self.first..self.first + self.count)
+            .map(|n| format!("{}{n:05}", self.prefix))
+            .collect()
+    }
+}
+
+/// Runs `cps.count` charging points until stopped.
+pub async fn run_cps(
+    settings: Settings,
+    cps: Numbering,
+    data: Option<PathBuf>,
+    control: Option<String>,
+) -> anyhow::Result<()> {
+    let ids = cps.ids();
+    // Per CP: the monitor's two links and the engine end of one of them.
+    super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
+    let bus = Bus::new(&settings.kafka, "fleet");
+    bus.ensure_topics().await?;
+    let publisher = bus.publisher()?;
+    let data = data.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "evcharge-data/fleet-{}",
+            ids.first().map_or("", |id| id)
+        ))
+    });
+    let db = sled::Config::new().path(&data).open().with_context(|| {
+        format!(
+            "cannot open the fleet's data in {} (is another fleet using it?)",
+            data.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(&settings.engine.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for health checks on {}",
+                settings.engine.listen
+            )
+        })?;
+    let mut monitor = settings.monitor.clone();
+    monitor.engine = listener.local_addr()?.to_string();
+    log::info!("fleet: engines answer health checks on {}", monitor.engine);
+    let engines = EngineDirectory::default();
+    let directory = engines.clone();
+    serve_health_checks(listener, move |id: &str| health_target(&directory, id));
+
+    let router = KeyRouter::<CpCommand>::default().start();
+    let (refusals, mut refused) = tokio::sync::mpsc::unbounded_channel();
+    let fleet = CpFleet::new(
+        FleetParts {
+            engine: settings.engine.clone(),
+            monitor,
+            location: settings.cp.location.clone(),
+            price_eur_kwh: settings.cp.price_eur_kwh,
+            publisher,
+            flush: GroupFlush::start(db.clone()),
+            db,
+            router: router.clone(),
+            engines,
+            refusals,
+        },
+        ids.clone(),
+    )
+    .start();
+    let group = format!("evcharge-fleet-{}", ids.first().map_or("", |id| id));
+    let (holds, mut held) = tokio::sync::watch::channel(false);
+    let topic = bus.topics().cp_commands.clone();
+    bus.spawn_consumer(
+        &group,
+        &topic,
+        StartAt::Earliest,
+        router.recipient(),
+        Some(holds),
+    )?;
+    let taking = fleet.clone();
+    actix::spawn(async move {
+        while held.changed().await.is_ok() {
+            let holds = *held.borrow_and_update();
+            taking.do_send(TakingCommands(holds));
+        }
+    });
+    if let Some(address) = control {
+        let port = crate::web::fleet_control::serve_cps(&address, fleet)?;
+        log::info!(
+            "fleet control on http://{}:{port}/fleet/status",
+            super::shown_host(&address)
+        );
+    }
+    tokio::select! {
+        _ = super::shutdown_signal() => Ok(()),
+        Some(why) = refused.recv() => {
+            // One CP refused (its id is live elsewhere) does not stop the others.
+            log::error!("fleet: {why}");
+            std::future::pending::<anyhow::Result<()>>().await
+        }
+    }
+}
+
+/// Runs `drivers.count` drivers, driver `i` paired with CP `i` of `cps`, until stopped.
+pub async fn run_drivers(
+    settings: Settings,
+    drivers: Numbering,
+    cps: Numbering,
+    control: Option<String>,
+) -> anyhow::Result<()> {
+    let ids = drivers.ids();
+    let bus = Bus::new(&settings.kafka, "fleet");
+    bus.ensure_topics().await?;
+    let publisher = bus.publisher()?;
+    let router = KeyRouter::<DriverUpdate>::default().start();
+    let fleet = DriverFleet::new(
+        ids.clone(),
+        cps.ids(),
+        settings.driver.heartbeat,
+        publisher,
+        router.clone(),
+    )
+    .start();
+    let group = format!("evcharge-fleet-{}", ids.first().map_or("", |id| id));
+    let (holds, mut held) = tokio::sync::watch::channel(false);
+    let topic = bus.topics().driver_updates.clone();
+    // Answers to requests made before this start are of no use to anyone.
+    bus.spawn_consumer(
+        &group,
+        &topic,
+        StartAt::Latest,
+        router.recipient(),
+        Some(holds),
+    )?;
+    let consuming = Arc::new(AtomicBool::new(false));
+    let flag = consuming.clone();
+    actix::spawn(async move {
+        while held.changed().await.is_ok() {
+            let holds = *held.borrow_and_update();
+            if holds {
+                log::info!("fleet: the drivers' consumer holds its partitions");
+            }
+            flag.store(holds, Ordering::Relaxed);
+        }
+    });
+    if let Some(address) = control {
+        let port = crate::web::fleet_control::serve_drivers(&address, fleet, consuming)?;
+        log::info!(
+            "fleet control on http://{}:{port}/fleet/status",
+            super::shown_host(&address)
+        );
+    }
+    super::shutdown_signal().await;
+    Ok(())
+}
