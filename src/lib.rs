@@ -13,6 +13,7 @@ pub mod driver_view;
 pub mod health_history;
 pub mod link;
 pub mod messages;
+pub mod metrics;
 pub mod presence;
 pub mod roles;
 pub mod store;

@@ -340,3 +340,73 @@ fn operators_and_tokens_are_managed_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(err.contains("a running central holds it"), "{err}");
 }
+
+/// The value of the first sample line of `text` starting with `name` (labels included).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_benchmark_reads_the_metrics_and_one_cp_with_a_token() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.start_cp("CP001", 0.40, &[]);
+    net.wait_state("CP001", "available");
+    let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
+    assert_eq!(driver.wait_exit(DEADLINE), 0);
+    let tickets = of_type(&driver.json_lines(), "ticket");
+    let ended_at = tickets[0]["ticket"]["ended_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The metrics, once the consumer's statistics have come in (every second).
+    let metrics = || {
+        ureq::get(&net.url("/api/metrics"))
+            .set("Authorization", &net.bearer())
+            .call()
+            .unwrap()
+    };
+    assert_eq!(
+        metrics().header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let lag = "evcharge_consumer_lag_messages{topic=\"evcharge.cp.events\"}";
+    let text = wait_for("the consumer lag in the metrics", DEADLINE, || {
+        let text = metrics().into_string().unwrap();
+        sample(&text, lag).is_some().then_some(text)
+    });
+    assert!(sample(&text, lag).unwrap() >= 0.0, "{text}");
+    let progress = sample(&text, "evcharge_telemetry_latency_seconds_count").unwrap();
+    assert!(progress > 0.0, "{text}");
+    assert!(sample(&text, "evcharge_cp_events_total").unwrap() > progress);
+    assert!(sample(&text, "evcharge_monitor_reports_total").unwrap() > 0.0);
+    assert_eq!(
+        sample(&text, "evcharge_cps{state=\"available\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "evcharge_cps{state=\"broken\"}"), Some(0.0));
+    assert_eq!(
+        call(ureq::get(&net.url("/api/metrics")), None).0,
+        401,
+        "the metrics need an operator"
+    );
+
+    // One CP, as in the list, available since its supply ended.
+    let cp = net.get("/api/cps/CP001");
+    assert_eq!(Some(&cp), net.cp("CP001").as_ref());
+    assert_eq!(cp["state"], "available");
+    let since = chrono::DateTime::parse_from_rfc3339(cp["since"].as_str().unwrap()).unwrap();
+    let ended_at = chrono::DateTime::parse_from_rfc3339(&ended_at).unwrap();
+    assert!(
+        since >= ended_at,
+        "available since {since}, ended at {ended_at}"
+    );
+    let (status, body, _) = call(
+        ureq::get(&net.url("/api/cps/NOPE")).set("Authorization", &net.bearer()),
+        None,
+    );
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("NOPE"), "{body}");
+}

@@ -28,6 +28,16 @@ pub enum CpState {
 }
 
 impl CpState {
+    /// Every state.
+    pub const ALL: [CpState; 6] = [
+        CpState::Available,
+        CpState::Reserved,
+        CpState::Charging,
+        CpState::Stopped,
+        CpState::Broken,
+        CpState::Disconnected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CpState::Available => "available",
@@ -60,6 +70,8 @@ pub struct CpView {
     pub eur: f64,
     /// Why the CP is broken, when it is.
     pub fault: Option<String>,
+    /// When the CP entered `state`.
+    pub since: DateTime<Utc>,
 }
 
 /// A reservation made for a driver.
@@ -109,6 +121,8 @@ pub struct ChargePoint {
     /// A stop was asked of the engine for the open session, and its end is awaited.
     stop_requested: Option<Outcome>,
     last_view: Option<CpView>,
+    /// When the CP entered the state of `last_view` (or when the actor started).
+    since: DateTime<Utc>,
     /// Crash injection: the monitor is told to crash with its next report's answer.
     crash_monitor: bool,
     settings: CentralSettings,
@@ -136,6 +150,7 @@ impl ChargePoint {
             session,
             stop_requested: None,
             last_view: None,
+            since: Utc::now(),
             crash_monitor: false,
             settings,
             store,
@@ -178,16 +193,22 @@ impl ChargePoint {
             kwh: self.session.as_ref().map_or(0.0, |s| s.kwh),
             eur: self.session.as_ref().map_or(0.0, |s| s.eur),
             fault,
+            since: self.since,
         }
     }
 
     /// Tells the supervisor of any visible change, and records state changes.
     fn publish_view(&mut self) {
-        let view = self.view();
+        let mut view = self.view();
+        let state_changed = self.last_view.as_ref().map(|v| v.state) != Some(view.state);
+        if state_changed {
+            // Taken now, as the state changes: crash detection is measured with it.
+            self.since = Utc::now();
+            view.since = self.since;
+        }
         if self.last_view.as_ref() == Some(&view) {
             return;
         }
-        let state_changed = self.last_view.as_ref().map(|v| v.state) != Some(view.state);
         if state_changed {
             log::info!("{} is {}", self.id, view.state.as_str());
             self.save_record(view.state);
@@ -760,6 +781,7 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 eur,
                 ..
             } => {
+                crate::metrics::observe_telemetry(msg.envelope.ts);
                 let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
                     return done();
                 };

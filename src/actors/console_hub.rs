@@ -487,6 +487,7 @@ mod tests {
             kwh: 0.0,
             eur: 0.0,
             fault: Some("engine not answering".into()),
+            since: DateTime::UNIX_EPOCH,
         }
     }
 

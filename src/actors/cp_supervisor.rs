@@ -60,6 +60,7 @@ impl CpSupervisor {
             kwh: session.as_ref().map_or(0.0, |s| s.kwh),
             eur: session.as_ref().map_or(0.0, |s| s.eur),
             fault: None,
+            since: Utc::now(),
         });
         let cp = ChargePoint::new(
             record,
@@ -128,6 +129,20 @@ impl Handler<ListCps> for CpSupervisor {
     }
 }
 
+/// One CP's current view, if the CP is known.
+#[derive(Message)]
+#[rtype(result = "Option<CpView>")]
+pub struct GetCp(pub String);
+
+impl Handler<GetCp> for CpSupervisor {
+    type Result = Option<CpView>;
+
+    /// Returns the view kept from the CP's actor.
+    fn handle(&mut self, msg: GetCp, _ctx: &mut Self::Context) -> Self::Result {
+        self.views.get(&msg.0).cloned()
+    }
+}
+
 /// A monitor authenticates for a CP, which is created if new.
 #[derive(Message)]
 #[rtype(result = "Result<Addr<ChargePoint>, String>")]
@@ -183,6 +198,7 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
 
     /// Routes an engine's report to the actor of its CP; answers an engine's hello itself.
     fn handle(&mut self, msg: Inbound<CpEvent>, _ctx: &mut Self::Context) -> Self::Result {
+        crate::metrics::count_cp_event();
         if let CpEvent::EngineHello {
             cp_id,
             instance,

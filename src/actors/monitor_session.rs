@@ -125,6 +125,7 @@ impl MonitorSession {
         let Some((_, cp)) = self.cp.as_ref().filter(|(id, _)| id == cp_id) else {
             return self.refuse("ERR", "not authenticated: send AUTH first");
         };
+        crate::metrics::count_monitor_report();
         let report = MonitorReport {
             conn_id: self.conn_id,
             engine,

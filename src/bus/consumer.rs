@@ -76,6 +76,8 @@ impl Bus {
             .set("fetch.wait.max.ms", "100")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // Feeds the consumer lag metric (`BusContext::stats`).
+            .set("statistics.interval.ms", "1000")
             .create_with_context(self.context.clone())?;
         consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);

@@ -1,9 +1,11 @@
-//! What the Kafka client says to people: one plain line when the broker is out of reach.
+//! What the Kafka client says to people: one plain line when the broker is out of reach;
+//! and what its statistics say of consumer lag, for the metrics.
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::Statistics;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +74,22 @@ impl ClientContext for BusContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let _ = error;
         self.complain(reason);
+    }
+
+    /// Consumers only (they alone ask for statistics): the records of each topic not yet
+    /// handled. Offsets are stored once a record is handled, so the lag against the stored
+    /// offset is exactly that.
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            let lag = topic
+                .partitions
+                .values()
+                // Partition -1 is librdkafka's internal one; -1 lag means not known yet.
+                .filter(|p| p.partition >= 0 && p.consumer_lag_stored >= 0)
+                .map(|p| p.consumer_lag_stored)
+                .sum();
+            crate::metrics::set_consumer_lag(name, lag);
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use super::auth::Operator;
 use super::startup::AppState;
 use crate::actors::charge_point::Command;
 use crate::actors::console_hub::{ConsoleHub, FeedEntry, FeedKind, Happened};
-use crate::actors::cp_supervisor::{CrashCp, CrashCpMonitor, CrashEngine, ListCps, Operate};
+use crate::actors::cp_supervisor::{CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCps, Operate};
 use crate::store::SessionView;
 use actix::SystemService;
 use actix_web::http::StatusCode;
@@ -14,6 +14,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
             .route("/cps", web::get().to(list_cps))
+            .route("/cps/{id}", web::get().to(get_cp))
             .route("/cps/stop", web::post().to(stop_all))
             .route("/cps/resume", web::post().to(resume_all))
             .route("/cps/{id}/stop", web::post().to(stop_one))
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/crash/cps/{id}", web::post().to(crash_actor))
             .route("/crash/cps/{id}/{part}", web::post().to(crash_process))
             .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics))
             .configure(super::auth::routes),
     )
     .default_service(web::to(not_found));
@@ -89,6 +91,35 @@ async fn list_cps(_who: Operator, state: web::Data<AppState>) -> Result<HttpResp
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(cps))
+}
+
+/// `GET /api/cps/{id}`: one CP as `GET /api/cps` shows it.
+async fn get_cp(
+    _who: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let cp = state
+        .supervisor
+        .send(GetCp(id.clone()))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no charging point {id} is known")))?;
+    Ok(HttpResponse::Ok().json(cp))
+}
+
+/// `GET /api/metrics`: the central's metrics in the Prometheus text format.
+async fn metrics(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let cps = state
+        .supervisor
+        .send(ListCps)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let text = crate::metrics::render(cps.iter().map(|cp| cp.state));
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
 }
 
 async fn list_sessions(
