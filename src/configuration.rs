@@ -43,6 +43,11 @@ pub struct KafkaSettings {
     /// Pause between attempts while the broker cannot be reached.
     #[serde(with = "humantime_serde")]
     pub retry_backoff: Duration,
+    /// Longest a consumer's fetch waits at the broker for new records. Kafka answers as
+    /// soon as records arrive, so this only bounds idle polling; the embedded broker waits
+    /// it out every time, so roles on it use a few milliseconds.
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,6 +185,7 @@ impl Default for KafkaSettings {
             partitions: 6,
             replication: 1,
             retry_backoff: Duration::from_secs(2),
+            fetch_wait: Duration::from_millis(100),
         }
     }
 }

@@ -81,7 +81,11 @@ impl DemoParts {
     }
 
     fn spawn(&self, name: &str, args: &[String]) -> Result<Child, String> {
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        if let Some((variable, value)) = crate::bus::client_fetch_wait() {
+            command.env(variable, value);
+        }
+        let mut child = command
             .args(args)
             .args(&self.common)
             .stdin(Stdio::piped())

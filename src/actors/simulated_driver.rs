@@ -5,6 +5,7 @@ use super::driver_fleet::{Answered, DriverCounters, DriverFleet};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::messages::{DriverRequest, DriverUpdate};
 use actix::prelude::*;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,6 @@ use uuid::Uuid;
 
 /// A request on its way.
 struct Pending {
-    request_id: Uuid,
     sent: Instant,
     /// Keep the supply going once authorised (else stop it at once).
     hold: bool,
@@ -25,7 +25,8 @@ pub struct SimulatedDriver {
     publisher: Publisher,
     fleet: Addr<DriverFleet>,
     counters: Arc<DriverCounters>,
-    pending: Option<Pending>,
+    /// Requests not answered yet, by request id.
+    pending: HashMap<Uuid, Pending>,
     in_session: bool,
 }
 
@@ -44,7 +45,7 @@ impl SimulatedDriver {
             publisher,
             fleet,
             counters,
-            pending: None,
+            pending: HashMap::new(),
             in_session: false,
         }
     }
@@ -93,11 +94,13 @@ impl Handler<Ask> for SimulatedDriver {
 
     fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) {
         let request_id = Uuid::now_v7();
-        self.pending = Some(Pending {
+        self.pending.insert(
             request_id,
-            sent: Instant::now(),
-            hold: msg.hold,
-        });
+            Pending {
+                sent: Instant::now(),
+                hold: msg.hold,
+            },
+        );
         self.send(DriverRequest::SupplyRequest {
             request_id,
             driver_id: self.id.clone(),
@@ -126,12 +129,11 @@ impl Handler<Inbound<DriverUpdate>> for SimulatedDriver {
 
     /// Times the answer to the pending request; counts what follows.
     fn handle(&mut self, msg: Inbound<DriverUpdate>, _ctx: &mut Self::Context) -> Self::Result {
-        let answered = |pending: &Option<Pending>, id: &Uuid| {
-            pending.as_ref().filter(|p| p.request_id == *id).is_some()
-        };
         match msg.envelope.body {
-            DriverUpdate::Authorised { request_id, .. } if answered(&self.pending, &request_id) => {
-                let pending = self.pending.take().expect("checked");
+            DriverUpdate::Authorised { request_id, .. }
+                if self.pending.contains_key(&request_id) =>
+            {
+                let pending = self.pending.remove(&request_id).expect("checked");
                 self.fleet.do_send(Answered {
                     after: pending.sent.elapsed(),
                     denied: None,
@@ -143,8 +145,8 @@ impl Handler<Inbound<DriverUpdate>> for SimulatedDriver {
             }
             DriverUpdate::Denied {
                 request_id, reason, ..
-            } if answered(&self.pending, &request_id) => {
-                let pending = self.pending.take().expect("checked");
+            } if self.pending.contains_key(&request_id) => {
+                let pending = self.pending.remove(&request_id).expect("checked");
                 let reason = serde_json::to_value(reason)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))

@@ -73,7 +73,10 @@ impl Bus {
                 },
             )
             // Brokers answer a fetch as soon as data arrives; this bounds the wait otherwise.
-            .set("fetch.wait.max.ms", "100")
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait.as_millis().max(1).to_string(),
+            )
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             // Feeds the consumer lag metric (`BusContext::stats`).

@@ -64,3 +64,13 @@ impl EmbeddedBroker {
         self.cluster.bootstrap_servers()
     }
 }
+
+/// The setting clients of the embedded broker get, as an environment variable, unless the
+/// user set it: this broker holds a fetch that finds no record for the whole fetch wait
+/// (Kafka answers as soon as records arrive), so a long wait would delay every hop.
+pub fn client_fetch_wait() -> Option<(&'static str, &'static str)> {
+    const VARIABLE: &str = "EVCHARGE_KAFKA__FETCH_WAIT";
+    std::env::var_os(VARIABLE)
+        .is_none()
+        .then_some((VARIABLE, "5ms"))
+}

@@ -15,7 +15,7 @@ mod topics;
 
 pub use crate::actors::console_hub::Tapped;
 pub use consumer::{Inbound, Rejection, StartAt};
-pub use embedded::{BrokerCommand, EmbeddedBroker};
+pub use embedded::{client_fetch_wait, BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
 pub use tap::shown_value;
 pub use topics::Topics;

@@ -31,7 +31,8 @@ impl Bus {
             .set("acks", "all")
             // 0 = never give up: an acknowledged message is never dropped while the broker is away.
             .set("message.timeout.ms", "0")
-            .set("linger.ms", "5")
+            // Short: a record waits at most this long for others to share its batch.
+            .set("linger.ms", "1")
             .create_with_context(self.context.clone())?;
         Ok(Publisher {
             producer,

@@ -23,7 +23,10 @@ impl Bus {
             .set("group.id", format!("evcharge-tap-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("fetch.wait.max.ms", "100")
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait.as_millis().max(1).to_string(),
+            )
             .create_with_context(self.context.clone())?;
         let topics: Vec<String> = self.topics.all().iter().map(|t| t.to_string()).collect();
         let consumer = std::sync::Arc::new(consumer);

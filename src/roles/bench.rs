@@ -194,6 +194,12 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         bootstrap.clone()
     };
     let began = Instant::now();
+    if embedded {
+        if let Some((variable, value)) = crate::bus::client_fetch_wait() {
+            // Inherited by every process this run starts.
+            std::env::set_var(variable, value);
+        }
+    }
     let mut net = start_network(&bootstrap, cps, dir)?;
     wait_for(
         "every CP to be available at the central",
@@ -208,7 +214,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
             "--count",
             &cps.to_string(),
             "--control",
-            &net.drivers_control,
+            net.drivers_control.trim_start_matches("http://"),
         ],
         &dir.join("drivers.log"),
     )?;

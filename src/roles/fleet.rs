@@ -40,6 +40,9 @@ pub async fn run_cps(
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let ids = cps.ids();
+    let control = control
+        .map(|address| crate::web::fleet_control::bind(&address).map(|l| (address, l)))
+        .transpose()?;
     // Per CP: the monitor's two links and the engine end of one of them.
     super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
     let bus = Bus::new(&settings.kafka, "fleet");
@@ -107,8 +110,8 @@ pub async fn run_cps(
             taking.do_send(TakingCommands(holds));
         }
     });
-    if let Some(address) = control {
-        let port = crate::web::fleet_control::serve_cps(&address, fleet)?;
+    if let Some((address, listener)) = control {
+        let port = crate::web::fleet_control::serve_cps(listener, fleet)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
             super::shown_host(&address)
@@ -132,6 +135,9 @@ pub async fn run_drivers(
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let ids = drivers.ids();
+    let control = control
+        .map(|address| crate::web::fleet_control::bind(&address).map(|l| (address, l)))
+        .transpose()?;
     let bus = Bus::new(&settings.kafka, "fleet");
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
@@ -166,8 +172,8 @@ pub async fn run_drivers(
             flag.store(holds, Ordering::Relaxed);
         }
     });
-    if let Some(address) = control {
-        let port = crate::web::fleet_control::serve_drivers(&address, fleet, consuming)?;
+    if let Some((address, listener)) = control {
+        let port = crate::web::fleet_control::serve_drivers(listener, fleet, consuming)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
             super::shown_host(&address)

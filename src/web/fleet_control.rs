@@ -10,10 +10,16 @@ use actix_web::{web, HttpResponse};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Serves the CP fleet's control endpoint on `address`; returns the bound port.
-pub fn serve_cps(address: &str, fleet: Addr<CpFleet>) -> anyhow::Result<u16> {
+/// Binds the control endpoint's address before the fleet starts, so that a bad address
+/// stops the process at once.
+pub fn bind(address: &str) -> anyhow::Result<std::net::TcpListener> {
+    super::bind(address, "the fleet's control")
+}
+
+/// Serves the CP fleet's control endpoint on `listener`; returns the bound port.
+pub fn serve_cps(listener: std::net::TcpListener, fleet: Addr<CpFleet>) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
-    super::serve_in_background(address, "the fleet's control", move |cfg| {
+    super::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
         cfg.app_data(fleet.clone()).service(
             web::scope("/fleet")
                 .route("/status", web::get().to(cps_status))
@@ -23,16 +29,16 @@ pub fn serve_cps(address: &str, fleet: Addr<CpFleet>) -> anyhow::Result<u16> {
     })
 }
 
-/// Serves the driver fleet's control endpoint on `address`; returns the bound port.
+/// Serves the driver fleet's control endpoint on `listener`; returns the bound port.
 /// `consuming` says whether the drivers' consumer holds its partitions.
 pub fn serve_drivers(
-    address: &str,
+    listener: std::net::TcpListener,
     fleet: Addr<DriverFleet>,
     consuming: Arc<AtomicBool>,
 ) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
     let consuming = web::Data::from(consuming);
-    super::serve_in_background(address, "the fleet's control", move |cfg| {
+    super::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
         cfg.app_data(fleet.clone())
             .app_data(consuming.clone())
             .app_data(super::api::json_config())

@@ -1,0 +1,78 @@
+//! `evcharge bench` end to end, small: a real broker, central and both fleets, every phase.
+//! It checks that the benchmark measures what it says (every request answered, every CP
+//! reporting, every crash seen), never how fast: speed is for the printed figures.
+
+use std::process::Command;
+
+#[test]
+fn the_benchmark_measures_every_phase_of_a_small_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("figures.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_evcharge"))
+        .args(["bench", "--cps", "12", "--duration", "4s"])
+        .args([
+            "--auth-rate",
+            "40",
+            "--auth-requests",
+            "24",
+            "--crashes",
+            "4",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    println!("{printed}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the benchmark failed");
+    assert!(printed.contains("| CPs |"), "no table printed");
+
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON is written")).unwrap();
+    assert!(figures["machine"]["cores"].as_u64().unwrap() >= 1);
+    let run = &figures["runs"][0];
+    assert_eq!(run["cps"], 12);
+
+    let auth = &run["auth"];
+    assert_eq!(auth["sent"], 24);
+    assert_eq!(auth["unanswered"], 0, "every request is answered: {auth}");
+    assert!(auth["authorised"].as_u64().unwrap() >= 12, "{auth}");
+    assert!(auth["p99_ms"].as_f64().unwrap() > 0.0, "{auth}");
+
+    let telemetry = &run["telemetry"];
+    assert_eq!(
+        telemetry["charging_min"], 12,
+        "every CP supplies: {telemetry}"
+    );
+    let reports = telemetry["reports_per_s"].as_f64().unwrap();
+    assert!(
+        reports >= 6.0,
+        "each CP reports about once a second: {telemetry}"
+    );
+    assert!(telemetry["p99_ms"].as_f64().unwrap() > 0.0, "{telemetry}");
+    assert!(telemetry["monitor_reports_per_s"].as_f64().unwrap() > 0.0);
+
+    let crashes = &run["crashes"];
+    assert_eq!(crashes["injected"], 4, "{crashes}");
+    assert_eq!(crashes["detected"], 4, "every crash is noticed: {crashes}");
+    assert!(
+        crashes["engine_max_ms"].as_f64().unwrap() > 0.0,
+        "{crashes}"
+    );
+    assert!(
+        crashes["monitor_max_ms"].as_f64().unwrap() > 0.0,
+        "{crashes}"
+    );
+
+    let resources = &run["resources"];
+    assert!(
+        resources["central_rss_mb"].as_f64().unwrap() > 1.0,
+        "{resources}"
+    );
+    assert!(
+        resources["central_cpu_pct"].as_f64().unwrap() > 0.0,
+        "{resources}"
+    );
+}
