@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// An answer this late is logged, so that it can be traced through the other logs.
+const SLOW: Duration = Duration::from_millis(500);
+
 /// A request on its way.
 struct Pending {
     sent: Instant,
@@ -134,8 +137,12 @@ impl Handler<Inbound<DriverUpdate>> for SimulatedDriver {
                 if self.pending.contains_key(&request_id) =>
             {
                 let pending = self.pending.remove(&request_id).expect("checked");
+                let after = pending.sent.elapsed();
+                if after >= SLOW {
+                    log::warn!("{}: request {request_id} authorised after {after:?}", self.id);
+                }
                 self.fleet.do_send(Answered {
-                    after: pending.sent.elapsed(),
+                    after,
                     denied: None,
                 });
                 self.in_session = true;
