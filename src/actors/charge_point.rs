@@ -12,9 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How often the silence of the monitor is checked.
-const SILENCE_CHECK: Duration = Duration::from_millis(250);
-
 /// What the console shows of a CP (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -317,11 +314,31 @@ impl ChargePoint {
         }
     }
 
+    /// Looks again after `after`: at the moment the monitor's silence would reach the
+    /// window, as of its last report. One timer a window per CP, however often monitors
+    /// report: thousands of CPs polling four times a second kept the central's thread busy.
+    fn watch_silence(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        ctx.run_later(after, |act, ctx| {
+            let window = act.settings.silence_window;
+            let left = act
+                .monitor
+                .as_ref()
+                .map(|m| window.saturating_sub(m.last_seen.elapsed()));
+            match left {
+                Some(left) if !left.is_zero() => act.watch_silence(left, ctx),
+                _ => {
+                    act.check_silence(ctx);
+                    act.watch_silence(window, ctx);
+                }
+            }
+        });
+    }
+
     fn check_silence(&mut self, ctx: &mut Context<Self>) {
         let silent = self
             .monitor
             .as_ref()
-            .is_some_and(|m| m.last_seen.elapsed() > self.settings.silence_window);
+            .is_some_and(|m| m.last_seen.elapsed() >= self.settings.silence_window);
         if silent {
             log::warn!(
                 "{}: monitor silent for more than {:?}",
@@ -388,7 +405,10 @@ impl Actor for ChargePoint {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(SILENCE_CHECK, |act, ctx| act.check_silence(ctx));
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
+        self.watch_silence(self.settings.silence_window, ctx);
         if let Some(session) = self.session.clone() {
             if session.started_at.is_none() {
                 self.schedule_expiry(&session, ctx);

@@ -289,6 +289,7 @@ impl ConsoleHub {
             return;
         }
         self.subscribers.retain(|_, console| console.connected());
+        self.count_consoles();
         for console in self.subscribers.values() {
             for push in &pushes {
                 console.do_send(push.clone());
@@ -334,6 +335,20 @@ impl Supervised for ConsoleHub {}
 /// One hub per central process, reachable from any actor without plumbing.
 impl SystemService for ConsoleHub {}
 
+/// Consoles connected now; the topic view reads Kafka only while there is one.
+static CONSOLES_OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether any console is connected.
+pub fn consoles_open() -> bool {
+    CONSOLES_OPEN.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+impl ConsoleHub {
+    fn count_consoles(&self) {
+        CONSOLES_OPEN.store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Handler<Subscribe> for ConsoleHub {
     type Result = MessageResult<Subscribe>;
 
@@ -341,6 +356,7 @@ impl Handler<Subscribe> for ConsoleHub {
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
         self.next_subscriber += 1;
         self.subscribers.insert(self.next_subscriber, msg.0);
+        self.count_consoles();
         MessageResult((self.next_subscriber, self.snapshot()))
     }
 }
@@ -351,6 +367,7 @@ impl Handler<Unsubscribe> for ConsoleHub {
     /// Forgets the console.
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
         self.subscribers.remove(&msg.0);
+        self.count_consoles();
     }
 }
 

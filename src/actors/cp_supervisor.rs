@@ -86,6 +86,9 @@ impl Actor for CpSupervisor {
 
     /// Brings back every CP the store knows, each disconnected until it reports.
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
         match self.store.cps() {
             Ok(records) => {
                 if !records.is_empty() {
@@ -232,9 +235,10 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
             let reason = format!("no charging point {} is known", msg.key);
             return Box::pin(async move { Err(Rejection(reason)) });
         };
+        // Sent now, not when the future first runs, so that records keep their order.
+        let sent = cp.send(msg);
         Box::pin(async move {
-            cp.send(msg)
-                .await
+            sent.await
                 .map_err(|e| Rejection(format!("charging point actor unavailable: {e}")))?
         })
     }

@@ -384,6 +384,9 @@ impl Actor for Driver {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
         ctx.run_interval(self.settings.heartbeat, |act, _| {
             act.send(DriverRequest::Hello {
                 driver_id: act.id.clone(),

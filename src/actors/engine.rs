@@ -306,6 +306,9 @@ impl Actor for Engine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
         log::info!("{}: engine ready", self.cp_id);
         self.report_interrupted();
         ctx.run_interval(self.settings.heartbeat, |act, _| {

@@ -19,6 +19,11 @@ impl<T: Send + 'static> Default for KeyRouter<T> {
 
 impl<T: Unpin + Send + 'static> Actor for KeyRouter<T> {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Records arrive many at a time (the consumer keeps several in flight).
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
+    }
 }
 
 /// Records keyed `key` go to `owner` from now on; to nobody when `owner` is `None`.
@@ -51,6 +56,8 @@ impl<T: Unpin + Send + 'static> Handler<Inbound<T>> for KeyRouter<T> {
         let Some(owner) = self.owners.get(&msg.key).cloned() else {
             return Box::pin(async { Ok(()) });
         };
-        Box::pin(async move { owner.send(msg).await.unwrap_or(Ok(())) })
+        // Sent now, not when the future first runs, so that records keep their order.
+        let sent = owner.send(msg);
+        Box::pin(async move { sent.await.unwrap_or(Ok(())) })
     }
 }

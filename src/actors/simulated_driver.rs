@@ -70,6 +70,9 @@ impl Actor for SimulatedDriver {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
         // Alive, as every driver says it is; spread so that thousands do not say it at once.
         let offset = Duration::from_millis(u64::from(self.instance.as_fields().1) % 2000);
         ctx.run_later(offset, |act, ctx| {
@@ -139,7 +142,10 @@ impl Handler<Inbound<DriverUpdate>> for SimulatedDriver {
                 let pending = self.pending.remove(&request_id).expect("checked");
                 let after = pending.sent.elapsed();
                 if after >= SLOW {
-                    log::warn!("{}: request {request_id} authorised after {after:?}", self.id);
+                    log::warn!(
+                        "{}: request {request_id} authorised after {after:?}",
+                        self.id
+                    );
                 }
                 self.fleet.do_send(Answered {
                     after,

@@ -10,9 +10,12 @@ use super::context::BusContext;
 use super::{Bus, BusError, Publisher};
 use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
 use actix::Recipient;
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{Message, OwnedMessage};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,19 +103,55 @@ impl Bus {
         let backoff = self.settings.retry_backoff;
         let context = self.context.clone();
         actix::spawn(async move {
+            // Records of different keys are handled side by side, up to IN_FLIGHT at a
+            // time; a record waits for the one before it with the same key, so each entity
+            // still sees its records one after another, as with one record at a time. (One
+            // at a time would make a busy actor thread the pace of the whole topic.)
+            // Offsets are stored in order, each once every record before it is handled.
+            let mut in_flight = FuturesOrdered::new();
+            let mut keys_in_flight: HashMap<String, usize> = HashMap::new();
+            let mut waiting: Option<OwnedMessage> = None;
             loop {
-                match consumer.recv().await {
-                    Ok(record) => {
-                        context.note_success();
-                        deliver(&record, &sink, &dead_letters, backoff).await;
-                        if let Err(e) = consumer.store_offset_from_message(&record) {
+                let taking = waiting.is_none() && in_flight.len() < IN_FLIGHT;
+                tokio::select! {
+                    biased;
+                    Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
+                        let Handled { topic, partition, offset, key } = handled;
+                        if let Some(count) = keys_in_flight.get_mut(&key) {
+                            *count -= 1;
+                            if *count == 0 {
+                                keys_in_flight.remove(&key);
+                            }
+                        }
+                        if let Err(e) = consumer.store_offset(&topic, partition, offset) {
                             log::warn!("cannot store the offset of a handled record: {e}");
                         }
+                        let free = waiting
+                            .as_ref()
+                            .is_some_and(|r| !keys_in_flight.contains_key(&key_of(r)));
+                        if free {
+                            let record = waiting.take().expect("checked");
+                            *keys_in_flight.entry(key_of(&record)).or_default() += 1;
+                            in_flight.push_back(deliver(record, &sink, dead_letters.clone(), backoff));
+                        }
                     }
-                    Err(e) => {
-                        context.complain(&e.to_string());
-                        tokio::time::sleep(backoff).await;
-                    }
+                    received = consumer.recv(), if taking => match received {
+                        Ok(record) => {
+                            context.note_success();
+                            let record = record.detach();
+                            let key = key_of(&record);
+                            if keys_in_flight.contains_key(&key) {
+                                waiting = Some(record);
+                            } else {
+                                keys_in_flight.insert(key, 1);
+                                in_flight.push_back(deliver(record, &sink, dead_letters.clone(), backoff));
+                            }
+                        }
+                        Err(e) => {
+                            context.complain(&e.to_string());
+                            tokio::time::sleep(backoff).await;
+                        }
+                    },
                 }
             }
         });
@@ -120,38 +159,81 @@ impl Bus {
     }
 }
 
-/// Hands one record to its actor, or to the dead-letter topic. Returns once it is safe to
-/// move past the record.
-async fn deliver<T>(
-    record: &BorrowedMessage<'_>,
+/// Records handed over whose verdicts are still awaited, per consumer.
+const IN_FLIGHT: usize = 512;
+
+/// Where a handled record was, and its key.
+struct Handled {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: String,
+}
+
+/// The record's key as text, for keeping each key's records in order ("" when absent).
+fn key_of(record: &OwnedMessage) -> String {
+    String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned()
+}
+
+/// Hands one record to its actor at once (so that records reach their actors in order),
+/// or sets it aside; the returned future resolves with the record's position once it is
+/// safe to move past it.
+fn deliver<T>(
+    record: OwnedMessage,
     sink: &Recipient<Inbound<T>>,
-    dead_letters: &Publisher,
+    dead_letters: Publisher,
     backoff: Duration,
-) where
+) -> impl std::future::Future<Output = Handled> + 'static
+where
     T: DeserializeOwned + Keyed + Clone + Send + 'static,
 {
-    let (key, envelope) = match parse::<T>(record) {
-        Ok(parsed) => parsed,
-        Err(reason) => return set_aside(record, reason, dead_letters).await,
-    };
-    loop {
-        let inbound = Inbound {
+    let parsed = parse::<T>(&record);
+    let sent = parsed.as_ref().ok().map(|(key, envelope)| {
+        sink.send(Inbound {
             key: key.clone(),
             envelope: envelope.clone(),
+        })
+    });
+    let sink = sink.clone();
+    async move {
+        let position = Handled {
+            topic: record.topic().to_owned(),
+            partition: record.partition(),
+            offset: record.offset(),
+            key: key_of(&record),
         };
-        match sink.send(inbound).await {
-            Ok(Ok(())) => return,
-            Ok(Err(rejection)) => return set_aside(record, rejection.0, dead_letters).await,
-            Err(mailbox) => {
-                // The owning actor is being restarted: the record waits, it is not lost.
-                log::warn!("record for {key} not handled yet ({mailbox}); retrying");
-                tokio::time::sleep(backoff).await;
+        let (key, envelope) = match parsed {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                set_aside(&record, reason, &dead_letters).await;
+                return position;
+            }
+        };
+        let mut verdict = sent.expect("sent when parsed").await;
+        loop {
+            match verdict {
+                Ok(Ok(())) => return position,
+                Ok(Err(rejection)) => {
+                    set_aside(&record, rejection.0, &dead_letters).await;
+                    return position;
+                }
+                Err(mailbox) => {
+                    // The owning actor is being restarted: the record waits, it is not lost.
+                    log::warn!("record for {key} not handled yet ({mailbox}); retrying");
+                    tokio::time::sleep(backoff).await;
+                    verdict = sink
+                        .send(Inbound {
+                            key: key.clone(),
+                            envelope: envelope.clone(),
+                        })
+                        .await;
+                }
             }
         }
     }
 }
 
-fn parse<T>(record: &BorrowedMessage<'_>) -> Result<(String, Envelope<T>), String>
+fn parse<T>(record: &OwnedMessage) -> Result<(String, Envelope<T>), String>
 where
     T: DeserializeOwned + Keyed,
 {
@@ -179,7 +261,7 @@ where
     Ok((key, envelope))
 }
 
-async fn set_aside(record: &BorrowedMessage<'_>, reason: String, dead_letters: &Publisher) {
+async fn set_aside(record: &OwnedMessage, reason: String, dead_letters: &Publisher) {
     log::warn!(
         "set aside record {}/{}@{}: {reason}",
         record.topic(),

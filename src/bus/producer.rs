@@ -13,7 +13,8 @@ use serde::Serialize;
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer<BusContext>,
-    topics: Topics,
+    /// Shared: a publisher is cloned for every message an actor sends in the background.
+    topics: std::sync::Arc<Topics>,
     context: BusContext,
 }
 
@@ -36,7 +37,7 @@ impl Bus {
             .create_with_context(self.context.clone())?;
         Ok(Publisher {
             producer,
-            topics: self.topics.clone(),
+            topics: std::sync::Arc::new(self.topics.clone()),
             context: self.context.clone(),
         })
     }

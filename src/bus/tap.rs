@@ -13,10 +13,43 @@ use std::time::Duration;
 /// Values longer than this are cut, so one odd record cannot flood a console.
 const VALUE_SHOWN: usize = 2048;
 
+/// How often the view checks whether anyone is watching.
+const WATCH_CHECK: Duration = Duration::from_millis(200);
+
 impl Bus {
-    /// Follows every topic from its current end, handing each record to `to`. Runs for as
-    /// long as the process does.
-    pub async fn tap(&self, to: Recipient<super::Tapped>) -> Result<(), BusError> {
+    /// Follows every topic from its current end while `watched` says someone looks, handing
+    /// each record to `to`; nobody watching, it reads nothing (at thousands of records a
+    /// second, reading for nobody cost the central and the broker dearly). Runs for as long
+    /// as the process does.
+    pub async fn tap(
+        &self,
+        to: Recipient<super::Tapped>,
+        watched: impl Fn() -> bool,
+    ) -> Result<(), BusError> {
+        loop {
+            while !watched() {
+                tokio::time::sleep(WATCH_CHECK).await;
+            }
+            let consumer = self.tap_consumer().await?;
+            let mut check = tokio::time::interval(WATCH_CHECK);
+            loop {
+                tokio::select! {
+                    received = consumer.recv() => match received {
+                        Ok(record) => {
+                            to.do_send(super::Tapped(seen(&record)));
+                        }
+                        Err(e) => log::debug!("topic view: {e}"),
+                    },
+                    _ = check.tick() => if !watched() {
+                        break;
+                    },
+                }
+            }
+        }
+    }
+
+    /// A consumer of every partition of every topic from its end, in no group.
+    async fn tap_consumer(&self) -> Result<std::sync::Arc<StreamConsumer<BusContext>>, BusError> {
         let consumer: StreamConsumer<BusContext> = self
             .client_config()
             // Never joined nor committed: partitions are assigned below.
@@ -37,31 +70,25 @@ impl Bus {
                 .map_err(|e| BusError::Embedded(e.to_string()))??
         };
         consumer.assign(&assignment)?;
-        loop {
-            let record = match consumer.recv().await {
-                Ok(record) => record,
-                Err(e) => {
-                    log::debug!("topic view: {e}");
-                    continue;
-                }
-            };
-            let value = record.payload().map(shown_value).unwrap_or_default();
-            let seen = BusRecord {
-                topic: record.topic().to_owned(),
-                partition: record.partition(),
-                offset: record.offset(),
-                key: record
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).into_owned()),
-                at: record
-                    .timestamp()
-                    .to_millis()
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .unwrap_or_else(chrono::Utc::now),
-                value,
-            };
-            to.do_send(super::Tapped(seen));
-        }
+        Ok(consumer)
+    }
+}
+
+/// A record as the topic view shows it.
+fn seen(record: &rdkafka::message::BorrowedMessage<'_>) -> BusRecord {
+    BusRecord {
+        topic: record.topic().to_owned(),
+        partition: record.partition(),
+        offset: record.offset(),
+        key: record
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        at: record
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(chrono::Utc::now),
+        value: record.payload().map(shown_value).unwrap_or_default(),
     }
 }
 

@@ -160,6 +160,7 @@ pub struct Resources {
     /// Peak resident memory of the central over the whole run (VmHWM).
     pub central_rss_peak_mb: f64,
     pub central_kb_per_cp: f64,
+    /// Every `fleet cps` process together.
     pub fleet_cpu_pct: f64,
     pub drivers_cpu_pct: f64,
     /// This process: the embedded broker lives here.
@@ -169,12 +170,29 @@ pub struct Resources {
 /// The processes of one run; each is stopped when dropped.
 struct Network {
     central: Spawned,
-    fleet: Spawned,
+    /// One or more `fleet cps` processes, as many as the open-files limit needs.
+    fleets: Vec<FleetShard>,
     drivers: Option<Spawned>,
     api: String,
     token: String,
-    fleet_control: String,
     drivers_control: String,
+}
+
+/// One `fleet cps` process: CPs `first` to `first + count - 1`.
+struct FleetShard {
+    process: Spawned,
+    control: String,
+    first: u32,
+    count: u32,
+}
+
+/// CPs one fleet process can hold: each takes three sockets (the monitor's two links and
+/// the engine's end of one), and a process may open only so many.
+fn cps_per_process() -> u32 {
+    let limit = rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(_, hard)| hard);
+    (limit.saturating_sub(1024) / 3).clamp(1, u64::from(u32::MAX)) as u32
 }
 
 fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyhow::Result<Row> {
@@ -278,7 +296,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
 }
 
 fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Network> {
-    let [central_tcp, central_http, fleet_control, drivers_control] = free_ports()?;
+    let [central_tcp, central_http, drivers_control] = free_ports()?;
     let data = dir.join("central");
     let data_arg = data.display().to_string();
     run_to_end(
@@ -318,38 +336,60 @@ fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Networ
     wait_for("the central's API", Duration::from_secs(60), || {
         Ok(ureq::get(&format!("{api}/api/health")).call().is_ok())
     })?;
-    let fleet_control = format!("127.0.0.1:{fleet_control}");
-    let fleet = spawn(
-        bootstrap,
-        &[
-            "fleet",
-            "cps",
-            "--count",
-            &cps.to_string(),
-            "--central",
-            &central_tcp,
-            "--location",
-            "Bench",
-            "--price",
-            "0.30",
-            "--plug-in-delay",
-            "100ms",
-            "--supply-duration",
-            "0s",
-            "--data",
-            &dir.join("fleet").display().to_string(),
-            "--control",
-            &fleet_control,
-        ],
-        &dir.join("fleet.log"),
-    )?;
+    let per_process = cps_per_process();
+    let mut fleets = Vec::new();
+    let mut first = 1;
+    while first <= cps {
+        let count = per_process.min(cps - first + 1);
+        let [control] = free_ports()?;
+        let control = format!("127.0.0.1:{control}");
+        let shard = fleets.len();
+        let process = spawn(
+            bootstrap,
+            &[
+                "fleet",
+                "cps",
+                "--first",
+                &first.to_string(),
+                "--count",
+                &count.to_string(),
+                "--central",
+                &central_tcp,
+                "--location",
+                "Bench",
+                "--price",
+                "0.30",
+                "--plug-in-delay",
+                "100ms",
+                "--supply-duration",
+                "0s",
+                "--data",
+                &dir.join(format!("fleet-{shard}")).display().to_string(),
+                "--control",
+                &control,
+            ],
+            &dir.join(format!("fleet-{shard}.log")),
+        )?;
+        fleets.push(FleetShard {
+            process,
+            control: format!("http://{control}"),
+            first,
+            count,
+        });
+        first += count;
+    }
+    if fleets.len() > 1 {
+        println!(
+            "{} fleet processes of at most {per_process} CPs each (the open-files limit)",
+            fleets.len()
+        );
+    }
     Ok(Network {
         central,
-        fleet,
+        fleets,
         drivers: None,
         api,
         token,
-        fleet_control: format!("http://{fleet_control}"),
         drivers_control: format!("http://127.0.0.1:{drivers_control}"),
     })
 }
@@ -458,7 +498,14 @@ fn measure_crashes(net: &Network, args: &BenchArgs, cps: u32) -> anyhow::Result<
         let index = (k as u64 * u64::from(cps) / count.max(1) as u64) as u32 + 1;
         let cp_id = format!("CP{index:05}");
         let part = if k % 2 == 0 { "engine" } else { "monitor" };
-        let fleet = net.fleet_control.clone();
+        let Some(shard) = net
+            .fleets
+            .iter()
+            .find(|f| (f.first..f.first + f.count).contains(&index))
+        else {
+            continue;
+        };
+        let fleet = shard.control.clone();
         let crash = post(&format!("{fleet}/fleet/crash/{cp_id}/{part}"), None);
         let at: DateTime<Utc> = match crash.and_then(|body| {
             body["at"]
@@ -562,7 +609,11 @@ impl Sample {
         Ok(Sample {
             at: Instant::now(),
             central: cpu_seconds(net.central.pid())?,
-            fleet: cpu_seconds(net.fleet.pid())?,
+            fleet: net
+                .fleets
+                .iter()
+                .map(|f| cpu_seconds(f.process.pid()))
+                .sum::<anyhow::Result<f64>>()?,
             drivers: net
                 .drivers
                 .as_ref()
@@ -619,6 +670,8 @@ fn rss_mb(pid: u32) -> f64 {
 struct Spawned {
     child: Child,
     what: String,
+    /// Closed when this process ends, however it ends: the child then leaves too.
+    _lifeline: Option<std::process::ChildStdin>,
 }
 
 impl Spawned {
@@ -649,16 +702,18 @@ fn spawn(bootstrap: &str, role_args: &[&str], log: &Path) -> anyhow::Result<Spaw
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let out = std::fs::File::create(log)
         .with_context(|| format!("cannot create the log {}", log.display()))?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("--kafka")
         .arg(bootstrap)
         .args(role_args)
-        .stdin(Stdio::null())
+        .env(crate::EXIT_WITH_PARENT, "1")
+        .stdin(Stdio::piped())
         .stdout(out.try_clone()?)
         .stderr(out)
         .spawn()
         .with_context(|| format!("cannot start {}", role_args.join(" ")))?;
     Ok(Spawned {
+        _lifeline: child.stdin.take(),
         child,
         what: role_args[..2.min(role_args.len())].join(" "),
     })

@@ -77,7 +77,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Err(e) => log::error!("cannot consume from Kafka: {e}"),
         }
         // The console's view of every topic.
-        if let Err(e) = bus.tap(ConsoleHub::from_registry().recipient()).await {
+        let watched = crate::actors::console_hub::consoles_open;
+        if let Err(e) = bus
+            .tap(ConsoleHub::from_registry().recipient(), watched)
+            .await
+        {
             log::error!("cannot show the Kafka topics on the console: {e}");
         }
     });
