@@ -159,6 +159,10 @@ impl Monitor {
             cp_state: central.cp_state.clone(),
         };
         let faults_changed = self.history.record(check.clone());
+        if self.subscribers.is_empty() {
+            // Nobody has the page open: no events to build.
+            return;
+        }
         self.publish(MonitorEvent::Check {
             check,
             central,
