@@ -48,6 +48,9 @@ pub struct KafkaSettings {
     /// it out every time, so roles on it use a few milliseconds.
     #[serde(with = "humantime_serde")]
     pub fetch_wait: Duration,
+    /// Longest a record waits in its producer for others to share its batch.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -186,6 +189,7 @@ impl Default for KafkaSettings {
             replication: 1,
             retry_backoff: Duration::from_secs(2),
             fetch_wait: Duration::from_millis(100),
+            linger: Duration::from_millis(1),
         }
     }
 }

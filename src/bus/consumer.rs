@@ -11,13 +11,16 @@ use super::{Bus, BusError, Publisher};
 use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
 use actix::Recipient;
 use futures_util::stream::FuturesOrdered;
-use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::hash_map::Entry;
+use tokio::sync::oneshot;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A record handed from Kafka to the actor that owns its key.
 #[derive(Debug)]
@@ -104,48 +107,67 @@ impl Bus {
         let context = self.context.clone();
         actix::spawn(async move {
             // Records of different keys are handled side by side, up to IN_FLIGHT at a
-            // time; a record waits for the one before it with the same key, so each entity
-            // still sees its records one after another, as with one record at a time. (One
-            // at a time would make a busy actor thread the pace of the whole topic.)
-            // Offsets are stored in order, each once every record before it is handled.
+            // time; a record waits for the one before it with the same key (and only for
+            // it), so each entity still sees its records one after another, as with one
+            // record at a time. One at a time made a busy actor thread the pace of the whole
+            // topic. Offsets are stored in order, each once every record before it is handled.
             let mut in_flight = FuturesOrdered::new();
-            let mut keys_in_flight: HashMap<String, usize> = HashMap::new();
-            let mut waiting: Option<OwnedMessage> = None;
+            // Per key: records in flight, and the signal that the last of them is handled.
+            let mut keys: HashMap<String, (usize, oneshot::Receiver<()>)> = HashMap::new();
+            // What is in flight, oldest first, to say so when a record takes too long.
+            let mut pending: VecDeque<(Instant, String)> = VecDeque::new();
+            let mut watchdog = tokio::time::interval(SLOW_RECORD);
             loop {
-                let taking = waiting.is_none() && in_flight.len() < IN_FLIGHT;
                 tokio::select! {
                     biased;
                     Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
                         let Handled { topic, partition, offset, key } = handled;
-                        if let Some(count) = keys_in_flight.get_mut(&key) {
+                        pending.pop_front();
+                        if let Some((count, _)) = keys.get_mut(&key) {
                             *count -= 1;
                             if *count == 0 {
-                                keys_in_flight.remove(&key);
+                                keys.remove(&key);
                             }
                         }
                         if let Err(e) = consumer.store_offset(&topic, partition, offset) {
                             log::warn!("cannot store the offset of a handled record: {e}");
                         }
-                        let free = waiting
-                            .as_ref()
-                            .is_some_and(|r| !keys_in_flight.contains_key(&key_of(r)));
-                        if free {
-                            let record = waiting.take().expect("checked");
-                            *keys_in_flight.entry(key_of(&record)).or_default() += 1;
-                            in_flight.push_back(deliver(record, &sink, dead_letters.clone(), backoff));
+                    }
+                    _ = watchdog.tick() => {
+                        if let Some((since, what)) = pending.front() {
+                            if since.elapsed() >= SLOW_RECORD {
+                                log::warn!(
+                                    "{what} not handled after {:?}; the records after it wait",
+                                    since.elapsed()
+                                );
+                            }
                         }
                     }
-                    received = consumer.recv(), if taking => match received {
+                    received = consumer.recv(), if in_flight.len() < IN_FLIGHT => match received {
                         Ok(record) => {
                             context.note_success();
                             let record = record.detach();
-                            let key = key_of(&record);
-                            if keys_in_flight.contains_key(&key) {
-                                waiting = Some(record);
-                            } else {
-                                keys_in_flight.insert(key, 1);
-                                in_flight.push_back(deliver(record, &sink, dead_letters.clone(), backoff));
-                            }
+                            pending.push_back((Instant::now(), describe(&record)));
+                            let (done, handled) = oneshot::channel();
+                            let previous = match keys.entry(key_of(&record)) {
+                                Entry::Occupied(mut entry) => {
+                                    let (count, last) = entry.get_mut();
+                                    *count += 1;
+                                    Some(std::mem::replace(last, handled))
+                                }
+                                Entry::Vacant(entry) => {
+                                    entry.insert((1, handled));
+                                    None
+                                }
+                            };
+                            in_flight.push_back(after(
+                                previous,
+                                record,
+                                &sink,
+                                dead_letters.clone(),
+                                backoff,
+                                done,
+                            ));
                         }
                         Err(e) => {
                             context.complain(&e.to_string());
@@ -160,7 +182,62 @@ impl Bus {
 }
 
 /// Records handed over whose verdicts are still awaited, per consumer.
-const IN_FLIGHT: usize = 512;
+const IN_FLIGHT: usize = 2048;
+
+/// Delivers `record` once the record before it with the same key (`previous`) is handled,
+/// at once when there is none; says so on `done`.
+fn after<T>(
+    previous: Option<oneshot::Receiver<()>>,
+    record: OwnedMessage,
+    sink: &Recipient<Inbound<T>>,
+    dead_letters: Publisher,
+    backoff: Duration,
+    done: oneshot::Sender<()>,
+) -> LocalBoxFuture<'static, Handled>
+where
+    T: DeserializeOwned + Keyed + Clone + Send + 'static,
+{
+    match previous {
+        None => {
+            let delivered = deliver(record, sink, dead_letters, backoff);
+            async move {
+                let handled = delivered.await;
+                let _ = done.send(());
+                handled
+            }
+            .boxed_local()
+        }
+        Some(previous) => {
+            let sink = sink.clone();
+            async move {
+                let _ = previous.await;
+                let handled = deliver(record, &sink, dead_letters, backoff).await;
+                let _ = done.send(());
+                handled
+            }
+            .boxed_local()
+        }
+    }
+}
+
+/// A record still unhandled this long is reported.
+const SLOW_RECORD: Duration = Duration::from_secs(10);
+
+/// The record's place and type, for a person.
+fn describe(record: &OwnedMessage) -> String {
+    let kind = record
+        .payload()
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!(
+        "record {}/{}@{} ({kind}, key {})",
+        record.topic(),
+        record.partition(),
+        record.offset(),
+        key_of(record)
+    )
+}
 
 /// Where a handled record was, and its key.
 struct Handled {

@@ -32,8 +32,7 @@ impl Bus {
             .set("acks", "all")
             // 0 = never give up: an acknowledged message is never dropped while the broker is away.
             .set("message.timeout.ms", "0")
-            // Short: a record waits at most this long for others to share its batch.
-            .set("linger.ms", "1")
+            .set("linger.ms", self.settings.linger.as_millis().to_string())
             .create_with_context(self.context.clone())?;
         Ok(Publisher {
             producer,

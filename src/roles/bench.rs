@@ -314,6 +314,8 @@ fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Networ
     )?
     .trim()
     .to_owned();
+    // For a person looking at the central during the run (GET /api/metrics).
+    std::fs::write(dir.join("api-token"), &token)?;
     let central_tcp = format!("127.0.0.1:{central_tcp}");
     let central = spawn(
         bootstrap,
