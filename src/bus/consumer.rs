@@ -10,17 +10,17 @@ use super::context::BusContext;
 use super::{Bus, BusError, Publisher};
 use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
 use actix::Recipient;
-use futures_util::stream::FuturesOrdered;
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::hash_map::Entry;
-use tokio::sync::oneshot;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::de::DeserializeOwned;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// A record handed from Kafka to the actor that owns its key.
 #[derive(Debug)]

@@ -435,7 +435,7 @@ fn measure_telemetry(
     let run = serde_json::json!({"rate": 1000.0, "count": cps, "hold": true});
     post(&format!("{}/fleet/run", net.drivers_control), Some(run))?;
     settle(
-        &net,
+        net,
         "charging",
         cps,
         Duration::from_secs(60) + Duration::from_millis(5 * u64::from(cps)),
