@@ -249,7 +249,14 @@ struct Handled {
 
 /// The record's key as text, for keeping each key's records in order ("" when absent).
 fn key_of(record: &OwnedMessage) -> String {
-    String::from_utf8_lossy(record.key().unwrap_or_default()).into_owned()
+    key_text(record).unwrap_or_default()
+}
+
+/// The record's key as text, as people read it.
+pub(super) fn key_text(record: &impl Message) -> Option<String> {
+    record
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
 }
 
 /// Hands one record to its actor at once (so that records reach their actors in order),
@@ -349,9 +356,7 @@ async fn set_aside(record: &OwnedMessage, reason: String, dead_letters: &Publish
         topic: record.topic().to_owned(),
         partition: record.partition(),
         offset: record.offset(),
-        key: record
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: key_text(record),
         reason,
         payload: redacted_payload(record.payload().unwrap_or_default()),
     };

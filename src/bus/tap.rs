@@ -80,9 +80,7 @@ fn seen(record: &rdkafka::message::BorrowedMessage<'_>) -> BusRecord {
         topic: record.topic().to_owned(),
         partition: record.partition(),
         offset: record.offset(),
-        key: record
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: super::consumer::key_text(record),
         at: record
             .timestamp()
             .to_millis()

@@ -50,14 +50,7 @@ pub async fn start_with_address(
     .allowing_crash(settings.control.allow_crash)
     .start();
 
-    let listener = TcpListener::bind(&settings.engine.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for health checks on {}",
-                settings.engine.listen
-            )
-        })?;
+    let listener = bind_health_checks(&settings.engine).await?;
     let address = listener.local_addr()?;
     log::info!("{cp_id}: answering health checks on {address}");
     serve_one_engine(listener, cp_id.clone(), engine.clone());
@@ -91,6 +84,13 @@ pub async fn start_with_address(
         }
     });
     Ok((engine, address))
+}
+
+/// Binds the engine's health-check socket, saying where if it cannot.
+pub async fn bind_health_checks(settings: &EngineSettings) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen for health checks on {}", settings.listen))
 }
 
 /// Claims the CP id for this engine instance before it joins the engine's consumer group.

@@ -32,6 +32,12 @@ impl Numbering {
     }
 }
 
+/// The consumer group of a fleet, named after its first member: one group per fleet, so
+/// that fleets side by side each get every record.
+fn group_of(ids: &[String]) -> String {
+    format!("evcharge-fleet-{}", ids.first().map_or("", |id| id))
+}
+
 /// Runs `cps.count` charging points until stopped.
 pub async fn run_cps(
     settings: Settings,
@@ -60,14 +66,7 @@ pub async fn run_cps(
             data.display()
         )
     })?;
-    let listener = tokio::net::TcpListener::bind(&settings.engine.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for health checks on {}",
-                settings.engine.listen
-            )
-        })?;
+    let listener = super::engine::bind_health_checks(&settings.engine).await?;
     let mut monitor = settings.monitor.clone();
     monitor.engine = listener.local_addr()?.to_string();
     log::info!("fleet: engines answer health checks on {}", monitor.engine);
@@ -93,7 +92,7 @@ pub async fn run_cps(
         ids.clone(),
     )
     .start();
-    let group = format!("evcharge-fleet-{}", ids.first().map_or("", |id| id));
+    let group = group_of(&ids);
     let (holds, mut held) = tokio::sync::watch::channel(false);
     let topic = bus.topics().cp_commands.clone();
     bus.spawn_consumer(
@@ -150,7 +149,7 @@ pub async fn run_drivers(
         router.clone(),
     )
     .start();
-    let group = format!("evcharge-fleet-{}", ids.first().map_or("", |id| id));
+    let group = group_of(&ids);
     let (holds, mut held) = tokio::sync::watch::channel(false);
     let topic = bus.topics().driver_updates.clone();
     // Answers to requests made before this start are of no use to anyone.
