@@ -132,6 +132,19 @@ impl Handler<ListCps> for CpSupervisor {
     }
 }
 
+/// Every CP's current state, in id order: what the metrics count, without copying views.
+#[derive(Message)]
+#[rtype(result = "Vec<CpState>")]
+pub struct ListStates;
+
+impl Handler<ListStates> for CpSupervisor {
+    type Result = MessageResult<ListStates>;
+
+    fn handle(&mut self, _msg: ListStates, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.views.values().map(|view| view.state).collect())
+    }
+}
+
 /// One CP's current view, if the CP is known.
 #[derive(Message)]
 #[rtype(result = "Option<CpView>")]

@@ -212,20 +212,23 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         bootstrap.clone()
     };
     let began = Instant::now();
-    if embedded {
-        if let Some((variable, value)) = crate::bus::client_fetch_wait() {
-            // Inherited by every process this run starts.
-            std::env::set_var(variable, value);
-        }
-    }
-    let mut net = start_network(&bootstrap, cps, dir)?;
+    let kafka = Kafka {
+        // Clients of the embedded broker need a short fetch wait (see `client_fetch_wait`).
+        env: if embedded {
+            crate::bus::client_fetch_wait()
+        } else {
+            None
+        },
+        bootstrap,
+    };
+    let mut net = start_network(&kafka, cps, dir)?;
     wait_for(
         "every CP to be available at the central",
         Duration::from_secs(60) + Duration::from_millis(20 * u64::from(cps)),
         || Ok(net.cps_in("available")? == u64::from(cps)),
     )?;
     let drivers = spawn(
-        &bootstrap,
+        &kafka,
         &[
             "fleet",
             "drivers",
@@ -291,7 +294,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
     })
 }
 
-fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Network> {
+fn start_network(kafka: &Kafka, cps: u32, dir: &Path) -> anyhow::Result<Network> {
     let [central_tcp, central_http, drivers_control] = free_ports()?;
     let data = dir.join("central");
     let data_arg = data.display().to_string();
@@ -318,7 +321,7 @@ fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Networ
     std::fs::write(dir.join("api-token"), &token)?;
     let central_tcp = format!("127.0.0.1:{central_tcp}");
     let central = spawn(
-        bootstrap,
+        kafka,
         &[
             "central",
             "--listen",
@@ -343,7 +346,7 @@ fn start_network(bootstrap: &str, cps: u32, dir: &Path) -> anyhow::Result<Networ
         let control = format!("127.0.0.1:{control}");
         let shard = fleets.len();
         let process = spawn(
-            bootstrap,
+            kafka,
             &[
                 "fleet",
                 "cps",
@@ -697,13 +700,24 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn(bootstrap: &str, role_args: &[&str], log: &Path) -> anyhow::Result<Spawned> {
+/// The broker every process of a run uses, and what its clients need to be told.
+struct Kafka {
+    bootstrap: String,
+    /// An environment variable for every process started.
+    env: Option<(&'static str, &'static str)>,
+}
+
+fn spawn(kafka: &Kafka, role_args: &[&str], log: &Path) -> anyhow::Result<Spawned> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let out = std::fs::File::create(log)
         .with_context(|| format!("cannot create the log {}", log.display()))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some((variable, value)) = kafka.env {
+        command.env(variable, value);
+    }
+    let mut child = command
         .arg("--kafka")
-        .arg(bootstrap)
+        .arg(&kafka.bootstrap)
         .args(role_args)
         .env(crate::EXIT_WITH_PARENT, "1")
         .stdin(Stdio::piped())

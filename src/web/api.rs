@@ -4,7 +4,9 @@ use super::auth::Operator;
 use super::startup::AppState;
 use crate::actors::charge_point::Command;
 use crate::actors::console_hub::{ConsoleHub, FeedEntry, FeedKind, Happened};
-use crate::actors::cp_supervisor::{CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCps, Operate};
+use crate::actors::cp_supervisor::{
+    CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCps, ListStates, Operate,
+};
 use crate::store::SessionView;
 use actix::SystemService;
 use actix_web::http::StatusCode;
@@ -111,12 +113,12 @@ async fn get_cp(
 
 /// `GET /api/metrics`: the central's metrics in the Prometheus text format.
 async fn metrics(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let cps = state
+    let states = state
         .supervisor
-        .send(ListCps)
+        .send(ListStates)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let text = crate::metrics::render(cps.iter().map(|cp| cp.state));
+    let text = crate::metrics::render(states);
     Ok(HttpResponse::Ok()
         .content_type(crate::metrics::CONTENT_TYPE)
         .body(text))
