@@ -1,23 +1,17 @@
 //! evcharge: a distributed runtime that operates a network of electric-vehicle charging
 //! points. See `README.md` for the roles and `docs/PROTOCOL.md` for the wire formats.
 
-#![forbid(unsafe_code)]
-
 pub mod accounts;
 pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod configuration;
-pub mod credentials;
-pub mod driver_view;
-pub mod health_history;
+pub mod domain;
 pub mod link;
 pub mod messages;
 pub mod metrics;
-pub mod presence;
 pub mod roles;
 pub mod store;
-pub mod supply_log;
 pub mod web;
 
 use cli::Command;

@@ -4,7 +4,7 @@
 //! dependency registers shows up). Counters and histograms are updated where things
 //! happen; the CPs per state are counted from the supervisor's views at each scrape.
 
-use crate::actors::charge_point::CpState;
+use crate::domain::CpState;
 use chrono::{DateTime, Utc};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::LazyLock;

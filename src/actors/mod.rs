@@ -1,31 +1,24 @@
-//! Every actor of every role, one per file.
+//! Every actor, in a folder named after the process that runs it:
 //!
-//! Central: [`CpSupervisor`] owns one [`ChargePoint`] per CP and routes Kafka records to them;
-//! [`DriverDesk`] takes driver requests and starts one [`DriverRequest`] per request;
-//! [`MonitorSession`] serves one monitor's TCP link. Elsewhere: [`Engine`], [`Monitor`],
-//! [`Driver`]. `evcharge fleet` hosts many engines and monitors ([`cp_fleet`]) or drivers
-//! ([`driver_fleet`]) in one process, behind [`key_router::KeyRouter`]s.
+//! - [`central`]: the central. [`CpSupervisor`] owns one [`ChargePoint`] per CP and routes
+//!   Kafka records to them; [`DriverDesk`] starts one [`DriverRequest`] per request;
+//!   [`MonitorSession`] serves one monitor's TCP link; the console hub gathers what the
+//!   console shows.
+//! - [`cp`]: a charging point's process, its [`Engine`] and its [`Monitor`].
+//! - [`driver`]: a driver's process, its [`Driver`].
+//! - [`fleet`]: `evcharge fleet`, many engines and monitors or drivers in one process.
+//! - [`demo`]: `evcharge demo`, the supervisor of the demo's child processes.
 
-pub mod charge_point;
-pub mod console_hub;
-pub mod cp_fleet;
-pub mod cp_supervisor;
-pub mod demo_parts;
+pub mod central;
+pub mod cp;
+pub mod demo;
 pub mod driver;
-pub mod driver_desk;
-pub mod driver_fleet;
-pub mod driver_request;
-pub mod engine;
-pub mod key_router;
-pub mod monitor;
-pub mod monitor_session;
-pub mod simulated_driver;
+pub mod fleet;
 
-pub use charge_point::{ChargePoint, CpState, CpView, EngineHealth};
-pub use cp_supervisor::CpSupervisor;
+pub use central::{ChargePoint, CpSupervisor, DriverDesk, DriverRequest, MonitorSession};
+pub use cp::{Engine, Monitor};
 pub use driver::Driver;
-pub use driver_desk::DriverDesk;
-pub use driver_request::DriverRequest;
-pub use engine::Engine;
-pub use monitor::Monitor;
-pub use monitor_session::MonitorSession;
+
+/// Where a part of a process says it was refused for good (its id is live elsewhere), so
+/// that the process can stop with the reason.
+pub type Refusals = tokio::sync::mpsc::UnboundedSender<String>;

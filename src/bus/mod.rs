@@ -13,14 +13,13 @@ mod producer;
 mod tap;
 mod topics;
 
-pub use crate::actors::console_hub::Tapped;
 pub use consumer::{Inbound, Rejection, StartAt};
 /// Mailbox capacity of the actors Kafka records are handed to.
 pub const MAILBOX_CAPACITY: usize = 1 << 16;
 
 pub use embedded::{client_fetch_wait, BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
-pub use tap::shown_value;
+pub use tap::{shown_value, BusRecord, Tapped};
 pub use topics::Topics;
 
 use crate::configuration::KafkaSettings;

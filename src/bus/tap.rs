@@ -3,11 +3,12 @@
 
 use super::context::BusContext;
 use super::{Bus, BusError};
-use crate::actors::console_hub::BusRecord;
-use actix::Recipient;
+use actix::{Message, Recipient};
+use chrono::{DateTime, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
 use std::time::Duration;
 
 /// Values longer than this are cut, so one odd record cannot flood a console.
@@ -16,6 +17,23 @@ const VALUE_SHOWN: usize = 2048;
 /// How often the view checks whether anyone is watching.
 const WATCH_CHECK: Duration = Duration::from_millis(200);
 
+/// A record seen on one of the network's Kafka topics.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The value as text (JSON when it parses), secrets redacted, long values cut.
+    pub value: String,
+}
+
+/// Records seen on Kafka by the central's tap.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Tapped(pub BusRecord);
+
 impl Bus {
     /// Follows every topic from its current end while `watched` says someone looks, handing
     /// each record to `to`; nobody watching, it reads nothing (at thousands of records a
@@ -23,7 +41,7 @@ impl Bus {
     /// as the process does.
     pub async fn tap(
         &self,
-        to: Recipient<super::Tapped>,
+        to: Recipient<Tapped>,
         watched: impl Fn() -> bool,
     ) -> Result<(), BusError> {
         loop {
@@ -36,7 +54,7 @@ impl Bus {
                 tokio::select! {
                     received = consumer.recv() => match received {
                         Ok(record) => {
-                            to.do_send(super::Tapped(seen(&record)));
+                            to.do_send(Tapped(seen(&record)));
                         }
                         Err(e) => log::debug!("topic view: {e}"),
                     },

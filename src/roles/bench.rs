@@ -11,7 +11,7 @@
 //! and reads the central's CPU and memory from /proc throughout. Figures come from the
 //! central's own metrics (`GET /api/metrics`), the driver fleet's histogram and /proc.
 
-use crate::actors::driver_fleet::RunReport;
+use crate::actors::fleet::driver_fleet::RunReport;
 use crate::bus::EmbeddedBroker;
 use crate::cli::BenchArgs;
 use crate::configuration::{KafkaSettings, Settings};

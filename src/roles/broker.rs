@@ -34,7 +34,7 @@ pub fn run(
 async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result<()> {
     let (owner, mut commands) = tokio::sync::mpsc::unbounded_channel();
     if let Some(address) = control {
-        crate::web::broker_control::serve(address, owner)?;
+        crate::web::control::broker::serve(address, owner)?;
         log::info!("outage injection on http://{address}/control/outage and /control/recover");
     }
     let stop = super::shutdown_signal();

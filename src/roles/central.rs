@@ -1,6 +1,6 @@
 //! `evcharge central`.
 
-use crate::actors::console_hub::ConsoleHub;
+use crate::actors::central::console_hub::ConsoleHub;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
@@ -25,7 +25,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     log::info!("listening for monitors on {}", monitors.local_addr()?);
     MonitorSession::accept_all(monitors, supervisor.clone());
 
-    let accounts = store.accounts()?;
+    let accounts = crate::accounts::Accounts::open(store.database())?;
     let app = Application::build(
         &central.http,
         AppState {
@@ -77,7 +77,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             Err(e) => log::error!("cannot consume from Kafka: {e}"),
         }
         // The console's view of every topic.
-        let watched = crate::actors::console_hub::consoles_open;
+        let watched = crate::actors::central::console_hub::consoles_open;
         if let Err(e) = bus
             .tap(ConsoleHub::from_registry().recipient(), watched)
             .await

@@ -15,7 +15,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .allowing_crash(settings.control.allow_crash)
         .start();
     if let Some(page) = page {
-        crate::web::monitor_page::serve(page, monitor)?;
+        crate::web::monitor::serve(page, monitor)?;
     }
     super::serve_control(&settings, "cp", Some(engine.clone()))?;
     if settings.engine.interactive {

@@ -2,7 +2,7 @@
 //! and the central, the CPs and the drivers as child processes of this same binary, their
 //! output prefixed with their names.
 
-use crate::actors::demo_parts::{DemoParts, Launch};
+use crate::actors::demo::parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
 use actix::Actor;
@@ -122,7 +122,7 @@ async fn run_network(
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
     wait_until_available(&central_http, &token, cp_ids.len()).await;
     let (broker_commands, mut commands) = tokio::sync::mpsc::unbounded_channel();
-    crate::web::demo_control::serve(&settings.demo.control, parts.clone(), broker_commands)?;
+    crate::web::control::demo::serve(&settings.demo.control, parts.clone(), broker_commands)?;
     log::info!(
         "network up: API at http://{central_http}/api/cps and /api/sessions (token in {}); demo control at http://{}/demo/parts; starting {} drivers",
         dir.join(TOKEN_FILE).display(),
@@ -225,7 +225,7 @@ pub const TOKEN_FILE: &str = "api-token";
 fn prepare_accounts(data: &Path) -> anyhow::Result<(Option<String>, String)> {
     let store = crate::store::Store::open(data)
         .with_context(|| format!("cannot open the central's database in {}", data.display()))?;
-    let accounts = store.accounts()?;
+    let accounts = crate::accounts::Accounts::open(store.database())?;
     let password = accounts.ensure_first_admin()?;
     let token = accounts.issue_token(crate::accounts::FIRST_ADMIN, "demo")?;
     store.flush_blocking()?;

@@ -1,7 +1,7 @@
 //! `evcharge driver`.
 
 use super::Claim;
-use crate::actors::driver::{Errand, Output, Typed};
+use crate::actors::driver::session::{Errand, Output, Typed};
 use crate::actors::Driver;
 use crate::bus::Publisher;
 use crate::bus::{Bus, StartAt};
@@ -35,7 +35,7 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     // The dashboard answers at once, saying why nothing works while the bus is out of reach.
     let dashboard = match &settings.driver.http {
         Some(address) => {
-            let (port, slot) = crate::web::driver_dashboard::serve(address, &driver_id)?;
+            let (port, slot) = crate::web::driver::serve(address, &driver_id)?;
             log::info!(
                 "driver dashboard on http://{}:{port}/",
                 super::shown_host(address)

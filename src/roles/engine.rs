@@ -1,12 +1,12 @@
 //! `evcharge engine`.
 
 use super::Claim;
-use crate::actors::engine::{serve_one_engine, Action, TakingCommands};
+use crate::actors::cp::engine::{serve_one_engine, Action, TakingCommands};
 use crate::actors::Engine;
 use crate::bus::{Bus, Publisher, StartAt};
 use crate::configuration::{EngineSettings, Settings};
 use crate::messages::{CpCommand, CpEvent};
-use crate::supply_log::SupplyLog;
+use crate::store::supply_log::SupplyLog;
 use actix::{Actor, Addr};
 use anyhow::Context;
 use std::io::BufRead;

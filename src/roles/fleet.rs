@@ -1,10 +1,10 @@
 //! `evcharge fleet cps|drivers`: many simulated charging points, or many drivers, in one
 //! process, for benchmarks and load tests (see docs/PERFORMANCE.md).
 
-use crate::actors::cp_fleet::{health_target, CpFleet, EngineDirectory, FleetParts};
-use crate::actors::driver_fleet::DriverFleet;
-use crate::actors::engine::{serve_health_checks, TakingCommands};
-use crate::actors::key_router::KeyRouter;
+use crate::actors::cp::engine::{serve_health_checks, TakingCommands};
+use crate::actors::fleet::cp_fleet::{health_target, CpFleet, EngineDirectory, FleetParts};
+use crate::actors::fleet::driver_fleet::DriverFleet;
+use crate::actors::fleet::key_router::KeyRouter;
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
 use crate::messages::{CpCommand, DriverUpdate};
@@ -47,7 +47,7 @@ pub async fn run_cps(
 ) -> anyhow::Result<()> {
     let ids = cps.ids();
     let control = control
-        .map(|address| crate::web::fleet_control::bind(&address).map(|l| (address, l)))
+        .map(|address| crate::web::control::fleet::bind(&address).map(|l| (address, l)))
         .transpose()?;
     // Per CP: the monitor's two links and the engine end of one of them.
     super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
@@ -60,7 +60,7 @@ pub async fn run_cps(
             ids.first().map_or("", |id| id)
         ))
     });
-    let db = sled::Config::new().path(&data).open().with_context(|| {
+    let db = crate::store::open(&data).with_context(|| {
         format!(
             "cannot open the fleet's data in {} (is another fleet using it?)",
             data.display()
@@ -110,7 +110,7 @@ pub async fn run_cps(
         }
     });
     if let Some((address, listener)) = control {
-        let port = crate::web::fleet_control::serve_cps(listener, fleet)?;
+        let port = crate::web::control::fleet::serve_cps(listener, fleet)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
             super::shown_host(&address)
@@ -135,7 +135,7 @@ pub async fn run_drivers(
 ) -> anyhow::Result<()> {
     let ids = drivers.ids();
     let control = control
-        .map(|address| crate::web::fleet_control::bind(&address).map(|l| (address, l)))
+        .map(|address| crate::web::control::fleet::bind(&address).map(|l| (address, l)))
         .transpose()?;
     let bus = Bus::new(&settings.kafka, "fleet");
     bus.ensure_topics().await?;
@@ -172,7 +172,7 @@ pub async fn run_drivers(
         }
     });
     if let Some((address, listener)) = control {
-        let port = crate::web::fleet_control::serve_drivers(listener, fleet, consuming)?;
+        let port = crate::web::control::fleet::serve_drivers(listener, fleet, consuming)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
             super::shown_host(&address)

@@ -36,15 +36,15 @@ pub fn serve_control(
 }
 
 /// Binds the monitor page's address when `monitor.http` is set; serve it with
-/// [`crate::web::monitor_page::serve`] once the monitor runs.
+/// [`crate::web::monitor::serve`] once the monitor runs.
 pub fn bind_monitor_page(
     settings: &crate::configuration::Settings,
-) -> anyhow::Result<Option<crate::web::monitor_page::PageListener>> {
+) -> anyhow::Result<Option<crate::web::monitor::PageListener>> {
     settings
         .monitor
         .http
         .as_deref()
-        .map(crate::web::monitor_page::bind)
+        .map(crate::web::monitor::bind)
         .transpose()
 }
 
@@ -58,8 +58,7 @@ pub fn shown_host(addr: &str) -> &str {
     }
 }
 
-/// Where a part of a process says it was refused for good (its id is live elsewhere).
-pub type Refusals = tokio::sync::mpsc::UnboundedSender<String>;
+pub use crate::actors::Refusals;
 
 /// Runs until the process is asked to stop (Ok) or one of its parts is refused (Err).
 pub async fn until_stopped_or_refused(

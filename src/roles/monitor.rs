@@ -14,7 +14,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .allowing_crash(settings.control.allow_crash)
         .start();
     if let Some(page) = page {
-        crate::web::monitor_page::serve(page, monitor)?;
+        crate::web::monitor::serve(page, monitor)?;
     }
     super::until_stopped_or_refused(refused).await
 }

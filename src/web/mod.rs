@@ -1,22 +1,21 @@
-//! Every HTTP side (the central's console and API, the driver dashboard, the control
-//! endpoints): the only module that knows actix-web.
+//! Every HTTP side: the only module that knows actix-web. One folder per page and the
+//! process that serves it:
+//!
+//! - [`console`]: the central's admin console and JSON API;
+//! - [`driver`]: a driver's dashboard, served by the driver process;
+//! - [`monitor`]: a CP's monitor page, served by the monitor;
+//! - [`control`]: the small control endpoints of every process (crash injection, the
+//!   demo's, the broker's and the fleets').
 
-mod api;
+pub mod api_error;
 pub mod assets;
-mod auth;
-pub mod broker_control;
-mod console;
-mod console_socket;
+pub mod console;
 pub mod control;
-pub mod demo_control;
-pub mod driver_dashboard;
-mod driver_socket;
-pub mod fleet_control;
-pub mod monitor_page;
-mod monitor_socket;
-pub mod startup;
+pub mod cross_site;
+pub mod driver;
+pub mod monitor;
 
-pub use startup::{AppState, Application};
+pub use console::{AppState, Application};
 
 /// Binds `address` and serves the routes `configure` sets up, in the background of the
 /// current actix system, for the small control endpoints. Returns the bound port.
@@ -58,60 +57,4 @@ where
         }
     });
     Ok(port)
-}
-
-/// Whether a request comes from another site: the browser says so (`Sec-Fetch-Site:
-/// cross-site`, `same-site`), or its `Origin` is not the host it was sent to.
-pub fn is_cross_site(origin: Option<&str>, host: Option<&str>, fetch_site: Option<&str>) -> bool {
-    // Only the page itself (`same-origin`) or the person (`none`: typed, bookmarked) may act.
-    if fetch_site.is_some_and(|site| {
-        let site = site.trim();
-        !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none")
-    }) {
-        return true;
-    }
-    let Some(origin) = origin else {
-        // Not from a browser page (a script, curl): nothing to forge.
-        return false;
-    };
-    // `null` (a sandboxed or file page) has no authority and matches no host.
-    let authority = origin
-        .trim()
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.trim_end_matches('/'));
-    match host {
-        Some(host) => authority.is_empty() || !authority.eq_ignore_ascii_case(host.trim()),
-        None => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_site_requests_pass_and_foreign_ones_do_not() {
-        let host = Some("127.0.0.1:8001");
-        // A script without Origin, and the page itself.
-        assert!(!is_cross_site(None, host, None));
-        assert!(!is_cross_site(
-            Some("http://127.0.0.1:8001"),
-            host,
-            Some("same-origin")
-        ));
-        assert!(!is_cross_site(
-            Some("HTTP://LOCALHOST:8001"),
-            Some("localhost:8001"),
-            None
-        ));
-        // Another site, another port, a sandboxed page, no Host at all.
-        assert!(is_cross_site(Some("http://evil.example"), host, None));
-        assert!(is_cross_site(Some("http://127.0.0.1:8002"), host, None));
-        assert!(is_cross_site(Some("null"), host, None));
-        assert!(is_cross_site(Some("http://127.0.0.1:8001"), None, None));
-        // The browser's own word.
-        assert!(is_cross_site(None, host, Some("cross-site")));
-        assert!(is_cross_site(None, host, Some("same-site")));
-        assert!(!is_cross_site(None, host, Some("none")));
-    }
 }

@@ -1,0 +1,838 @@
+//! The central's actor for one charging point: its state machine and its open session.
+
+use super::console_hub::{ConsoleHub, SessionClosed};
+use super::cp_supervisor::{CpSupervisor, CpViewChanged};
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::configuration::CentralSettings;
+use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
+use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome, Ticket};
+use crate::store::{CpRecord, SessionRecord, Store};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The monitor currently speaking for this CP.
+#[derive(Debug)]
+struct MonitorLink {
+    conn_id: u64,
+    peer: String,
+    last_seen: Instant,
+    /// `None` until the first status report.
+    engine: Option<EngineHealth>,
+}
+
+pub struct ChargePoint {
+    id: String,
+    location: String,
+    price_eur_kwh: f64,
+    stopped: bool,
+    monitor: Option<MonitorLink>,
+    /// The open session: reserved while `started_at` is `None`, charging after.
+    session: Option<SessionRecord>,
+    /// A stop was asked of the engine for the open session, and its end is awaited.
+    stop_requested: Option<Outcome>,
+    last_view: Option<CpView>,
+    /// When the CP entered the state of `last_view` (or when the actor started).
+    since: DateTime<Utc>,
+    /// Crash injection: the monitor is told to crash with its next report's answer.
+    crash_monitor: bool,
+    settings: CentralSettings,
+    store: Store,
+    publisher: Publisher,
+    supervisor: Addr<CpSupervisor>,
+}
+
+impl ChargePoint {
+    /// A CP as remembered by the store, shown disconnected until its monitor reports.
+    pub fn new(
+        record: CpRecord,
+        session: Option<SessionRecord>,
+        settings: CentralSettings,
+        store: Store,
+        publisher: Publisher,
+        supervisor: Addr<CpSupervisor>,
+    ) -> ChargePoint {
+        ChargePoint {
+            id: record.id,
+            location: record.location,
+            price_eur_kwh: record.price_eur_kwh,
+            stopped: record.stopped,
+            monitor: None,
+            session,
+            stop_requested: None,
+            last_view: None,
+            since: Utc::now(),
+            crash_monitor: false,
+            settings,
+            store,
+            publisher,
+            supervisor,
+        }
+    }
+
+    pub fn state(&self) -> CpState {
+        match &self.monitor {
+            None | Some(MonitorLink { engine: None, .. }) => CpState::Disconnected,
+            Some(MonitorLink {
+                engine: Some(EngineHealth::Ko(_)),
+                ..
+            }) => CpState::Broken,
+            Some(_) if self.stopped => CpState::Stopped,
+            Some(_) => match &self.session {
+                Some(s) if s.started_at.is_some() => CpState::Charging,
+                Some(_) => CpState::Reserved,
+                None => CpState::Available,
+            },
+        }
+    }
+
+    fn view(&self) -> CpView {
+        let fault = match &self.monitor {
+            Some(MonitorLink {
+                engine: Some(EngineHealth::Ko(why)),
+                ..
+            }) => Some(why.clone()),
+            _ => None,
+        };
+        CpView {
+            id: self.id.clone(),
+            location: self.location.clone(),
+            price_eur_kwh: self.price_eur_kwh,
+            state: self.state(),
+            driver_id: self.session.as_ref().map(|s| s.driver_id.clone()),
+            session_id: self.session.as_ref().map(|s| s.id),
+            kwh: self.session.as_ref().map_or(0.0, |s| s.kwh),
+            eur: self.session.as_ref().map_or(0.0, |s| s.eur),
+            fault,
+            since: self.since,
+        }
+    }
+
+    /// Tells the supervisor of any visible change, and records state changes.
+    fn publish_view(&mut self) {
+        let mut view = self.view();
+        let state_changed = self.last_view.as_ref().map(|v| v.state) != Some(view.state);
+        if state_changed {
+            // Taken now, as the state changes: crash detection is measured with it.
+            self.since = Utc::now();
+            view.since = self.since;
+        }
+        if self.last_view.as_ref() == Some(&view) {
+            return;
+        }
+        if state_changed {
+            log::info!("{} is {}", self.id, view.state.as_str());
+            self.save_record(view.state);
+        }
+        self.last_view = Some(view.clone());
+        self.supervisor.do_send(CpViewChanged(view));
+    }
+
+    fn save_record(&self, state: CpState) {
+        let record = CpRecord {
+            id: self.id.clone(),
+            location: self.location.clone(),
+            price_eur_kwh: self.price_eur_kwh,
+            stopped: self.stopped,
+            last_state: state.as_str().to_owned(),
+            updated_at: Utc::now(),
+        };
+        if let Err(e) = self.store.put_cp(&record) {
+            log::error!("cannot record {}: {e}", self.id);
+        }
+    }
+
+    fn send_to_driver(&self, update: DriverUpdate) {
+        let publisher = self.publisher.clone();
+        self.publisher
+            .spawn(async move { publisher.driver_update(update).await });
+    }
+
+    fn send_to_engine(&self, command: CpCommand) {
+        let publisher = self.publisher.clone();
+        self.publisher
+            .spawn(async move { publisher.cp_command(command).await });
+    }
+
+    /// Closes the open session with its final figures: stored durably, then ticketed.
+    /// Returns the future that completes once the ticket is on the bus.
+    fn close_session(
+        &mut self,
+        outcome: Outcome,
+        ended: Option<(DateTime<Utc>, DateTime<Utc>, f64, f64)>,
+    ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
+        let closing = self.session.take().map(|mut session| {
+            if let Some((started_at, ended_at, kwh, _eur)) = ended {
+                session.started_at = Some(started_at);
+                session.ended_at = Some(ended_at);
+                session.kwh = kwh;
+                // The tariff is the central's: the cost follows from the energy.
+                session.eur = cost_eur(kwh, session.price_eur_kwh);
+            } else {
+                session.ended_at = Some(Utc::now());
+            }
+            session.outcome = Some(outcome);
+            session
+        });
+        self.stop_requested = None;
+        self.publish_view();
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        let cp_id = self.id.clone();
+        async move {
+            let Some(session) = closing else {
+                return Ok(());
+            };
+            let ticket = session.ticket().expect("a closed session has a ticket");
+            log::info!(
+                "{cp_id}: session {} closed ({}): {:.3} kWh, {:.2} € for {}",
+                session.id,
+                outcome.as_str(),
+                ticket.kwh,
+                ticket.eur,
+                ticket.driver_id
+            );
+            store
+                .put_session(&session)
+                .map_err(|e| Rejection(e.to_string()))?;
+            ConsoleHub::from_registry().do_send(SessionClosed(session.into()));
+            send_ticket(store, publisher, ticket).await
+        }
+    }
+
+    /// Ends whatever the open session is doing because of `outcome`: a reservation is
+    /// cancelled at once, a supply is asked to stop and closes when the engine reports.
+    fn end_session(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        if session.started_at.is_none() {
+            self.send_to_engine(CpCommand::CancelReservation {
+                cp_id: self.id.clone(),
+                session_id: session.id,
+            });
+            let closing = self.close_session(outcome, None);
+            ctx.spawn(
+                async move {
+                    let _ = closing.await;
+                }
+                .into_actor(self),
+            );
+        } else if self.stop_requested.is_none() {
+            self.stop_requested = Some(outcome);
+            self.send_to_engine(CpCommand::StopSupply {
+                cp_id: self.id.clone(),
+                session_id: session.id,
+                outcome,
+            });
+        }
+    }
+
+    /// Looks again after `after`: at the moment the monitor's silence would reach the
+    /// window, as of its last report. One timer a window per CP, however often monitors
+    /// report: thousands of CPs polling four times a second kept the central's thread busy.
+    fn watch_silence(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        ctx.run_later(after, |act, ctx| {
+            let window = act.settings.silence_window;
+            let left = act
+                .monitor
+                .as_ref()
+                .map(|m| window.saturating_sub(m.last_seen.elapsed()));
+            match left {
+                Some(left) if !left.is_zero() => act.watch_silence(left, ctx),
+                _ => {
+                    act.check_silence(ctx);
+                    act.watch_silence(window, ctx);
+                }
+            }
+        });
+    }
+
+    fn check_silence(&mut self, ctx: &mut Context<Self>) {
+        let silent = self
+            .monitor
+            .as_ref()
+            .is_some_and(|m| m.last_seen.elapsed() >= self.settings.silence_window);
+        if silent {
+            log::warn!(
+                "{}: monitor silent for more than {:?}",
+                self.id,
+                self.settings.silence_window
+            );
+            self.monitor_lost(ctx);
+        }
+    }
+
+    fn monitor_lost(&mut self, ctx: &mut Context<Self>) {
+        self.monitor = None;
+        if let Some(session) = &self.session {
+            if session.started_at.is_some() {
+                self.send_to_driver(DriverUpdate::Interrupted {
+                    driver_id: session.driver_id.clone(),
+                    session_id: session.id,
+                    cp_id: self.id.clone(),
+                    detail: "the charging point's monitor stopped reporting".into(),
+                });
+            }
+            self.end_session(Outcome::MonitorLost, ctx);
+        }
+        self.publish_view();
+    }
+
+    fn schedule_expiry(&self, session: &SessionRecord, ctx: &mut Context<Self>) {
+        let left = (session.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        let session_id = session.id;
+        ctx.run_later(left, move |act, ctx| {
+            let unplugged = act
+                .session
+                .as_ref()
+                .is_some_and(|s| s.id == session_id && s.started_at.is_none());
+            if unplugged {
+                log::info!("{}: reservation {session_id} expired unplugged", act.id);
+                act.end_session(Outcome::Expired, ctx);
+            }
+        });
+    }
+
+    fn is_current(&self, session_id: Uuid) -> bool {
+        self.session.as_ref().is_some_and(|s| s.id == session_id)
+    }
+}
+
+/// Makes the closed session durable, then sends its ticket to the driver.
+async fn send_ticket(store: Store, publisher: Publisher, ticket: Ticket) -> Result<(), Rejection> {
+    if let Err(e) = store.flush().await {
+        log::error!("cannot make session {} durable: {e}", ticket.session_id);
+    }
+    publisher
+        .driver_update(DriverUpdate::Ticket {
+            driver_id: ticket.driver_id.clone(),
+            ticket,
+        })
+        .await
+        .map_err(|e| Rejection(e.to_string()))
+}
+
+impl Actor for ChargePoint {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
+        self.watch_silence(self.settings.silence_window, ctx);
+        if let Some(session) = self.session.clone() {
+            if session.started_at.is_none() {
+                self.schedule_expiry(&session, ctx);
+            }
+        }
+        self.publish_view();
+    }
+}
+
+impl Supervised for ChargePoint {
+    /// After a crash, only what the store holds survives: the open session and the
+    /// operator's stop. The monitor re-authenticates on its next report.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        log::warn!(
+            "{}: actor restarting; state restored from the store",
+            self.id
+        );
+        self.monitor = None;
+        self.stop_requested = None;
+        self.last_view = None;
+        match self.store.open_session(&self.id) {
+            Ok(session) => self.session = session,
+            Err(e) => log::error!("{}: cannot read its open session: {e}", self.id),
+        }
+        match self.store.cp(&self.id) {
+            Ok(Some(record)) => {
+                self.stopped = record.stopped;
+                self.location = record.location;
+                self.price_eur_kwh = record.price_eur_kwh;
+            }
+            Ok(None) => {}
+            Err(e) => log::error!("{}: cannot read its record: {e}", self.id),
+        }
+    }
+}
+
+/// Crash this actor, as an injected failure (its supervisor restarts it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+impl Handler<Crash> for ChargePoint {
+    type Result = ();
+
+    /// Stops at once, dropping everything held only in memory.
+    fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
+        log::warn!("{}: actor crashing on request", self.id);
+        ctx.stop();
+    }
+}
+
+/// A monitor presents itself for this CP; refused while another live monitor holds it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AttachMonitor {
+    pub conn_id: u64,
+    pub peer: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+}
+
+impl Handler<AttachMonitor> for ChargePoint {
+    type Result = Result<(), String>;
+
+    /// Accepts the monitor unless another one spoke within the silence window.
+    fn handle(&mut self, msg: AttachMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(current) = &self.monitor {
+            if current.conn_id != msg.conn_id
+                && current.last_seen.elapsed() <= self.settings.silence_window
+            {
+                return Err(format!(
+                    "{} is already connected from {}",
+                    self.id, current.peer
+                ));
+            }
+        }
+        let identity_changed =
+            self.location != msg.location || self.price_eur_kwh != msg.price_eur_kwh;
+        self.location = msg.location;
+        self.price_eur_kwh = msg.price_eur_kwh;
+        log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
+        self.monitor = Some(MonitorLink {
+            conn_id: msg.conn_id,
+            peer: msg.peer,
+            last_seen: Instant::now(),
+            engine: None,
+        });
+        if identity_changed {
+            self.save_record(self.state());
+        }
+        self.publish_view();
+        Ok(())
+    }
+}
+
+/// The monitor's periodic report on its engine. Answered with the CP's state, and whether
+/// the monitor is asked to crash (crash injection).
+#[derive(Message)]
+#[rtype(result = "Result<(CpState, bool), String>")]
+pub struct MonitorReport {
+    pub conn_id: u64,
+    pub engine: EngineHealth,
+}
+
+impl Handler<MonitorReport> for ChargePoint {
+    type Result = Result<(CpState, bool), String>;
+
+    /// Refreshes the monitor's liveness and the engine's health; a fault interrupts a supply.
+    fn handle(&mut self, msg: MonitorReport, ctx: &mut Self::Context) -> Self::Result {
+        let Some(link) = self.monitor.as_mut().filter(|m| m.conn_id == msg.conn_id) else {
+            return Err("not authenticated: send AUTH first".into());
+        };
+        link.last_seen = Instant::now();
+        let previous = link.engine.replace(msg.engine.clone());
+        match (&previous, &msg.engine) {
+            (Some(EngineHealth::Ko(_)), EngineHealth::Ok) => {
+                log::info!("{}: engine recovered", self.id)
+            }
+            (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
+                log::warn!("{}: engine fault: {why}", self.id);
+                if let Some(session) = &self.session {
+                    if session.started_at.is_some() {
+                        self.send_to_driver(DriverUpdate::Interrupted {
+                            driver_id: session.driver_id.clone(),
+                            session_id: session.id,
+                            cp_id: self.id.clone(),
+                            detail: format!("the charging point is broken: {why}"),
+                        });
+                    } else {
+                        self.end_session(Outcome::EngineFailure, ctx);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.publish_view();
+        Ok((self.state(), std::mem::take(&mut self.crash_monitor)))
+    }
+}
+
+/// Crash injection: tell this CP's monitor to crash, with the answer to its next report.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashMonitor;
+
+impl Handler<CrashMonitor> for ChargePoint {
+    type Result = Result<(), String>;
+
+    /// Marks the crash for the monitor's next report; refused when no monitor is connected.
+    fn handle(&mut self, _msg: CrashMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        if self.monitor.is_none() {
+            return Err(format!("{} has no monitor connected", self.id));
+        }
+        self.crash_monitor = true;
+        Ok(())
+    }
+}
+
+/// The monitor's connection closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachMonitor {
+    pub conn_id: u64,
+}
+
+impl Handler<DetachMonitor> for ChargePoint {
+    type Result = ();
+
+    /// Marks the CP disconnected if that connection was the current monitor.
+    fn handle(&mut self, msg: DetachMonitor, ctx: &mut Self::Context) {
+        if self
+            .monitor
+            .as_ref()
+            .is_some_and(|m| m.conn_id == msg.conn_id)
+        {
+            log::warn!("{}: monitor connection closed", self.id);
+            self.monitor_lost(ctx);
+        }
+    }
+}
+
+/// Reserve this CP for a driver's request.
+#[derive(Message)]
+#[rtype(result = "Result<Reservation, Denial>")]
+pub struct Reserve {
+    pub request_id: Uuid,
+    pub driver_id: String,
+}
+
+impl Handler<Reserve> for ChargePoint {
+    type Result = ResponseFuture<Result<Reservation, Denial>>;
+
+    /// Reserves an available CP: the session is stored durably, then the engine is asked to
+    /// authorise it and the reservation is returned.
+    fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) -> Self::Result {
+        let reservation = |s: &SessionRecord, cp: &ChargePoint| Reservation {
+            session_id: s.id,
+            cp_id: cp.id.clone(),
+            location: cp.location.clone(),
+            price_eur_kwh: s.price_eur_kwh,
+            expires_at: s.expires_at,
+        };
+        if let Some(session) = self
+            .session
+            .as_ref()
+            .filter(|s| s.request_id == msg.request_id)
+        {
+            let again = reservation(session, self);
+            return Box::pin(async move { Ok(again) });
+        }
+        let denial = match self.state() {
+            CpState::Available => None,
+            CpState::Reserved | CpState::Charging => Some(Denial::new(
+                DenyReason::CpBusy,
+                format!("{} is busy with another driver", self.id),
+            )),
+            CpState::Stopped => Some(Denial::new(
+                DenyReason::CpStopped,
+                format!("{} is out of order (stopped by the operator)", self.id),
+            )),
+            CpState::Broken => Some(Denial::new(
+                DenyReason::CpBroken,
+                format!(
+                    "{} is broken: {}",
+                    self.id,
+                    self.view().fault.unwrap_or_default()
+                ),
+            )),
+            CpState::Disconnected => Some(Denial::new(
+                DenyReason::CpDisconnected,
+                format!("{} is not connected to the central", self.id),
+            )),
+        };
+        if let Some(denial) = denial {
+            return Box::pin(async move { Err(denial) });
+        }
+        let now = Utc::now();
+        let expires_at = now
+            + chrono::Duration::from_std(self.settings.reservation_expiry)
+                .unwrap_or(chrono::Duration::seconds(30));
+        let session = SessionRecord {
+            id: Uuid::now_v7(),
+            request_id: msg.request_id,
+            cp_id: self.id.clone(),
+            driver_id: msg.driver_id.clone(),
+            price_eur_kwh: self.price_eur_kwh,
+            reserved_at: now,
+            expires_at,
+            started_at: None,
+            ended_at: None,
+            kwh: 0.0,
+            eur: 0.0,
+            outcome: None,
+        };
+        if let Err(e) = self.store.put_session(&session) {
+            let detail = format!("the central cannot record the reservation: {e}");
+            return Box::pin(async move { Err(Denial::new(DenyReason::CpBusy, detail)) });
+        }
+        log::info!(
+            "{}: reserved for {} (session {}, request {})",
+            self.id,
+            msg.driver_id,
+            session.id,
+            msg.request_id
+        );
+        let made = reservation(&session, self);
+        let command = CpCommand::Authorise {
+            cp_id: self.id.clone(),
+            session_id: session.id,
+            driver_id: msg.driver_id,
+            price_eur_kwh: session.price_eur_kwh,
+            expires_at,
+        };
+        self.schedule_expiry(&session, ctx);
+        self.session = Some(session);
+        self.publish_view();
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        Box::pin(async move {
+            if let Err(e) = store.flush().await {
+                log::error!("cannot make reservation durable: {e}");
+            }
+            if let Err(e) = publisher.cp_command(command).await {
+                log::error!("cannot ask {} to authorise: {e}", made.cp_id);
+            }
+            Ok(made)
+        })
+    }
+}
+
+/// What the operator or a driver asks of the CP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub enum CpControl {
+    /// Out of order: ends any supply, refuses new ones until resumed.
+    Stop,
+    /// Available again.
+    Resume,
+    /// End the supply in progress because its driver asked; the CP stays available.
+    DriverStop,
+}
+
+impl Handler<CpControl> for ChargePoint {
+    type Result = ();
+
+    /// Applies an operator or driver command.
+    fn handle(&mut self, msg: CpControl, ctx: &mut Self::Context) {
+        match msg {
+            CpControl::Stop => {
+                log::info!("{}: stopped by the operator", self.id);
+                self.stopped = true;
+                self.end_session(Outcome::StoppedByOperator, ctx);
+            }
+            CpControl::Resume => {
+                log::info!("{}: resumed by the operator", self.id);
+                self.stopped = false;
+            }
+            CpControl::DriverStop => self.end_session(Outcome::StoppedByDriver, ctx),
+        }
+        self.save_record(self.state());
+        self.publish_view();
+    }
+}
+
+impl Handler<Inbound<CpEvent>> for ChargePoint {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored.
+    fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
+        let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
+        match msg.envelope.body {
+            // Answered by the supervisor, which keeps the engines' presence.
+            CpEvent::EngineHello { .. } => done(),
+            CpEvent::Authorised { session_id, .. } => {
+                if let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) {
+                    log::info!("{}: authorised session {session_id}", self.id);
+                    self.send_to_driver(DriverUpdate::Authorised {
+                        request_id: session.request_id,
+                        driver_id: session.driver_id.clone(),
+                        session_id,
+                        cp_id: self.id.clone(),
+                    });
+                }
+                done()
+            }
+            CpEvent::Refused {
+                session_id, reason, ..
+            } => {
+                if !self.is_current(session_id) {
+                    return done();
+                }
+                let session = self.session.as_ref().expect("checked current");
+                log::warn!("{}: engine refused session {session_id}: {reason}", self.id);
+                self.send_to_driver(DriverUpdate::Denied {
+                    request_id: session.request_id,
+                    driver_id: session.driver_id.clone(),
+                    cp_id: Some(self.id.clone()),
+                    reason: DenyReason::EngineRefused,
+                    detail: format!("{} refused: {reason}", self.id),
+                });
+                Box::pin(self.close_session(Outcome::Refused, None))
+            }
+            CpEvent::SupplyStarted {
+                session_id,
+                started_at,
+                ..
+            } => {
+                match self.session.as_mut().filter(|s| s.id == session_id) {
+                    Some(session) if session.started_at.is_none() => {
+                        session.started_at = Some(started_at);
+                        let _ = self.store.put_session(session);
+                        let update = DriverUpdate::Started {
+                            driver_id: session.driver_id.clone(),
+                            session_id,
+                            cp_id: self.id.clone(),
+                            started_at,
+                        };
+                        log::info!("{}: supply started for {}", self.id, session.driver_id);
+                        self.send_to_driver(update);
+                        self.publish_view();
+                    }
+                    Some(_) => {}
+                    None => self.refuse_unknown_supply(session_id, ctx),
+                }
+                done()
+            }
+            CpEvent::SupplyProgress {
+                session_id,
+                kwh,
+                eur,
+                ..
+            } => {
+                crate::metrics::observe_telemetry(msg.envelope.ts);
+                let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
+                    return done();
+                };
+                if kwh >= session.kwh {
+                    session.kwh = kwh;
+                    session.eur = eur;
+                    if session.started_at.is_none() {
+                        session.started_at = Some(msg.envelope.ts);
+                    }
+                    let update = DriverUpdate::Progress {
+                        driver_id: session.driver_id.clone(),
+                        session_id,
+                        cp_id: self.id.clone(),
+                        kwh,
+                        eur,
+                    };
+                    self.send_to_driver(update);
+                    self.publish_view();
+                }
+                done()
+            }
+            CpEvent::SupplyEnded {
+                session_id,
+                started_at,
+                ended_at,
+                kwh,
+                eur,
+                outcome,
+                ..
+            } => {
+                if !self.is_current(session_id) {
+                    // Already closed: a redelivery, perhaps after a crash that came between
+                    // storing the session and sending its ticket, or an engine that supplied
+                    // while its reservation was being cancelled. The ticket goes again,
+                    // with the engine's figures.
+                    return Box::pin(self.amend_closed(
+                        session_id,
+                        (started_at, ended_at, kwh),
+                        outcome,
+                    ));
+                }
+                Box::pin(self.close_session(outcome, Some((started_at, ended_at, kwh, eur))))
+            }
+        }
+    }
+}
+
+impl ChargePoint {
+    /// Sends again the ticket of a session closed before (drivers recognise repeats). The
+    /// engine is the authority on energy: if it reports other figures than those recorded,
+    /// the session takes them and the ticket goes out corrected.
+    fn amend_closed(
+        &self,
+        session_id: Uuid,
+        (started_at, ended_at, kwh): (DateTime<Utc>, DateTime<Utc>, f64),
+        outcome: Outcome,
+    ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
+        let mut session = match self.store.session(session_id) {
+            Ok(Some(session)) if !session.is_open() => Some(session),
+            Ok(_) => None,
+            Err(e) => {
+                log::error!("{}: cannot read session {session_id}: {e}", self.id);
+                None
+            }
+        };
+        if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
+            log::warn!(
+                "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
+                self.id,
+                s.kwh
+            );
+            s.kwh = kwh;
+            s.eur = cost_eur(kwh, s.price_eur_kwh);
+            s.started_at = Some(started_at);
+            s.ended_at = Some(ended_at);
+            s.outcome = Some(outcome);
+            if let Err(e) = self.store.put_session(s) {
+                log::error!("{}: cannot amend session {session_id}: {e}", self.id);
+            }
+            ConsoleHub::from_registry().do_send(SessionClosed(s.clone().into()));
+        }
+        let ticket = session.and_then(|s| s.ticket());
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        async move {
+            match ticket {
+                Some(ticket) => send_ticket(store, publisher, ticket).await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// The engine supplies a session the central does not hold open: stop it.
+    fn refuse_unknown_supply(&mut self, session_id: Uuid, _ctx: &mut Context<Self>) {
+        log::warn!(
+            "{}: engine started session {session_id}, which is not open here; stopping it",
+            self.id
+        );
+        self.send_to_engine(CpCommand::StopSupply {
+            cp_id: self.id.clone(),
+            session_id,
+            outcome: Outcome::Expired,
+        });
+    }
+}
+
+/// Ask for the CP's current view.
+#[derive(Message)]
+#[rtype(result = "CpView")]
+pub struct GetView;
+
+impl Handler<GetView> for ChargePoint {
+    type Result = MessageResult<GetView>;
+
+    /// Returns what the console would show now.
+    fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.view())
+    }
+}

@@ -1,0 +1,454 @@
+//! The central's supervisor: owns one [`ChargePoint`] actor per CP, routes records and
+//! requests to them, and keeps the latest view of every CP for the API.
+
+use super::charge_point::{AttachMonitor, ChargePoint, CpControl, Crash, CrashMonitor, Reserve};
+use super::console_hub::{ConsoleHub, CpChanged};
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::configuration::CentralSettings;
+use crate::domain::presence::{Presence, Verdict};
+use crate::domain::{CpState, CpView, Denial, Reservation};
+use crate::messages::{CpCommand, CpEvent, DenyReason};
+use crate::store::{CpRecord, Store};
+use actix::prelude::*;
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+pub struct CpSupervisor {
+    /// Which engine instance holds each CP id.
+    engines: Presence,
+    settings: CentralSettings,
+    store: Store,
+    publisher: Publisher,
+    cps: HashMap<String, Addr<ChargePoint>>,
+    views: BTreeMap<String, CpView>,
+}
+
+impl CpSupervisor {
+    pub fn new(settings: CentralSettings, store: Store, publisher: Publisher) -> CpSupervisor {
+        CpSupervisor {
+            engines: Presence::new(settings.liveness),
+            settings,
+            store,
+            publisher,
+            cps: HashMap::new(),
+            views: BTreeMap::new(),
+        }
+    }
+
+    /// Starts the actor of a CP from its record and open session.
+    fn spawn_cp(&mut self, record: CpRecord, ctx: &mut Context<Self>) -> Addr<ChargePoint> {
+        let session = match self.store.open_session(&record.id) {
+            Ok(session) => session,
+            Err(e) => {
+                log::error!("cannot read the open session of {}: {e}", record.id);
+                None
+            }
+        };
+        let id = record.id.clone();
+        // Shown at once, disconnected until its monitor reports: the API never answers
+        // with a CP missing while its actor starts.
+        self.views.entry(id.clone()).or_insert_with(|| CpView {
+            id: id.clone(),
+            location: record.location.clone(),
+            price_eur_kwh: record.price_eur_kwh,
+            state: CpState::Disconnected,
+            driver_id: session.as_ref().map(|s| s.driver_id.clone()),
+            session_id: session.as_ref().map(|s| s.id),
+            kwh: session.as_ref().map_or(0.0, |s| s.kwh),
+            eur: session.as_ref().map_or(0.0, |s| s.eur),
+            fault: None,
+            since: Utc::now(),
+        });
+        let cp = ChargePoint::new(
+            record,
+            session,
+            self.settings.clone(),
+            self.store.clone(),
+            self.publisher.clone(),
+            ctx.address(),
+        );
+        // Restarted on a crash, behind the same address.
+        let cp = Supervisor::start(move |_| cp);
+        self.cps.insert(id, cp.clone());
+        cp
+    }
+
+    fn cp(&self, id: &str) -> Option<Addr<ChargePoint>> {
+        self.cps.get(id).cloned()
+    }
+}
+
+impl Actor for CpSupervisor {
+    type Context = Context<Self>;
+
+    /// Brings back every CP the store knows, each disconnected until it reports.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Records from Kafka arrive many at a time (the consumer keeps several in flight);
+        // a full mailbox would make a sender wait and could let a later record pass it.
+        ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
+        match self.store.cps() {
+            Ok(records) => {
+                if !records.is_empty() {
+                    log::info!("recovered {} charging points from the store", records.len());
+                }
+                for record in records {
+                    self.spawn_cp(record, ctx);
+                }
+            }
+            Err(e) => log::error!("cannot read charging points from the store: {e}"),
+        }
+    }
+}
+
+/// A CP actor's view changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CpViewChanged(pub CpView);
+
+impl Handler<CpViewChanged> for CpSupervisor {
+    type Result = ();
+
+    /// Keeps the latest view for the API and passes it on to the consoles.
+    fn handle(&mut self, msg: CpViewChanged, _ctx: &mut Self::Context) {
+        ConsoleHub::from_registry().do_send(CpChanged(msg.0.clone()));
+        self.views.insert(msg.0.id.clone(), msg.0);
+    }
+}
+
+/// Every CP's current view, in id order.
+#[derive(Message)]
+#[rtype(result = "Vec<CpView>")]
+pub struct ListCps;
+
+impl Handler<ListCps> for CpSupervisor {
+    type Result = MessageResult<ListCps>;
+
+    /// Returns the views kept from the CP actors.
+    fn handle(&mut self, _msg: ListCps, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.views.values().cloned().collect())
+    }
+}
+
+/// Every CP's current state, in id order: what the metrics count, without copying views.
+#[derive(Message)]
+#[rtype(result = "Vec<CpState>")]
+pub struct ListStates;
+
+impl Handler<ListStates> for CpSupervisor {
+    type Result = MessageResult<ListStates>;
+
+    fn handle(&mut self, _msg: ListStates, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.views.values().map(|view| view.state).collect())
+    }
+}
+
+/// One CP's current view, if the CP is known.
+#[derive(Message)]
+#[rtype(result = "Option<CpView>")]
+pub struct GetCp(pub String);
+
+impl Handler<GetCp> for CpSupervisor {
+    type Result = Option<CpView>;
+
+    /// Returns the view kept from the CP's actor.
+    fn handle(&mut self, msg: GetCp, _ctx: &mut Self::Context) -> Self::Result {
+        self.views.get(&msg.0).cloned()
+    }
+}
+
+/// A monitor authenticates for a CP, which is created if new.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<ChargePoint>, String>")]
+pub struct MonitorHello {
+    pub cp_id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+    pub conn_id: u64,
+    pub peer: String,
+}
+
+impl Handler<MonitorHello> for CpSupervisor {
+    type Result = ResponseFuture<Result<Addr<ChargePoint>, String>>;
+
+    /// Hands the monitor to its CP actor, which accepts or refuses it.
+    fn handle(&mut self, msg: MonitorHello, ctx: &mut Self::Context) -> Self::Result {
+        let cp = match self.cp(&msg.cp_id) {
+            Some(cp) => cp,
+            None => {
+                log::info!("new charging point {} at {}", msg.cp_id, msg.location);
+                let record = CpRecord {
+                    id: msg.cp_id.clone(),
+                    location: msg.location.clone(),
+                    price_eur_kwh: msg.price_eur_kwh,
+                    stopped: false,
+                    last_state: CpState::Disconnected.as_str().into(),
+                    updated_at: Utc::now(),
+                };
+                if let Err(e) = self.store.put_cp(&record) {
+                    log::error!("cannot record {}: {e}", msg.cp_id);
+                }
+                self.spawn_cp(record, ctx)
+            }
+        };
+        Box::pin(async move {
+            let attach = AttachMonitor {
+                conn_id: msg.conn_id,
+                peer: msg.peer,
+                location: msg.location,
+                price_eur_kwh: msg.price_eur_kwh,
+            };
+            match cp.send(attach).await {
+                Ok(Ok(())) => Ok(cp),
+                Ok(Err(refusal)) => Err(refusal),
+                Err(e) => Err(format!("the central cannot take {} now: {e}", msg.cp_id)),
+            }
+        })
+    }
+}
+
+impl Handler<Inbound<CpEvent>> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    /// Routes an engine's report to the actor of its CP; answers an engine's hello itself.
+    fn handle(&mut self, msg: Inbound<CpEvent>, _ctx: &mut Self::Context) -> Self::Result {
+        crate::metrics::count_cp_event();
+        if let CpEvent::EngineHello {
+            cp_id,
+            instance,
+            probe,
+        } = &msg.envelope.body
+        {
+            let answer = match self.engines.hello(cp_id, *instance, *probe) {
+                Verdict::Welcome => Some(CpCommand::EngineWelcome {
+                    cp_id: cp_id.clone(),
+                    instance: *instance,
+                }),
+                Verdict::InUse(detail) => Some(CpCommand::EngineIdInUse {
+                    cp_id: cp_id.clone(),
+                    instance: *instance,
+                    detail: format!("the engine of {detail}"),
+                }),
+                Verdict::Quiet => None,
+            };
+            let publisher = self.publisher.clone();
+            return Box::pin(async move {
+                match answer {
+                    Some(command) => publisher
+                        .cp_command(command)
+                        .await
+                        .map_err(|e| Rejection(e.to_string())),
+                    None => Ok(()),
+                }
+            });
+        }
+        let Some(cp) = self.cp(&msg.key) else {
+            let reason = format!("no charging point {} is known", msg.key);
+            return Box::pin(async move { Err(Rejection(reason)) });
+        };
+        // Sent now, not when the future first runs, so that records keep their order.
+        let sent = cp.send(msg);
+        Box::pin(async move {
+            sent.await
+                .map_err(|e| Rejection(format!("charging point actor unavailable: {e}")))?
+        })
+    }
+}
+
+/// Reserve a CP (or any available one) for a driver's request.
+#[derive(Message)]
+#[rtype(result = "Result<Reservation, Denial>")]
+pub struct ReserveFor {
+    pub request_id: Uuid,
+    pub driver_id: String,
+    pub cp_id: Option<String>,
+}
+
+impl Handler<ReserveFor> for CpSupervisor {
+    type Result = ResponseFuture<Result<Reservation, Denial>>;
+
+    /// Checks the driver, then asks the named CP, or each available CP in turn.
+    fn handle(&mut self, msg: ReserveFor, _ctx: &mut Self::Context) -> Self::Result {
+        let elsewhere = self.views.values().find(|v| {
+            v.driver_id.as_deref() == Some(msg.driver_id.as_str())
+                && msg.cp_id.as_deref() != Some(v.id.as_str())
+        });
+        if let Some(busy) = elsewhere {
+            let denial = Denial::new(
+                DenyReason::DriverBusy,
+                format!("{} already has a supply at {}", msg.driver_id, busy.id),
+            );
+            return Box::pin(async move { Err(denial) });
+        }
+        let candidates: Vec<Addr<ChargePoint>> = match &msg.cp_id {
+            Some(id) => match self.cp(id) {
+                Some(cp) => vec![cp],
+                None => {
+                    let denial = Denial::new(
+                        DenyReason::UnknownCp,
+                        format!("no charging point {id} is known"),
+                    );
+                    return Box::pin(async move { Err(denial) });
+                }
+            },
+            None => self
+                .views
+                .values()
+                .filter(|v| v.state == CpState::Available)
+                .filter_map(|v| self.cp(&v.id))
+                .collect(),
+        };
+        let named = msg.cp_id.is_some();
+        Box::pin(async move {
+            let mut last = Denial::new(
+                DenyReason::NoCpAvailable,
+                "no charging point is available now",
+            );
+            for cp in candidates {
+                let reserve = Reserve {
+                    request_id: msg.request_id,
+                    driver_id: msg.driver_id.clone(),
+                };
+                match cp.send(reserve).await {
+                    Ok(Ok(reservation)) => return Ok(reservation),
+                    Ok(Err(denial)) if named => last = denial,
+                    Ok(Err(_)) => {}
+                    Err(e) => log::warn!("a charging point actor did not answer: {e}"),
+                }
+            }
+            Err(last)
+        })
+    }
+}
+
+/// An operator command for one CP (`cp_id`) or for all of them.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Operate {
+    pub cp_id: Option<String>,
+    pub command: CpControl,
+}
+
+impl Handler<Operate> for CpSupervisor {
+    type Result = Result<usize, String>;
+
+    /// Forwards the command; answers how many CPs it reached.
+    fn handle(&mut self, msg: Operate, _ctx: &mut Self::Context) -> Self::Result {
+        match msg.cp_id {
+            Some(id) => {
+                let cp = self
+                    .cp(&id)
+                    .ok_or_else(|| format!("no charging point {id} is known"))?;
+                cp.do_send(msg.command);
+                Ok(1)
+            }
+            None => {
+                for cp in self.cps.values() {
+                    cp.do_send(msg.command);
+                }
+                Ok(self.cps.len())
+            }
+        }
+    }
+}
+
+/// A driver asks to stop its own supply.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopDriverSupply {
+    pub driver_id: String,
+}
+
+impl Handler<StopDriverSupply> for CpSupervisor {
+    type Result = bool;
+
+    /// Finds the CP serving the driver and ends its supply; false when there is none.
+    fn handle(&mut self, msg: StopDriverSupply, _ctx: &mut Self::Context) -> bool {
+        let serving = self
+            .views
+            .values()
+            .find(|v| v.driver_id.as_deref() == Some(msg.driver_id.as_str()))
+            .and_then(|v| self.cp(&v.id));
+        match serving {
+            Some(cp) => {
+                cp.do_send(CpControl::DriverStop);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Crash one CP's actor (crash injection); its supervisor restarts it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashCp {
+    pub cp_id: String,
+}
+
+impl Handler<CrashCp> for CpSupervisor {
+    type Result = Result<(), String>;
+
+    /// Sends the crash to the named CP's actor.
+    fn handle(&mut self, msg: CrashCp, _ctx: &mut Self::Context) -> Self::Result {
+        let cp = self
+            .cp(&msg.cp_id)
+            .ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
+        cp.do_send(Crash);
+        Ok(())
+    }
+}
+
+/// Crash a CP's engine (crash injection): the engine dies abruptly if it allows it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashEngine {
+    pub cp_id: String,
+    /// Who asked, for the engine's log.
+    pub asked_by: String,
+}
+
+impl Handler<CrashEngine> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    /// Sends the crash command to the engine over Kafka.
+    fn handle(&mut self, msg: CrashEngine, _ctx: &mut Self::Context) -> Self::Result {
+        if self.cp(&msg.cp_id).is_none() {
+            let refusal = format!("no charging point {} is known", msg.cp_id);
+            return Box::pin(async move { Err(refusal) });
+        }
+        let publisher = self.publisher.clone();
+        Box::pin(async move {
+            publisher
+                .cp_command(CpCommand::Crash {
+                    cp_id: msg.cp_id,
+                    asked_by: msg.asked_by,
+                })
+                .await
+                .map_err(|e| format!("cannot reach the engine over Kafka: {e}"))
+        })
+    }
+}
+
+/// Crash a CP's monitor (crash injection): it dies abruptly with its next report, if it
+/// allows it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CrashCpMonitor {
+    pub cp_id: String,
+}
+
+impl Handler<CrashCpMonitor> for CpSupervisor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    /// Hands the request to the CP's actor, which answers the monitor.
+    fn handle(&mut self, msg: CrashCpMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        let cp = self.cp(&msg.cp_id);
+        Box::pin(async move {
+            let cp = cp.ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
+            cp.send(CrashMonitor)
+                .await
+                .map_err(|e| format!("the CP's actor did not answer: {e}"))?
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! The central's desk for driver requests: the sink of the `driver.requests` consumer.
+
+use super::cp_supervisor::{CpSupervisor, ListCps, StopDriverSupply};
+use super::driver_request::{DriverRequest, Handle};
+use crate::accounts::credentials::{self, SignInVerdict};
+use crate::bus::{Inbound, Publisher, Rejection};
+use crate::domain::presence::{Presence, Verdict};
+use crate::domain::CpState;
+use crate::messages::{self, CpOffer, DriverUpdate, PastSession};
+use crate::store::Store;
+use actix::prelude::*;
+use std::time::Duration;
+
+pub struct DriverDesk {
+    supervisor: Addr<CpSupervisor>,
+    store: Store,
+    publisher: Publisher,
+    /// Which instance holds each driver id.
+    presence: Presence,
+}
+
+impl DriverDesk {
+    pub fn new(
+        supervisor: Addr<CpSupervisor>,
+        store: Store,
+        publisher: Publisher,
+        liveness: Duration,
+    ) -> DriverDesk {
+        DriverDesk {
+            supervisor,
+            store,
+            publisher,
+            presence: Presence::new(liveness),
+        }
+    }
+}
+
+impl Actor for DriverDesk {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    /// Starts one [`DriverRequest`] actor per new supply request and waits for its verdict;
+    /// answers list, stop, sign-in and history requests directly.
+    fn handle(
+        &mut self,
+        msg: Inbound<messages::DriverRequest>,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let supervisor = self.supervisor.clone();
+        let publisher = self.publisher.clone();
+        match msg.envelope.body {
+            messages::DriverRequest::SupplyRequest {
+                request_id,
+                driver_id,
+                cp_id,
+            } => {
+                match self.store.session_for_request(request_id) {
+                    Ok(Some(session)) => {
+                        log::info!(
+                            "request {request_id} of {driver_id} seen before; answering again"
+                        );
+                        return Box::pin(answer_again(session, self.store.clone(), publisher));
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("cannot look up request {request_id}: {e}"),
+                }
+                match self.store.register_driver(&driver_id) {
+                    Ok(true) => log::info!("new driver {driver_id}"),
+                    Ok(false) => {}
+                    Err(e) => log::error!("cannot record driver {driver_id}: {e}"),
+                }
+                let request =
+                    DriverRequest::new(request_id, driver_id, cp_id, supervisor, publisher).start();
+                Box::pin(async move {
+                    request
+                        .send(Handle)
+                        .await
+                        .map_err(|e| Rejection(format!("request not handled: {e}")))
+                })
+            }
+            messages::DriverRequest::Hello {
+                driver_id,
+                instance,
+                probe,
+            } => {
+                let answer = match self.presence.hello(&driver_id, instance, probe) {
+                    Verdict::Welcome => Some(DriverUpdate::Welcome {
+                        driver_id,
+                        instance,
+                    }),
+                    Verdict::InUse(detail) => Some(DriverUpdate::IdInUse {
+                        driver_id,
+                        instance,
+                        detail: format!("driver {detail}"),
+                    }),
+                    Verdict::Quiet => None,
+                };
+                Box::pin(async move {
+                    match answer {
+                        Some(update) => publisher
+                            .driver_update(update)
+                            .await
+                            .map_err(|e| Rejection(e.to_string())),
+                        None => Ok(()),
+                    }
+                })
+            }
+            messages::DriverRequest::StopSupply { driver_id } => Box::pin(async move {
+                let stopped = supervisor
+                    .send(StopDriverSupply {
+                        driver_id: driver_id.clone(),
+                    })
+                    .await
+                    .unwrap_or(false);
+                log::info!("{driver_id} asks to stop its supply (found: {stopped})");
+                Ok(())
+            }),
+            messages::DriverRequest::ListAvailable { driver_id } => Box::pin(async move {
+                let cps = supervisor.send(ListCps).await.unwrap_or_default();
+                let offers = cps
+                    .into_iter()
+                    .filter(|cp| cp.state == CpState::Available)
+                    .map(|cp| CpOffer {
+                        cp_id: cp.id,
+                        location: cp.location,
+                        price_eur_kwh: cp.price_eur_kwh,
+                    })
+                    .collect();
+                publisher
+                    .driver_update(DriverUpdate::Available {
+                        driver_id,
+                        cps: offers,
+                    })
+                    .await
+                    .map_err(|e| Rejection(e.to_string()))
+            }),
+            messages::DriverRequest::SignIn {
+                request_id,
+                driver_id,
+                password,
+            } => {
+                // Hashing is slow on purpose: it runs beside the consumer, not in its way, so
+                // other drivers' requests never wait behind a sign-in. A sign-in lost in a
+                // crash is not retried; the dashboard says the central did not answer.
+                actix::spawn(answer_sign_in(
+                    request_id,
+                    driver_id,
+                    password,
+                    self.store.clone(),
+                    publisher,
+                ));
+                Box::pin(async { Ok(()) })
+            }
+            messages::DriverRequest::History {
+                request_id,
+                driver_id,
+            } => Box::pin(answer_history(
+                request_id,
+                driver_id,
+                self.store.clone(),
+                publisher,
+            )),
+        }
+    }
+}
+
+/// How many past sessions a driver's history shows.
+pub const HISTORY_LENGTH: usize = 50;
+
+/// Checks the password on a blocking thread, makes a newly set password durable, answers.
+async fn answer_sign_in(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    password: messages::Secret,
+    store: Store,
+    publisher: Publisher,
+) {
+    let checked = {
+        let store = store.clone();
+        let driver_id = driver_id.clone();
+        tokio::task::spawn_blocking(move || {
+            credentials::sign_in(&store, &driver_id, password.expose())
+        })
+        .await
+    };
+    let verdict = match checked {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(e)) => {
+            log::error!("cannot check the sign-in of {driver_id}: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+        Err(e) => {
+            log::error!("the sign-in check of {driver_id} failed: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+    };
+    if verdict == SignInVerdict::FirstTime {
+        if let Err(e) = store.flush().await {
+            log::error!("cannot store the password of {driver_id}: {e}");
+            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
+        }
+        log::info!("driver {driver_id} set its password");
+    } else if !verdict.accepted() {
+        log::warn!("driver {driver_id}: sign-in refused ({})", verdict.detail());
+    }
+    let update = DriverUpdate::SignedIn {
+        request_id,
+        driver_id,
+        accepted: verdict.accepted(),
+        first_time: verdict == SignInVerdict::FirstTime,
+        detail: verdict.detail(),
+    };
+    if let Err(e) = publisher.driver_update(update).await {
+        log::error!("cannot answer sign-in {request_id}: {e}");
+    }
+}
+
+async fn refuse_sign_in(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    why: String,
+    publisher: &Publisher,
+) {
+    let update = DriverUpdate::SignedIn {
+        request_id,
+        driver_id,
+        accepted: false,
+        first_time: false,
+        detail: format!("the central cannot check passwords now: {why}"),
+    };
+    if let Err(e) = publisher.driver_update(update).await {
+        log::error!("cannot answer sign-in {request_id}: {e}");
+    }
+}
+
+/// Reads the driver's latest closed sessions on a blocking thread and sends them.
+async fn answer_history(
+    request_id: uuid::Uuid,
+    driver_id: String,
+    store: Store,
+    publisher: Publisher,
+) -> Result<(), Rejection> {
+    let read = {
+        let driver_id = driver_id.clone();
+        tokio::task::spawn_blocking(move || store.past_sessions_of(&driver_id, HISTORY_LENGTH))
+            .await
+    };
+    let sessions = match read {
+        Ok(Ok(sessions)) => sessions,
+        Ok(Err(e)) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
+        Err(e) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
+    };
+    let sessions = sessions
+        .into_iter()
+        .filter_map(|s| s.ticket())
+        .map(|t| PastSession {
+            session_id: t.session_id,
+            cp_id: t.cp_id,
+            started_at: t.started_at,
+            ended_at: t.ended_at,
+            kwh: t.kwh,
+            eur: t.eur,
+            price_eur_kwh: t.price_eur_kwh,
+            outcome: t.outcome,
+        })
+        .collect();
+    publisher
+        .driver_update(DriverUpdate::History {
+            request_id,
+            driver_id,
+            sessions,
+        })
+        .await
+        .map_err(|e| Rejection(e.to_string()))
+}
+
+/// The answer a request already had: its reservation while open, its ticket once closed.
+/// A crash between storing a reservation and sending it must not leave the driver waiting.
+async fn answer_again(
+    session: crate::store::SessionRecord,
+    store: Store,
+    publisher: Publisher,
+) -> Result<(), Rejection> {
+    let update = match session.ticket() {
+        Some(ticket) => DriverUpdate::Ticket {
+            driver_id: ticket.driver_id.clone(),
+            ticket,
+        },
+        None => DriverUpdate::Reserved {
+            request_id: session.request_id,
+            driver_id: session.driver_id.clone(),
+            session_id: session.id,
+            location: store
+                .cp(&session.cp_id)
+                .ok()
+                .flatten()
+                .map(|cp| cp.location)
+                .unwrap_or_default(),
+            cp_id: session.cp_id,
+            price_eur_kwh: session.price_eur_kwh,
+            expires_at: session.expires_at,
+        },
+    };
+    publisher
+        .driver_update(update)
+        .await
+        .map_err(|e| Rejection(e.to_string()))
+}

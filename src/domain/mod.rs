@@ -1,0 +1,10 @@
+//! The vocabulary every layer shares, with no I/O: a CP's state and view, reservations and
+//! denials, what a driver knows of its supply, a monitor's health history, and the rule of
+//! one instance per id.
+
+pub mod cp;
+pub mod health_history;
+pub mod presence;
+pub mod supply_view;
+
+pub use cp::{CpState, CpView, Denial, EngineHealth, Reservation};

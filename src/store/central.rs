@@ -1,0 +1,417 @@
+//! The central's records: CPs, drivers, sessions.
+//!
+//! Writes go to sled's page cache at once; [`Store::flush`] makes them durable and is
+//! awaited before anything that depends on them is acknowledged (a reservation's reply, a
+//! ticket). Telemetry is not written here.
+
+use super::{all, flush_durably, get, put, StoreError};
+use crate::messages::{Outcome, Ticket};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use uuid::Uuid;
+
+/// What the central remembers of a CP across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpRecord {
+    pub id: String,
+    pub location: String,
+    pub price_eur_kwh: f64,
+    /// Stopped by the operator ("Out of Order") until resumed.
+    pub stopped: bool,
+    /// The last state shown, for the record; on restart every CP starts disconnected.
+    pub last_state: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A driver known to the central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverRecord {
+    pub id: String,
+    pub first_seen: DateTime<Utc>,
+    /// Argon2 PHC string of the dashboard password; `None` until the first sign-in sets it.
+    /// Never shown by any view.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+/// One supply, from reservation to ticket. Open while `outcome` is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub cp_id: String,
+    pub driver_id: String,
+    pub price_eur_kwh: f64,
+    pub reserved_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub kwh: f64,
+    pub eur: f64,
+    pub outcome: Option<Outcome>,
+}
+
+impl SessionRecord {
+    pub fn is_open(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    /// The ticket of a closed session.
+    pub fn ticket(&self) -> Option<Ticket> {
+        Some(Ticket {
+            session_id: self.id,
+            request_id: self.request_id,
+            cp_id: self.cp_id.clone(),
+            driver_id: self.driver_id.clone(),
+            started_at: self.started_at,
+            ended_at: self.ended_at?,
+            kwh: self.kwh,
+            eur: self.eur,
+            price_eur_kwh: self.price_eur_kwh,
+            outcome: self.outcome?,
+        })
+    }
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: uuid::Uuid,
+    pub request_id: uuid::Uuid,
+    pub cp_id: String,
+    pub driver_id: String,
+    pub price_eur_kwh: f64,
+    pub reserved_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub kwh: f64,
+    pub eur: f64,
+    /// How it ended; `null` while open.
+    pub outcome: Option<&'static str>,
+}
+
+impl From<SessionRecord> for SessionView {
+    fn from(s: SessionRecord) -> Self {
+        SessionView {
+            id: s.id,
+            request_id: s.request_id,
+            cp_id: s.cp_id,
+            driver_id: s.driver_id,
+            price_eur_kwh: s.price_eur_kwh,
+            reserved_at: s.reserved_at,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            kwh: s.kwh,
+            eur: s.eur,
+            outcome: s.outcome.map(|o| o.as_str()),
+        }
+    }
+}
+
+/// Handle on the database; cheap to clone, safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    cps: sled::Tree,
+    drivers: sled::Tree,
+    /// Session id (UUIDv7, so in time order) → session.
+    sessions: sled::Tree,
+    /// CP id → id of its open session.
+    open_sessions: sled::Tree,
+    /// Request id → session id, to recognise a redelivered request.
+    requests: sled::Tree,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = super::open(dir)?;
+        Ok(Store {
+            cps: db.open_tree("cps")?,
+            drivers: db.open_tree("drivers")?,
+            sessions: db.open_tree("sessions")?,
+            open_sessions: db.open_tree("open_sessions")?,
+            requests: db.open_tree("requests")?,
+            db,
+        })
+    }
+
+    /// The database itself, for the records other modules keep beside these (the accounts).
+    pub fn database(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Makes every write so far durable, blocking the caller (for one-shot commands).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        flush_durably(&self.db).await
+    }
+
+    pub fn put_cp(&self, cp: &CpRecord) -> Result<(), StoreError> {
+        put(&self.cps, cp.id.as_bytes(), cp)
+    }
+
+    pub fn cp(&self, id: &str) -> Result<Option<CpRecord>, StoreError> {
+        get(&self.cps, id.as_bytes(), "cps")
+    }
+
+    pub fn cps(&self) -> Result<Vec<CpRecord>, StoreError> {
+        all(&self.cps, "cps")
+    }
+
+    /// Records the driver if new; true when it was not known before.
+    pub fn register_driver(&self, id: &str) -> Result<bool, StoreError> {
+        let record = DriverRecord {
+            id: id.to_owned(),
+            first_seen: Utc::now(),
+            password_hash: None,
+        };
+        let value = serde_json::to_vec(&record).expect("records always serialise");
+        let previous =
+            self.drivers
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(value))?;
+        Ok(previous.is_ok())
+    }
+
+    pub fn drivers(&self) -> Result<Vec<DriverRecord>, StoreError> {
+        all(&self.drivers, "drivers")
+    }
+
+    pub fn driver(&self, id: &str) -> Result<Option<DriverRecord>, StoreError> {
+        get(&self.drivers, id.as_bytes(), "drivers")
+    }
+
+    /// Sets the driver's password hash if it has none yet (registering the driver if new);
+    /// true when this call set it. Two first sign-ins at once cannot both set it.
+    pub fn set_first_password(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        loop {
+            let old = self.drivers.get(id.as_bytes())?;
+            let record = match &old {
+                Some(bytes) => serde_json::from_slice::<DriverRecord>(bytes).map_err(|source| {
+                    StoreError::Corrupt {
+                        tree: "drivers",
+                        source,
+                    }
+                })?,
+                None => DriverRecord {
+                    id: id.to_owned(),
+                    first_seen: Utc::now(),
+                    password_hash: None,
+                },
+            };
+            if record.password_hash.is_some() {
+                return Ok(false);
+            }
+            let new = DriverRecord {
+                password_hash: Some(hash.to_owned()),
+                ..record
+            };
+            let value = serde_json::to_vec(&new).expect("records always serialise");
+            if self
+                .drivers
+                .compare_and_swap(id.as_bytes(), old, Some(value))?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+            // Someone else wrote the record in between: look again.
+        }
+    }
+
+    /// The driver's latest closed sessions, newest first, at most `limit`.
+    pub fn past_sessions_of(
+        &self,
+        driver_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut found = Vec::new();
+        // Session ids are UUIDv7: walking the tree backwards goes from newest to oldest.
+        for entry in self.sessions.iter().rev() {
+            let (_, bytes) = entry?;
+            let session: SessionRecord =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    tree: "sessions",
+                    source,
+                })?;
+            if session.driver_id == driver_id && !session.is_open() {
+                found.push(session);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores a session and keeps the open-session and request indexes in step.
+    pub fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        put(&self.sessions, session.id.as_bytes(), session)?;
+        self.requests.insert(
+            session.request_id.as_bytes(),
+            session.id.as_bytes().as_slice(),
+        )?;
+        if session.is_open() {
+            self.open_sessions
+                .insert(session.cp_id.as_bytes(), session.id.as_bytes().as_slice())?;
+        } else {
+            // Only drop the index if it still points at this session.
+            let _ = self.open_sessions.compare_and_swap(
+                session.cp_id.as_bytes(),
+                Some(session.id.as_bytes().as_slice()),
+                None as Option<&[u8]>,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        get(&self.sessions, id.as_bytes(), "sessions")
+    }
+
+    /// The open session of a CP, if any.
+    pub fn open_session(&self, cp_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        match self.open_sessions.get(cp_id.as_bytes())? {
+            Some(id) => match Uuid::from_slice(&id) {
+                Ok(id) => self.session(id),
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    pub fn session_for_request(
+        &self,
+        request_id: Uuid,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match self.requests.get(request_id.as_bytes())? {
+            Some(id) => match Uuid::from_slice(&id) {
+                Ok(id) => self.session(id),
+                Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Every session, oldest first.
+    pub fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        all(&self.sessions, "sessions")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(cp: &str, outcome: Option<Outcome>) -> SessionRecord {
+        SessionRecord {
+            id: Uuid::now_v7(),
+            request_id: Uuid::new_v4(),
+            cp_id: cp.into(),
+            driver_id: "D1".into(),
+            price_eur_kwh: 0.3,
+            reserved_at: Utc::now(),
+            expires_at: Utc::now(),
+            started_at: None,
+            ended_at: outcome.map(|_| Utc::now()),
+            kwh: 0.0,
+            eur: 0.0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn open_session_index_follows_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = session("CP1", None);
+        store.put_session(&s).unwrap();
+        assert_eq!(store.open_session("CP1").unwrap().unwrap().id, s.id);
+        assert_eq!(
+            store.session_for_request(s.request_id).unwrap().unwrap().id,
+            s.id
+        );
+        s.outcome = Some(Outcome::Completed);
+        s.ended_at = Some(Utc::now());
+        store.put_session(&s).unwrap();
+        assert!(store.open_session("CP1").unwrap().is_none());
+        assert!(store.session(s.id).unwrap().unwrap().ticket().is_some());
+    }
+
+    /// Many flushes at once all complete (sled's own `flush_async` would hang here).
+    #[actix::test]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let flushes = (0..64u32).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .put_session(&session(&format!("CP{i}"), None))
+                    .unwrap();
+                store.flush().await
+            }
+        });
+        let all = futures_util::future::join_all(flushes);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(120), all)
+            .await
+            .expect("every flush completes");
+        assert!(done.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn a_first_password_is_set_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.register_driver("D1").unwrap());
+        let seen = store.driver("D1").unwrap().unwrap().first_seen;
+        assert!(store.set_first_password("D1", "hash-1").unwrap());
+        assert!(!store.set_first_password("D1", "hash-2").unwrap());
+        let record = store.driver("D1").unwrap().unwrap();
+        assert_eq!(record.password_hash.as_deref(), Some("hash-1"));
+        assert_eq!(record.first_seen, seen);
+        // A driver never seen before is registered by its first password.
+        assert!(store.set_first_password("D2", "hash-3").unwrap());
+        assert!(!store.register_driver("D2").unwrap());
+    }
+
+    #[test]
+    fn past_sessions_are_the_drivers_closed_ones_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut s = session(&format!("CP{i}"), Some(Outcome::Completed));
+            if i == 2 {
+                s.driver_id = "D2".into();
+            }
+            store.put_session(&s).unwrap();
+            ids.push(s.id);
+        }
+        store.put_session(&session("CP9", None)).unwrap();
+        let past = store.past_sessions_of("D1", 3).unwrap();
+        let got: Vec<Uuid> = past.iter().map(|s| s.id).collect();
+        assert_eq!(got, vec![ids[4], ids[3], ids[1]]);
+        assert!(store.past_sessions_of("D3", 50).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = session("CP1", Some(Outcome::Completed));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.put_session(&first).unwrap();
+            assert!(store.register_driver("D1").unwrap());
+            assert!(!store.register_driver("D1").unwrap());
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.sessions().unwrap(), vec![first]);
+        assert_eq!(store.drivers().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,329 @@
+//! Operators log in: a session cookie for browsers, a bearer token for scripts. Every
+//! state-changing request made with the cookie must come from the console's own origin.
+
+use crate::web::api_error::ApiError;
+use super::AppState;
+use crate::accounts::{Accounts, WebSession};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use std::future::{ready, Ready};
+
+/// The browser session's cookie.
+pub const SESSION_COOKIE: &str = "evcharge_session";
+/// How long a browser stays logged in.
+const SESSION_HOURS: i64 = 12;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/me", web::get().to(me))
+        .route("/password", web::post().to(change_password))
+        .route("/tokens", web::post().to(issue_token))
+        .route("/audit", web::get().to(audit_log));
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Cookie,
+    Token,
+}
+
+/// Someone logged in, even with a one-time password still to change.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub name: String,
+    pub via: Via,
+    pub must_change_password: bool,
+    /// The caller's address, for the audit log.
+    pub from: String,
+}
+
+/// An operator free to operate: logged in, one-time password already changed.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Authenticated);
+
+impl Operator {
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn from(&self) -> &str {
+        &self.0.from
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|who| {
+            if who.must_change_password {
+                Err(ApiError::Forbidden(
+                    "choose a new password first: the one-time password only allows that".into(),
+                ))
+            } else {
+                Ok(Operator(who))
+            }
+        }))
+    }
+}
+
+fn accounts(req: &HttpRequest) -> Result<&Accounts, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|state| &state.accounts)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no accounts in this server")))
+}
+
+fn caller(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
+    let accounts = accounts(req)?;
+    let from = caller(req);
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("use `Authorization: Bearer <token>`".into()))?;
+        let record = accounts
+            .token(token.trim())
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .ok_or_else(|| ApiError::Unauthorized("this API token is not valid".into()))?;
+        // A token is issued by someone who already chose a password.
+        return Ok(Authenticated {
+            name: record.operator,
+            via: Via::Token,
+            must_change_password: false,
+            from,
+        });
+    }
+    let session = req
+        .cookie(SESSION_COOKIE)
+        .map(|cookie| accounts.session(cookie.value()))
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .flatten();
+    let Some(WebSession { operator, .. }) = session else {
+        return Err(ApiError::Unauthorized(
+            "log in first (or send an API token)".into(),
+        ));
+    };
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state || is_websocket(req) {
+        check_same_origin(req)?;
+    }
+    let record = accounts
+        .operator(&operator)
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Unauthorized(format!("no operator named {operator} any more")))?;
+    Ok(Authenticated {
+        name: operator,
+        via: Via::Cookie,
+        must_change_password: record.must_change_password,
+        from,
+    })
+}
+
+fn is_websocket(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Refuses a request a browser made on behalf of another site: its `Sec-Fetch-Site` says
+/// so, or its `Origin` is not this server. (The cookie is also `SameSite=Strict`.)
+pub fn check_same_origin(req: &HttpRequest) -> Result<(), ApiError> {
+    if crate::web::cross_site::is_cross_site_request(req) {
+        return Err(ApiError::Forbidden(
+            "cross-site requests are refused".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn session_cookie(
+    req: &HttpRequest,
+    value: String,
+    lasts: actix_web::cookie::time::Duration,
+) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        // Behind TLS (directly or through a proxy that says so) the cookie never travels
+        // in clear.
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(lasts)
+        .finish()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Json<LoginForm>,
+) -> Result<HttpResponse, ApiError> {
+    check_same_origin(&req)?;
+    let LoginForm { name, password } = form.into_inner();
+    let accounts = state.accounts.clone();
+    let checked_name = name.clone();
+    let operator = web::block(move || accounts.verify(&checked_name, &password))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let from = caller(&req);
+    let Some(operator) = operator else {
+        state.accounts.audit(&name, &from, "failed login");
+        return Err(ApiError::Unauthorized("wrong name or password".into()));
+    };
+    let secret = state
+        .accounts
+        .start_session(&operator.name, chrono::Duration::hours(SESSION_HOURS))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.accounts.audit(&operator.name, &from, "logged in");
+    // The session outlives a restart of the central: on disk before the cookie leaves.
+    state
+        .store
+        .flush()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(
+            &req,
+            secret,
+            actix_web::cookie::time::Duration::hours(SESSION_HOURS),
+        ))
+        .json(serde_json::json!({
+            "name": operator.name,
+            "must_change_password": operator.must_change_password,
+        })))
+}
+
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    check_same_origin(&req)?;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        if let Ok(Some(session)) = state.accounts.session(cookie.value()) {
+            state
+                .accounts
+                .audit(&session.operator, &caller(&req), "logged out");
+        }
+        state
+            .accounts
+            .end_session(cookie.value())
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    Ok(HttpResponse::NoContent()
+        .cookie(session_cookie(
+            &req,
+            String::new(),
+            actix_web::cookie::time::Duration::ZERO,
+        ))
+        .finish())
+}
+
+async fn me(who: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "name": who.name,
+        "must_change_password": who.must_change_password,
+        "via": match who.via { Via::Cookie => "cookie", Via::Token => "token" },
+    }))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current: String,
+    new: String,
+}
+
+async fn change_password(
+    who: Authenticated,
+    state: web::Data<AppState>,
+    form: web::Json<PasswordForm>,
+) -> Result<HttpResponse, ApiError> {
+    let PasswordForm { current, new } = form.into_inner();
+    let accounts = state.accounts.clone();
+    let name = who.name.clone();
+    web::block(move || {
+        if accounts.verify(&name, &current)?.is_none() {
+            return Ok(Err("the current password is wrong"));
+        }
+        accounts.set_password(&name, &new).map(Ok)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    .map_err(|e| match e {
+        crate::accounts::AccountError::Invalid(why) => ApiError::BadRequest(why),
+        other => ApiError::Internal(other.into()),
+    })?
+    .map_err(|why| ApiError::Unauthorized(why.into()))?;
+    state
+        .accounts
+        .audit(&who.name, &who.from, "changed their password");
+    state
+        .store
+        .flush()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    label: String,
+}
+
+async fn issue_token(
+    who: Operator,
+    state: web::Data<AppState>,
+    form: web::Json<TokenForm>,
+) -> Result<HttpResponse, ApiError> {
+    let label = form.into_inner().label;
+    if label.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "a label has at most 100 characters".into(),
+        ));
+    }
+    let token = state
+        .accounts
+        .issue_token(who.name(), &label)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.accounts.audit(
+        who.name(),
+        who.from(),
+        &format!("issued an API token ({label})"),
+    );
+    Ok(HttpResponse::Created().json(serde_json::json!({ "token": token, "label": label })))
+}
+
+async fn audit_log(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let entries = state
+        .accounts
+        .audit_log(200)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok().json(entries))
+}

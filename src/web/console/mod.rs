@@ -1,0 +1,64 @@
+//! Runs in the central: the admin console (the page, its live socket, login) and the JSON
+//! API behind it.
+//!
+//! [`Application::build`] binds the listener first, so tests can ask for port 0 and read it back.
+
+mod api;
+mod auth;
+mod page;
+mod socket;
+
+use crate::accounts::Accounts;
+use crate::actors::CpSupervisor;
+use crate::store::Store;
+use actix::Addr;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+
+/// What every request handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub supervisor: Addr<CpSupervisor>,
+    pub store: Store,
+    pub accounts: Accounts,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `address` and prepares the server; nothing is served until [`Self::run`].
+    pub fn build(address: &str, state: AppState) -> anyhow::Result<Application> {
+        use anyhow::Context;
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen for HTTP on {address}"))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(crate::web::api_error::json_config())
+                .app_data(crate::web::api_error::path_config())
+                .configure(crate::web::assets::routes)
+                .configure(page::routes)
+                .configure(api::routes)
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,568 @@
+//! The driver dashboard (SPEC §8, default port 8001), served by the driver process: the page,
+//! its JSON API and its WebSocket. Every action goes through the [`Driver`] actor, so the
+//! page and the keyboard behave alike; the password is checked by the central.
+//!
+//! Security: every `/api` endpoint but `login` needs the session cookie (a random 256-bit
+//! token, kept in memory, `HttpOnly; SameSite=Strict`); every POST and the WebSocket refuse
+//! cross-site requests.
+
+mod socket;
+
+use crate::accounts::credentials::{digest, new_secret};
+use crate::actors::driver::session::{
+    CurrentSupply, DriverCommandError, FetchAvailable, FetchHistory, RequestSupply, SignIn,
+    StopMySupply,
+};
+use crate::actors::Driver;
+use crate::messages::Secret;
+use crate::web::assets;
+use actix::{Addr, MailboxError};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use socket::DriverSocket;
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const PAGE: &str = include_str!("../../../assets/driver.html");
+const SCRIPT: &str = include_str!("../../../assets/driver.js");
+
+/// A browser stays signed in this long.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// At most this many browsers signed in at once; the oldest is signed out beyond.
+const MAX_SESSIONS: usize = 256;
+/// The longest CP id a request may name.
+const MAX_CP_ID: usize = 64;
+/// At most this many refused sign-ins per [`FAILURE_WINDOW`]; more are turned away unheard.
+const MAX_FAILURES: usize = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Binds `address` and serves the dashboard of `driver` in the background; returns the port.
+pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for the driver dashboard on {address}"))?;
+    let port = listener.local_addr()?.port();
+    let slot = DriverSlot::default();
+    let dashboard = web::Data::new(Dashboard {
+        driver: slot.clone(),
+        driver_id: driver_id.to_owned(),
+        page: PAGE.replace("{{driver_id}}", &html_escape(driver_id)),
+        // Cookies are shared by every port of a host: the port keeps two dashboards apart.
+        cookie_name: format!("evcharge_driver_{port}"),
+        sessions: SignedInBrowsers::default(),
+        failures: FailedSignIns::new(MAX_FAILURES, FAILURE_WINDOW),
+    });
+    crate::web::serve_listener_in_background(listener, "driver dashboard", move |cfg| {
+        cfg.app_data(dashboard.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .configure(routes);
+    })?;
+    Ok((port, slot))
+}
+
+/// Where the dashboard finds its driver once the driver has joined the network. The page is
+/// served from the start, so that a person sees why nothing works yet (no broker, say).
+#[derive(Clone, Default)]
+pub struct DriverSlot(std::sync::Arc<std::sync::OnceLock<Addr<Driver>>>);
+
+impl DriverSlot {
+    /// The driver has joined the network: the dashboard works from now on.
+    pub fn fill(&self, driver: Addr<Driver>) {
+        let _ = self.0.set(driver);
+    }
+
+    fn get(&self) -> Result<&Addr<Driver>, DashboardError> {
+        self.0.get().ok_or_else(|| {
+            DashboardError::Unavailable(
+                "this driver is still joining the network: it cannot reach the Kafka broker or \
+                 the central yet"
+                    .into(),
+            )
+        })
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(page))
+        .route("/assets/driver.js", web::get().to(script))
+        .configure(assets::routes)
+        .service(
+            web::scope("/api")
+                .route("/ready", web::get().to(readiness))
+                .route("/login", web::post().to(login))
+                .route("/logout", web::post().to(logout))
+                .route("/me", web::get().to(me))
+                .route("/available", web::get().to(available))
+                .route("/request", web::post().to(request))
+                .route("/stop", web::post().to(stop))
+                .route("/state", web::get().to(state))
+                .route("/history", web::get().to(history)),
+        )
+        .route("/ws", web::get().to(live))
+        .default_service(web::to(not_found));
+}
+
+/// What every handler of the dashboard reaches.
+pub struct Dashboard {
+    driver: DriverSlot,
+    driver_id: String,
+    /// The page with the driver id filled in.
+    page: String,
+    cookie_name: String,
+    sessions: SignedInBrowsers,
+    failures: FailedSignIns,
+}
+
+/// Errors of the dashboard, each with its status and a JSON body `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error("sign in first")]
+    NotSignedIn,
+    #[error("{0}")]
+    Refused(String),
+    #[error("cross-site requests are refused")]
+    CrossSite,
+    #[error("too many wrong passwords: try again in a minute")]
+    TooManyAttempts,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the driver is not running: {0}")]
+    DriverGone(#[from] MailboxError),
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DriverCommandError> for DashboardError {
+    fn from(e: DriverCommandError) -> Self {
+        match e {
+            DriverCommandError::Busy(_) | DriverCommandError::NothingToStop => {
+                DashboardError::Conflict(e.to_string())
+            }
+            DriverCommandError::NoAnswer(_) => DashboardError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for DashboardError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            DashboardError::NotSignedIn | DashboardError::Refused(_) => StatusCode::UNAUTHORIZED,
+            DashboardError::CrossSite => StatusCode::FORBIDDEN,
+            DashboardError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DashboardError::Conflict(_) => StatusCode::CONFLICT,
+            DashboardError::Unavailable(_) | DashboardError::DriverGone(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            DashboardError::NotFound => StatusCode::NOT_FOUND,
+            DashboardError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+            .json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+/// Browsers signed in to this dashboard: the SHA-256 of each session token (the token
+/// itself is never kept) and when it was issued.
+#[derive(Default)]
+struct SignedInBrowsers(Mutex<HashMap<[u8; 32], Instant>>);
+
+impl SignedInBrowsers {
+    /// A new random token, now signed in.
+    fn open(&self) -> Result<String, DashboardError> {
+        let token = new_secret();
+        let mut sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, issued| issued.elapsed() < SESSION_LIFETIME);
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(digest(&token), Instant::now());
+        Ok(token)
+    }
+
+    fn is_open(&self, token: &str) -> bool {
+        let sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sessions
+            .get(&digest(token))
+            .is_some_and(|issued| issued.elapsed() < SESSION_LIFETIME)
+    }
+
+    fn close(&self, token: &str) {
+        let mut sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.remove(&digest(token));
+    }
+}
+
+/// Recent refused sign-ins, to slow down password guessing.
+struct FailedSignIns {
+    limit: usize,
+    window: Duration,
+    at: Mutex<std::collections::VecDeque<Instant>>,
+}
+
+impl FailedSignIns {
+    fn new(limit: usize, window: Duration) -> FailedSignIns {
+        FailedSignIns {
+            limit,
+            window,
+            at: Mutex::default(),
+        }
+    }
+
+    /// Whether another attempt may be made at `now`.
+    fn allows(&self, now: Instant) -> bool {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        while at
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            at.pop_front();
+        }
+        at.len() < self.limit
+    }
+
+    fn note(&self, now: Instant) {
+        self.at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(now);
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn html_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// Extracting this refuses a cross-site request with 403.
+pub struct SameSiteOnly;
+
+impl FromRequest for SameSiteOnly {
+    type Error = DashboardError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(if crate::web::cross_site::is_cross_site_request(req) {
+            log::warn!(
+                "driver dashboard: refused a cross-site {} {}",
+                req.method(),
+                req.path()
+            );
+            Err(DashboardError::CrossSite)
+        } else {
+            Ok(SameSiteOnly)
+        })
+    }
+}
+
+/// Extracting this refuses a request without a valid session cookie with 401; it holds the
+/// session token.
+pub struct SignedInBrowser(String);
+
+impl FromRequest for SignedInBrowser {
+    type Error = DashboardError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let signed_in = req
+            .app_data::<web::Data<Dashboard>>()
+            .and_then(|dashboard| {
+                let token = req.cookie(&dashboard.cookie_name)?.value().to_owned();
+                dashboard.sessions.is_open(&token).then_some(token)
+            });
+        ready(
+            signed_in
+                .map(SignedInBrowser)
+                .ok_or(DashboardError::NotSignedIn),
+        )
+    }
+}
+
+/// Reads a JSON body; an empty body counts as `{}` where `T` allows it.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DashboardError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| DashboardError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+async fn page(dashboard: web::Data<Dashboard>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::html())
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoCache]))
+        .body(dashboard.page.clone())
+}
+
+async fn script() -> HttpResponse {
+    assets::asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn not_found() -> Result<HttpResponse, DashboardError> {
+    Err(DashboardError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    password: String,
+}
+
+/// Signs in through the central; on success a session cookie.
+async fn login(
+    _same_site: SameSiteOnly,
+    dashboard: web::Data<Dashboard>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashboardError> {
+    let LoginBody { password } = parse_body(&body)?;
+    if !dashboard.failures.allows(Instant::now()) {
+        return Err(DashboardError::TooManyAttempts);
+    }
+    let answer = dashboard
+        .driver
+        .get()?
+        .send(SignIn {
+            password: Secret::new(password),
+        })
+        .await??;
+    if !answer.accepted {
+        dashboard.failures.note(Instant::now());
+        return Err(DashboardError::Refused(answer.detail));
+    }
+    let token = dashboard.sessions.open()?;
+    let cookie = Cookie::build(dashboard.cookie_name.clone(), token)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(serde_json::json!({
+        "driver_id": dashboard.driver_id,
+        "first_time": answer.first_time,
+        "detail": answer.detail,
+    })))
+}
+
+async fn logout(
+    _same_site: SameSiteOnly,
+    browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+) -> HttpResponse {
+    dashboard.sessions.close(&browser.0);
+    let mut response =
+        HttpResponse::Ok().json(serde_json::json!({ "driver_id": dashboard.driver_id }));
+    let cookie = Cookie::build(dashboard.cookie_name.clone(), "")
+        .path("/")
+        .finish();
+    let _ = response.add_removal_cookie(&cookie);
+    response
+}
+
+/// `GET /api/ready`: whether the driver has joined the network (no sign-in needed).
+async fn readiness(dashboard: web::Data<Dashboard>) -> Result<HttpResponse, DashboardError> {
+    dashboard.driver.get()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "ready": true,
+        "driver_id": dashboard.driver_id,
+    })))
+}
+
+async fn me(_browser: SignedInBrowser, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "driver_id": dashboard.driver_id }))
+}
+
+async fn available(
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+) -> Result<HttpResponse, DashboardError> {
+    let cps = dashboard.driver.get()?.send(FetchAvailable).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "driver_id": dashboard.driver_id,
+        "cps": cps,
+    })))
+}
+
+#[derive(Deserialize)]
+struct RequestBody {
+    #[serde(default)]
+    cp_id: Option<String>,
+}
+
+/// A CP id as a request may name it: `None` for any CP.
+fn requested_cp(cp_id: Option<String>) -> Result<Option<String>, DashboardError> {
+    let Some(cp_id) = cp_id.map(|id| id.trim().to_owned()) else {
+        return Ok(None);
+    };
+    if cp_id.is_empty() {
+        return Ok(None);
+    }
+    if cp_id.len() > MAX_CP_ID || cp_id.contains('#') || cp_id.chars().any(char::is_control) {
+        return Err(DashboardError::BadRequest(format!(
+            "invalid charging point id: at most {MAX_CP_ID} characters, without '#'"
+        )));
+    }
+    Ok(Some(cp_id))
+}
+
+async fn request(
+    _same_site: SameSiteOnly,
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashboardError> {
+    let RequestBody { cp_id } = parse_body(&body)?;
+    let cp_id = requested_cp(cp_id)?;
+    let request_id = dashboard
+        .driver
+        .get()?
+        .send(RequestSupply {
+            cp_id: cp_id.clone(),
+        })
+        .await??;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "request_id": request_id,
+        "cp_id": cp_id,
+    })))
+}
+
+async fn stop(
+    _same_site: SameSiteOnly,
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+) -> Result<HttpResponse, DashboardError> {
+    let cp_id = dashboard.driver.get()?.send(StopMySupply).await??;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "stopping": true, "cp_id": cp_id })))
+}
+
+async fn state(
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+) -> Result<HttpResponse, DashboardError> {
+    let supply = dashboard.driver.get()?.send(CurrentSupply).await?;
+    let mut view = serde_json::to_value(&supply).unwrap_or_default();
+    if let serde_json::Value::Object(fields) = &mut view {
+        fields.insert("driver_id".into(), dashboard.driver_id.clone().into());
+    }
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn history(
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+) -> Result<HttpResponse, DashboardError> {
+    let sessions = dashboard.driver.get()?.send(FetchHistory).await??;
+    let total_kwh: f64 = sessions.iter().map(|s| s.kwh).sum();
+    let total_eur: f64 = sessions.iter().map(|s| s.eur).sum();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "driver_id": dashboard.driver_id,
+        "sessions": sessions,
+        "total_kwh": crate::messages::round_kwh(total_kwh),
+        "total_eur": (total_eur * 100.0).round() / 100.0,
+    })))
+}
+
+/// The live link: one [`DriverSocket`] per connection.
+async fn live(
+    _same_site: SameSiteOnly,
+    _browser: SignedInBrowser,
+    dashboard: web::Data<Dashboard>,
+    req: HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let driver = dashboard.driver.get()?.clone();
+    actix_web_actors::ws::start(DriverSocket::new(driver), &req, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_guessing_is_slowed_down() {
+        let failures = FailedSignIns::new(3, Duration::from_secs(60));
+        let start = Instant::now();
+        for i in 0..3 {
+            assert!(failures.allows(start + Duration::from_secs(i)));
+            failures.note(start + Duration::from_secs(i));
+        }
+        assert!(!failures.allows(start + Duration::from_secs(10)));
+        // The oldest failure leaves the window.
+        assert!(failures.allows(start + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html_escape(r#"<D1 "x" & 'y'>"#),
+            "&lt;D1 &quot;x&quot; &amp; &#39;y&#39;&gt;"
+        );
+        assert_eq!(html_escape("D1"), "D1");
+    }
+
+    #[test]
+    fn a_requested_cp_id_is_checked() {
+        assert_eq!(requested_cp(None).unwrap(), None);
+        assert_eq!(requested_cp(Some("  ".into())).unwrap(), None);
+        assert_eq!(
+            requested_cp(Some(" CP01 ".into())).unwrap().as_deref(),
+            Some("CP01")
+        );
+        assert!(requested_cp(Some("CP#1".into())).is_err());
+        assert!(requested_cp(Some("x".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn bodies_parse_or_fail_with_400() {
+        let empty: RequestBody = parse_body(b"").unwrap();
+        assert_eq!(empty.cp_id, None);
+        let named: RequestBody = parse_body(br#"{"cp_id":"CP01"}"#).unwrap();
+        assert_eq!(named.cp_id.as_deref(), Some("CP01"));
+        let bad = parse_body::<RequestBody>(b"{nope").err().unwrap();
+        assert_eq!(bad.status_code(), StatusCode::BAD_REQUEST);
+        let missing = parse_body::<LoginBody>(b"{}").err().unwrap();
+        assert_eq!(missing.status_code(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_session_token_is_random_and_can_be_closed() {
+        let browsers = SignedInBrowsers::default();
+        let a = browsers.open().unwrap();
+        let b = browsers.open().unwrap();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(browsers.is_open(&a) && browsers.is_open(&b));
+        browsers.close(&a);
+        assert!(!browsers.is_open(&a));
+        assert!(browsers.is_open(&b));
+        assert!(!browsers.is_open("made-up"));
+    }
+}
