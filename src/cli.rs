@@ -1,5 +1,8 @@
 //! The command line: one subcommand per role. Each flag becomes a settings override.
 
+// The doc comments below are `--help` text, written for people at a terminal, not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -503,7 +503,7 @@ mod tests {
                 eur: 0.45,
             }))
             .unwrap();
-            let mut damaged = valid.clone();
+            let mut damaged = valid;
             let i = at % damaged.len();
             damaged[i] = byte;
             damaged.truncate(cut.max(1).min(damaged.len()));

@@ -120,7 +120,7 @@ impl Chaos {
             Part::Engine(i) => {
                 self.engines[i] =
                     self.net
-                        .start_engine(&cp_id(i), self.engine_ports[i], &ENGINE_FLAGS)
+                        .start_engine(&cp_id(i), self.engine_ports[i], &ENGINE_FLAGS);
             }
             Part::Monitor(i) => {
                 self.monitors[i] = self.net.start_monitor(
@@ -128,7 +128,7 @@ impl Chaos {
                     self.engine_ports[i],
                     0.30 + 0.05 * i as f64,
                     &[],
-                )
+                );
             }
             Part::Driver(d) => {
                 let fresh = self.start_driver(d, false);

@@ -171,7 +171,7 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     let wait_state = |id: &str, want: &str| {
         wait_for(&format!("{id} {want}"), DEADLINE, || {
             (state(id).as_deref() == Some(want)).then_some(())
-        })
+        });
     };
     let post = |path: &str| -> u16 {
         let url = format!("http://127.0.0.1:{control}/demo/{path}");

@@ -152,7 +152,7 @@ fn a_cp_leaving_crashed_or_stopped_disturbs_no_other() {
         assert_states(
             &net,
             &[("CP002", "disconnected"), ("CP003", "disconnected")],
-        )
+        );
     });
     let ticket = ticket_of(&d1);
     assert_eq!(ticket["outcome"], "completed");

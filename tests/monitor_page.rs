@@ -221,7 +221,7 @@ fn a_whole_cp_serves_the_page_its_files_and_json_errors() {
 
     match ureq::post(&format!("http://127.0.0.1:{page}/api/status")).call() {
         Err(ureq::Error::Status(405, r)) => {
-            assert!(r.into_json::<Value>().unwrap()["error"].is_string())
+            assert!(r.into_json::<Value>().unwrap()["error"].is_string());
         }
         other => panic!("POST /api/status: {other:?}"),
     }

@@ -50,10 +50,10 @@ impl EmbeddedBroker {
         };
         match (done, command) {
             (Ok(()), BrokerCommand::Recover) => {
-                log::warn!("broker back: accepting connections again")
+                log::warn!("broker back: accepting connections again");
             }
             (Ok(()), BrokerCommand::Outage) => {
-                log::warn!("broker outage: every connection dropped, new ones refused")
+                log::warn!("broker outage: every connection dropped, new ones refused");
             }
             (Err(e), _) => log::error!("cannot change the broker's reachability: {e}"),
         }

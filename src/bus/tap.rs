@@ -102,8 +102,8 @@ fn seen(record: &rdkafka::message::BorrowedMessage<'_>) -> BusRecord {
         at: record
             .timestamp()
             .to_millis()
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .unwrap_or_else(chrono::Utc::now),
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_else(Utc::now),
         value: record.payload().map(shown_value).unwrap_or_default(),
     }
 }

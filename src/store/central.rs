@@ -77,14 +77,14 @@ impl SessionRecord {
 /// A session as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
-    pub id: uuid::Uuid,
-    pub request_id: uuid::Uuid,
+    pub id: Uuid,
+    pub request_id: Uuid,
     pub cp_id: String,
     pub driver_id: String,
     pub price_eur_kwh: f64,
-    pub reserved_at: chrono::DateTime<chrono::Utc>,
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub reserved_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
     pub kwh: f64,
     pub eur: f64,
     /// How it ended; `null` while open.

@@ -326,7 +326,7 @@ pub const OPERATOR_PASSWORD: &str = "tests-password";
 pub fn prepare_operator(data: &Path) -> String {
     use std::io::Write;
     let data = data.display().to_string();
-    let mut add = std::process::Command::new(evcharge())
+    let mut add = Command::new(evcharge())
         .args([
             "operator",
             "add",
@@ -335,15 +335,15 @@ pub fn prepare_operator(data: &Path) -> String {
             "--data",
             &data,
         ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     writeln!(add.stdin.take().unwrap(), "{OPERATOR_PASSWORD}").unwrap();
     let added = add.wait_with_output().unwrap();
     assert!(added.status.success(), "operator add failed: {added:?}");
-    let token = std::process::Command::new(evcharge())
+    let token = Command::new(evcharge())
         .args([
             "operator", "token", OPERATOR, "--label", "tests", "--data", &data,
         ])

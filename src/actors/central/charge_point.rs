@@ -440,7 +440,7 @@ impl Handler<MonitorReport> for ChargePoint {
         let previous = link.engine.replace(msg.engine.clone());
         match (&previous, &msg.engine) {
             (Some(EngineHealth::Ko(_)), EngineHealth::Ok) => {
-                log::info!("{}: engine recovered", self.id)
+                log::info!("{}: engine recovered", self.id);
             }
             (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
                 log::warn!("{}: engine fault: {why}", self.id);

@@ -519,7 +519,7 @@ mod tests {
         assert!(entry(Some(Charging), Available).is_none());
 
         // A starting engine is not a fault.
-        let mut starting = view(CpState::Broken);
+        let mut starting = view(Broken);
         starting.fault = Some("starting: not yet taking commands from Kafka".into());
         let entry = ConsoleHub::describe_change(Some(&view(Available)), &starting, false).unwrap();
         assert_eq!(entry.kind, FeedKind::Info);

@@ -141,11 +141,11 @@ impl MonitorSession {
                         if crash {
                             fields.push("CRASH".into());
                         }
-                        act.reply(true, fields)
+                        act.reply(true, fields);
                     }
                     Ok(Err(why)) => {
                         act.cp = None;
-                        act.refuse("ERR", &why)
+                        act.refuse("ERR", &why);
                     }
                     Err(e) => act.refuse("ERR", &format!("the central is busy: {e}")),
                 }),

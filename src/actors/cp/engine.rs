@@ -316,7 +316,7 @@ impl Actor for Engine {
                 cp_id: act.cp_id.clone(),
                 instance: act.instance,
                 probe: false,
-            })
+            });
         });
         ctx.run_interval(self.settings.report_period, |act, ctx| act.tick(ctx));
     }

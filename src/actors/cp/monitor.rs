@@ -37,7 +37,7 @@ pub struct Monitor {
     last_engine: Option<EngineCheck>,
     last_central: Option<CentralLink>,
     /// Since when the central has refused this monitor without a break.
-    refused_since: Option<std::time::Instant>,
+    refused_since: Option<Instant>,
     /// Told why, when the monitor gives up.
     gave_up: Option<crate::actors::Refusals>,
     history: HealthHistory,
@@ -97,9 +97,7 @@ impl Monitor {
             self.refused_since = None;
             return;
         };
-        let since = *self
-            .refused_since
-            .get_or_insert_with(std::time::Instant::now);
+        let since = *self.refused_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.settings.refusal_grace {
             if let Some(gave_up) = self.gave_up.take() {
                 let _ = gave_up.send(format!(
@@ -220,7 +218,7 @@ impl Monitor {
                 log::warn!(
                     "{}: engine not answering ({why}); reported as a fault",
                     self.cp.id
-                )
+                );
             }
         }
         self.last_engine = Some(health.clone());
@@ -256,7 +254,7 @@ impl Monitor {
                 log::error!(
                     "{}: the central at {addr} refused this CP: {why}",
                     self.cp.id
-                )
+                );
             }
             CentralLink::Unreachable(why) => log::warn!(
                 "{}: cannot reach the central at {addr} ({why}); retrying",

@@ -55,7 +55,7 @@ pub struct Driver {
     served: u32,
     failed: u32,
     /// Told when the plan is done (or the person quits).
-    done: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<oneshot::Sender<()>>,
     /// The current (or last) supply as the dashboard shows it.
     supply: SupplyView,
     /// The last list of available CPs heard from the central.
@@ -75,7 +75,7 @@ impl Driver {
         settings: DriverSettings,
         publisher: Publisher,
         errand: Errand,
-        done: tokio::sync::oneshot::Sender<()>,
+        done: oneshot::Sender<()>,
     ) -> Driver {
         Driver {
             id,
@@ -229,7 +229,7 @@ impl Driver {
 
     /// Moves on if the session has not closed after `limit` (its ticket still prints if it
     /// arrives later).
-    fn give_up_after(&self, limit: std::time::Duration, session_id: Uuid, ctx: &mut Context<Self>) {
+    fn give_up_after(&self, limit: Duration, session_id: Uuid, ctx: &mut Context<Self>) {
         ctx.run_later(limit, move |act, ctx| {
             let open = act
                 .current
@@ -392,7 +392,7 @@ impl Actor for Driver {
                 driver_id: act.id.clone(),
                 instance: act.instance,
                 probe: false,
-            })
+            });
         });
         self.send(DriverRequest::ListAvailable {
             driver_id: self.id.clone(),
@@ -455,7 +455,7 @@ impl Handler<Inbound<DriverUpdate>> for Driver {
             DriverUpdate::Denied { .. } => self.finish(false, ctx),
             DriverUpdate::Ticket { ticket, .. } => {
                 let served = ticket.kwh > 0.0;
-                self.finish(served, ctx)
+                self.finish(served, ctx);
             }
             _ => {}
         }

@@ -81,7 +81,7 @@ impl Actor for SimulatedDriver {
                     driver_id: act.id.clone(),
                     instance: act.instance,
                     probe: false,
-                })
+                });
             });
         });
     }

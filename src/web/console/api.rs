@@ -8,8 +8,8 @@ use crate::actors::central::cp_supervisor::{
     CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCps, ListStates, Operate,
 };
 use crate::store::SessionView;
-use actix::SystemService;
 use crate::web::api_error::ApiError;
+use actix::SystemService;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,9 +1,9 @@
 //! Operators log in: a session cookie for browsers, a bearer token for scripts. Every
 //! state-changing request made with the cookie must come from the console's own origin.
 
-use crate::web::api_error::ApiError;
 use super::AppState;
 use crate::accounts::{Accounts, WebSession};
+use crate::web::api_error::ApiError;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};

@@ -1,8 +1,8 @@
 //! The admin console: one page, its script, and the WebSocket that keeps it live.
 
-use crate::web::api_error::ApiError;
 use super::auth::Operator;
 use super::socket::ConsoleSocket;
+use crate::web::api_error::ApiError;
 use crate::web::assets::{asset, page};
 use actix_web::{web, HttpRequest, HttpResponse};
 
