@@ -1,7 +1,8 @@
 //! `evcharge engine`.
 
 use super::Claim;
-use crate::actors::cp::engine::{serve_one_engine, Action, TakingCommands};
+use crate::actors::cp::engine::{Action, TakingCommands};
+use crate::actors::cp::health_checks::serve_one_engine;
 use crate::actors::Engine;
 use crate::bus::{Bus, Publisher, StartAt};
 use crate::configuration::{EngineSettings, Settings};

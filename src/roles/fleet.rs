@@ -1,7 +1,8 @@
 //! `evcharge fleet cps|drivers`: many simulated charging points, or many drivers, in one
 //! process, for benchmarks and load tests (see docs/PERFORMANCE.md).
 
-use crate::actors::cp::engine::{serve_health_checks, TakingCommands};
+use crate::actors::cp::engine::TakingCommands;
+use crate::actors::cp::health_checks::serve_health_checks;
 use crate::actors::fleet::cp_fleet::{health_target, CpFleet, EngineDirectory, FleetParts};
 use crate::actors::fleet::driver_fleet::DriverFleet;
 use crate::actors::fleet::key_router::KeyRouter;

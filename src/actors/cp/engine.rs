@@ -1,5 +1,5 @@
 //! A CP's engine: accepts authorisations, supplies energy, reports it every period, and
-//! answers its monitor's health checks (`HEALTH#cp` → ACK + `OK#cp` or `KO#cp#reason`).
+//! answers its monitor's health checks (served by [`super::health_checks`]).
 //!
 //! The supply in progress is written to the [`SupplyLog`] before each report leaves, so the
 //! energy any report announced survives a crash; a restarted engine reports the interrupted
@@ -7,15 +7,11 @@
 
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::EngineSettings;
-use crate::link::frame::{FrameCodec, Packet};
 use crate::messages::{cost_eur, round_kwh, CpCommand, CpEvent, Outcome};
 use crate::store::supply_log::{SupplyLog, SupplyRecord};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
-use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Framed;
+use std::time::Instant;
 use uuid::Uuid;
 
 /// What the engine is doing.
@@ -522,83 +518,6 @@ impl Handler<Action> for Engine {
             Action::Status => {}
         }
         Ok(self.status_line())
-    }
-}
-
-/// Whom a health check for a CP id reaches.
-pub enum HealthTarget {
-    /// The engine of that CP.
-    Engine(Addr<Engine>),
-    /// No such engine here: answered NACK with this reason.
-    Elsewhere(String),
-    /// The engine is gone: the connection closes, as a dead process's would.
-    Gone,
-}
-
-/// Serves health checks on `listener` until the returned handle is aborted; `target` says
-/// which engine answers a check for a CP id (one engine, or each of a fleet's).
-pub fn serve_health_checks<F>(listener: TcpListener, target: F) -> tokio::task::JoinHandle<()>
-where
-    F: Fn(&str) -> HealthTarget + Clone + 'static,
-{
-    actix::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    actix::spawn(answer_health_checks(stream, target.clone()));
-                }
-                Err(e) => {
-                    log::warn!("cannot accept a health-check connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    })
-}
-
-/// Health checks on `listener` for one engine, the only one this process runs.
-pub fn serve_one_engine(listener: TcpListener, cp_id: String, engine: Addr<Engine>) {
-    serve_health_checks(listener, move |id: &str| {
-        if id == cp_id {
-            HealthTarget::Engine(engine.clone())
-        } else {
-            HealthTarget::Elsewhere(format!("this engine is {cp_id}, not {id}"))
-        }
-    });
-}
-
-async fn answer_health_checks<F>(stream: TcpStream, target: F)
-where
-    F: Fn(&str) -> HealthTarget,
-{
-    let _ = stream.set_nodelay(true);
-    let mut link = Framed::new(stream, FrameCodec);
-    while let Some(Ok(packet)) = link.next().await {
-        let (verdict, reply) = match packet {
-            Packet::Frame(fields) => match fields.as_slice() {
-                [cmd, id] if cmd == "HEALTH" => match target(id) {
-                    HealthTarget::Engine(engine) => match engine.send(HealthQuery).await {
-                        Ok(Ok(())) => (Packet::Ack, Packet::frame(["OK", id.as_str()])),
-                        Ok(Err(why)) => (
-                            Packet::Ack,
-                            Packet::frame(["KO", id.as_str(), &why.replace('#', " ")]),
-                        ),
-                        // The engine actor is gone: say nothing, as a dead engine would.
-                        Err(_) => return,
-                    },
-                    HealthTarget::Elsewhere(why) => {
-                        (Packet::Nack, Packet::frame(["ERR".to_string(), why]))
-                    }
-                    HealthTarget::Gone => return,
-                },
-                _ => (Packet::Nack, Packet::frame(["ERR", "unknown command"])),
-            },
-            Packet::Corrupt(why) => (Packet::Nack, Packet::frame(["ERR".to_string(), why])),
-            Packet::Ack | Packet::Nack => continue,
-        };
-        if link.send(verdict).await.is_err() || link.send(reply).await.is_err() {
-            return;
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! that supplies the energy and the monitor that watches it.
 
 pub mod engine;
+pub mod health_checks;
 pub mod monitor;
 
 pub use engine::Engine;

@@ -6,7 +6,8 @@
 //! central notices.
 
 use super::key_router::{KeyRouter, Own};
-use crate::actors::cp::engine::{HealthTarget, TakingCommands, Vanish as EngineVanish};
+use crate::actors::cp::engine::{TakingCommands, Vanish as EngineVanish};
+use crate::actors::cp::health_checks::HealthTarget;
 use crate::actors::cp::monitor::Vanish as MonitorVanish;
 use crate::actors::cp::{Engine, Monitor};
 use crate::bus::Publisher;

@@ -1,26 +1,24 @@
 //! The central's actor for one charging point: its state machine and its open session.
+//! What its monitor says is handled in [`monitor_link`], what its engine reports in
+//! [`engine_reports`].
+
+mod engine_reports;
+mod monitor_link;
+
+use monitor_link::MonitorLink;
+pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, MonitorReport};
 
 use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
-use crate::bus::{Inbound, Publisher, Rejection};
+use crate::bus::{Publisher, Rejection};
 use crate::configuration::CentralSettings;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
-use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome, Ticket};
+use crate::messages::{cost_eur, CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
-
-/// The monitor currently speaking for this CP.
-#[derive(Debug)]
-struct MonitorLink {
-    conn_id: u64,
-    peer: String,
-    last_seen: Instant,
-    /// `None` until the first status report.
-    engine: Option<EngineHealth>,
-}
 
 pub struct ChargePoint {
     id: String,
@@ -229,57 +227,6 @@ impl ChargePoint {
         }
     }
 
-    /// Looks again after `after`: at the moment the monitor's silence would reach the
-    /// window, as of its last report. One timer a window per CP, however often monitors
-    /// report: thousands of CPs polling four times a second kept the central's thread busy.
-    fn watch_silence(&mut self, after: Duration, ctx: &mut Context<Self>) {
-        ctx.run_later(after, |act, ctx| {
-            let window = act.settings.silence_window;
-            let left = act
-                .monitor
-                .as_ref()
-                .map(|m| window.saturating_sub(m.last_seen.elapsed()));
-            match left {
-                Some(left) if !left.is_zero() => act.watch_silence(left, ctx),
-                _ => {
-                    act.check_silence(ctx);
-                    act.watch_silence(window, ctx);
-                }
-            }
-        });
-    }
-
-    fn check_silence(&mut self, ctx: &mut Context<Self>) {
-        let silent = self
-            .monitor
-            .as_ref()
-            .is_some_and(|m| m.last_seen.elapsed() >= self.settings.silence_window);
-        if silent {
-            log::warn!(
-                "{}: monitor silent for more than {:?}",
-                self.id,
-                self.settings.silence_window
-            );
-            self.monitor_lost(ctx);
-        }
-    }
-
-    fn monitor_lost(&mut self, ctx: &mut Context<Self>) {
-        self.monitor = None;
-        if let Some(session) = &self.session {
-            if session.started_at.is_some() {
-                self.send_to_driver(DriverUpdate::Interrupted {
-                    driver_id: session.driver_id.clone(),
-                    session_id: session.id,
-                    cp_id: self.id.clone(),
-                    detail: "the charging point's monitor stopped reporting".into(),
-                });
-            }
-            self.end_session(Outcome::MonitorLost, ctx);
-        }
-        self.publish_view();
-    }
-
     fn schedule_expiry(&self, session: &SessionRecord, ctx: &mut Context<Self>) {
         let left = (session.expires_at - Utc::now())
             .to_std()
@@ -372,136 +319,6 @@ impl Handler<Crash> for ChargePoint {
     fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
         log::warn!("{}: actor crashing on request", self.id);
         ctx.stop();
-    }
-}
-
-/// A monitor presents itself for this CP; refused while another live monitor holds it.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct AttachMonitor {
-    pub conn_id: u64,
-    pub peer: String,
-    pub location: String,
-    pub price_eur_kwh: f64,
-}
-
-impl Handler<AttachMonitor> for ChargePoint {
-    type Result = Result<(), String>;
-
-    /// Accepts the monitor unless another one spoke within the silence window.
-    fn handle(&mut self, msg: AttachMonitor, _ctx: &mut Self::Context) -> Self::Result {
-        if let Some(current) = &self.monitor {
-            if current.conn_id != msg.conn_id
-                && current.last_seen.elapsed() <= self.settings.silence_window
-            {
-                return Err(format!(
-                    "{} is already connected from {}",
-                    self.id, current.peer
-                ));
-            }
-        }
-        let identity_changed =
-            self.location != msg.location || self.price_eur_kwh != msg.price_eur_kwh;
-        self.location = msg.location;
-        self.price_eur_kwh = msg.price_eur_kwh;
-        log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
-        self.monitor = Some(MonitorLink {
-            conn_id: msg.conn_id,
-            peer: msg.peer,
-            last_seen: Instant::now(),
-            engine: None,
-        });
-        if identity_changed {
-            self.save_record(self.state());
-        }
-        self.publish_view();
-        Ok(())
-    }
-}
-
-/// The monitor's periodic report on its engine. Answered with the CP's state, and whether
-/// the monitor is asked to crash (crash injection).
-#[derive(Message)]
-#[rtype(result = "Result<(CpState, bool), String>")]
-pub struct MonitorReport {
-    pub conn_id: u64,
-    pub engine: EngineHealth,
-}
-
-impl Handler<MonitorReport> for ChargePoint {
-    type Result = Result<(CpState, bool), String>;
-
-    /// Refreshes the monitor's liveness and the engine's health; a fault interrupts a supply.
-    fn handle(&mut self, msg: MonitorReport, ctx: &mut Self::Context) -> Self::Result {
-        let Some(link) = self.monitor.as_mut().filter(|m| m.conn_id == msg.conn_id) else {
-            return Err("not authenticated: send AUTH first".into());
-        };
-        link.last_seen = Instant::now();
-        let previous = link.engine.replace(msg.engine.clone());
-        match (&previous, &msg.engine) {
-            (Some(EngineHealth::Ko(_)), EngineHealth::Ok) => {
-                log::info!("{}: engine recovered", self.id);
-            }
-            (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
-                log::warn!("{}: engine fault: {why}", self.id);
-                if let Some(session) = &self.session {
-                    if session.started_at.is_some() {
-                        self.send_to_driver(DriverUpdate::Interrupted {
-                            driver_id: session.driver_id.clone(),
-                            session_id: session.id,
-                            cp_id: self.id.clone(),
-                            detail: format!("the charging point is broken: {why}"),
-                        });
-                    } else {
-                        self.end_session(Outcome::EngineFailure, ctx);
-                    }
-                }
-            }
-            _ => {}
-        }
-        self.publish_view();
-        Ok((self.state(), std::mem::take(&mut self.crash_monitor)))
-    }
-}
-
-/// Crash injection: tell this CP's monitor to crash, with the answer to its next report.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct CrashMonitor;
-
-impl Handler<CrashMonitor> for ChargePoint {
-    type Result = Result<(), String>;
-
-    /// Marks the crash for the monitor's next report; refused when no monitor is connected.
-    fn handle(&mut self, _msg: CrashMonitor, _ctx: &mut Self::Context) -> Self::Result {
-        if self.monitor.is_none() {
-            return Err(format!("{} has no monitor connected", self.id));
-        }
-        self.crash_monitor = true;
-        Ok(())
-    }
-}
-
-/// The monitor's connection closed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct DetachMonitor {
-    pub conn_id: u64,
-}
-
-impl Handler<DetachMonitor> for ChargePoint {
-    type Result = ();
-
-    /// Marks the CP disconnected if that connection was the current monitor.
-    fn handle(&mut self, msg: DetachMonitor, ctx: &mut Self::Context) {
-        if self
-            .monitor
-            .as_ref()
-            .is_some_and(|m| m.conn_id == msg.conn_id)
-        {
-            log::warn!("{}: monitor connection closed", self.id);
-            self.monitor_lost(ctx);
-        }
     }
 }
 
@@ -645,181 +462,6 @@ impl Handler<CpControl> for ChargePoint {
         }
         self.save_record(self.state());
         self.publish_view();
-    }
-}
-
-impl Handler<Inbound<CpEvent>> for ChargePoint {
-    type Result = ResponseFuture<Result<(), Rejection>>;
-
-    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored.
-    fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
-        let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
-        match msg.envelope.body {
-            // Answered by the supervisor, which keeps the engines' presence.
-            CpEvent::EngineHello { .. } => done(),
-            CpEvent::Authorised { session_id, .. } => {
-                if let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) {
-                    log::info!("{}: authorised session {session_id}", self.id);
-                    self.send_to_driver(DriverUpdate::Authorised {
-                        request_id: session.request_id,
-                        driver_id: session.driver_id.clone(),
-                        session_id,
-                        cp_id: self.id.clone(),
-                    });
-                }
-                done()
-            }
-            CpEvent::Refused {
-                session_id, reason, ..
-            } => {
-                if !self.is_current(session_id) {
-                    return done();
-                }
-                let session = self.session.as_ref().expect("checked current");
-                log::warn!("{}: engine refused session {session_id}: {reason}", self.id);
-                self.send_to_driver(DriverUpdate::Denied {
-                    request_id: session.request_id,
-                    driver_id: session.driver_id.clone(),
-                    cp_id: Some(self.id.clone()),
-                    reason: DenyReason::EngineRefused,
-                    detail: format!("{} refused: {reason}", self.id),
-                });
-                Box::pin(self.close_session(Outcome::Refused, None))
-            }
-            CpEvent::SupplyStarted {
-                session_id,
-                started_at,
-                ..
-            } => {
-                match self.session.as_mut().filter(|s| s.id == session_id) {
-                    Some(session) if session.started_at.is_none() => {
-                        session.started_at = Some(started_at);
-                        let _ = self.store.put_session(session);
-                        let update = DriverUpdate::Started {
-                            driver_id: session.driver_id.clone(),
-                            session_id,
-                            cp_id: self.id.clone(),
-                            started_at,
-                        };
-                        log::info!("{}: supply started for {}", self.id, session.driver_id);
-                        self.send_to_driver(update);
-                        self.publish_view();
-                    }
-                    Some(_) => {}
-                    None => self.refuse_unknown_supply(session_id, ctx),
-                }
-                done()
-            }
-            CpEvent::SupplyProgress {
-                session_id,
-                kwh,
-                eur,
-                ..
-            } => {
-                crate::metrics::observe_telemetry(msg.envelope.ts);
-                let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
-                    return done();
-                };
-                if kwh >= session.kwh {
-                    session.kwh = kwh;
-                    session.eur = eur;
-                    if session.started_at.is_none() {
-                        session.started_at = Some(msg.envelope.ts);
-                    }
-                    let update = DriverUpdate::Progress {
-                        driver_id: session.driver_id.clone(),
-                        session_id,
-                        cp_id: self.id.clone(),
-                        kwh,
-                        eur,
-                    };
-                    self.send_to_driver(update);
-                    self.publish_view();
-                }
-                done()
-            }
-            CpEvent::SupplyEnded {
-                session_id,
-                started_at,
-                ended_at,
-                kwh,
-                eur,
-                outcome,
-                ..
-            } => {
-                if !self.is_current(session_id) {
-                    // Already closed: a redelivery, perhaps after a crash that came between
-                    // storing the session and sending its ticket, or an engine that supplied
-                    // while its reservation was being cancelled. The ticket goes again,
-                    // with the engine's figures.
-                    return Box::pin(self.amend_closed(
-                        session_id,
-                        (started_at, ended_at, kwh),
-                        outcome,
-                    ));
-                }
-                Box::pin(self.close_session(outcome, Some((started_at, ended_at, kwh, eur))))
-            }
-        }
-    }
-}
-
-impl ChargePoint {
-    /// Sends again the ticket of a session closed before (drivers recognise repeats). The
-    /// engine is the authority on energy: if it reports other figures than those recorded,
-    /// the session takes them and the ticket goes out corrected.
-    fn amend_closed(
-        &self,
-        session_id: Uuid,
-        (started_at, ended_at, kwh): (DateTime<Utc>, DateTime<Utc>, f64),
-        outcome: Outcome,
-    ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
-        let mut session = match self.store.session(session_id) {
-            Ok(Some(session)) if !session.is_open() => Some(session),
-            Ok(_) => None,
-            Err(e) => {
-                log::error!("{}: cannot read session {session_id}: {e}", self.id);
-                None
-            }
-        };
-        if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
-            log::warn!(
-                "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
-                self.id,
-                s.kwh
-            );
-            s.kwh = kwh;
-            s.eur = cost_eur(kwh, s.price_eur_kwh);
-            s.started_at = Some(started_at);
-            s.ended_at = Some(ended_at);
-            s.outcome = Some(outcome);
-            if let Err(e) = self.store.put_session(s) {
-                log::error!("{}: cannot amend session {session_id}: {e}", self.id);
-            }
-            ConsoleHub::from_registry().do_send(SessionClosed(s.clone().into()));
-        }
-        let ticket = session.and_then(|s| s.ticket());
-        let store = self.store.clone();
-        let publisher = self.publisher.clone();
-        async move {
-            match ticket {
-                Some(ticket) => send_ticket(store, publisher, ticket).await,
-                None => Ok(()),
-            }
-        }
-    }
-
-    /// The engine supplies a session the central does not hold open: stop it.
-    fn refuse_unknown_supply(&mut self, session_id: Uuid, _ctx: &mut Context<Self>) {
-        log::warn!(
-            "{}: engine started session {session_id}, which is not open here; stopping it",
-            self.id
-        );
-        self.send_to_engine(CpCommand::StopSupply {
-            cp_id: self.id.clone(),
-            session_id,
-            outcome: Outcome::Expired,
-        });
     }
 }
 

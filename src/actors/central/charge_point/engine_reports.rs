@@ -1,0 +1,185 @@
+//! What a CP's engine reports on the bus to the central's actor for it: authorisations,
+//! refusals, the supply's start, progress and end.
+
+use super::{send_ticket, ChargePoint};
+use crate::actors::central::console_hub::{ConsoleHub, SessionClosed};
+use crate::bus::{Inbound, Rejection};
+use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+impl Handler<Inbound<CpEvent>> for ChargePoint {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored.
+    fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
+        let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
+        match msg.envelope.body {
+            // Answered by the supervisor, which keeps the engines' presence.
+            CpEvent::EngineHello { .. } => done(),
+            CpEvent::Authorised { session_id, .. } => {
+                if let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) {
+                    log::info!("{}: authorised session {session_id}", self.id);
+                    self.send_to_driver(DriverUpdate::Authorised {
+                        request_id: session.request_id,
+                        driver_id: session.driver_id.clone(),
+                        session_id,
+                        cp_id: self.id.clone(),
+                    });
+                }
+                done()
+            }
+            CpEvent::Refused {
+                session_id, reason, ..
+            } => {
+                if !self.is_current(session_id) {
+                    return done();
+                }
+                let session = self.session.as_ref().expect("checked current");
+                log::warn!("{}: engine refused session {session_id}: {reason}", self.id);
+                self.send_to_driver(DriverUpdate::Denied {
+                    request_id: session.request_id,
+                    driver_id: session.driver_id.clone(),
+                    cp_id: Some(self.id.clone()),
+                    reason: DenyReason::EngineRefused,
+                    detail: format!("{} refused: {reason}", self.id),
+                });
+                Box::pin(self.close_session(Outcome::Refused, None))
+            }
+            CpEvent::SupplyStarted {
+                session_id,
+                started_at,
+                ..
+            } => {
+                match self.session.as_mut().filter(|s| s.id == session_id) {
+                    Some(session) if session.started_at.is_none() => {
+                        session.started_at = Some(started_at);
+                        let _ = self.store.put_session(session);
+                        let update = DriverUpdate::Started {
+                            driver_id: session.driver_id.clone(),
+                            session_id,
+                            cp_id: self.id.clone(),
+                            started_at,
+                        };
+                        log::info!("{}: supply started for {}", self.id, session.driver_id);
+                        self.send_to_driver(update);
+                        self.publish_view();
+                    }
+                    Some(_) => {}
+                    None => self.refuse_unknown_supply(session_id, ctx),
+                }
+                done()
+            }
+            CpEvent::SupplyProgress {
+                session_id,
+                kwh,
+                eur,
+                ..
+            } => {
+                crate::metrics::observe_telemetry(msg.envelope.ts);
+                let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
+                    return done();
+                };
+                if kwh >= session.kwh {
+                    session.kwh = kwh;
+                    session.eur = eur;
+                    if session.started_at.is_none() {
+                        session.started_at = Some(msg.envelope.ts);
+                    }
+                    let update = DriverUpdate::Progress {
+                        driver_id: session.driver_id.clone(),
+                        session_id,
+                        cp_id: self.id.clone(),
+                        kwh,
+                        eur,
+                    };
+                    self.send_to_driver(update);
+                    self.publish_view();
+                }
+                done()
+            }
+            CpEvent::SupplyEnded {
+                session_id,
+                started_at,
+                ended_at,
+                kwh,
+                eur,
+                outcome,
+                ..
+            } => {
+                if !self.is_current(session_id) {
+                    // Already closed: a redelivery, perhaps after a crash that came between
+                    // storing the session and sending its ticket, or an engine that supplied
+                    // while its reservation was being cancelled. The ticket goes again,
+                    // with the engine's figures.
+                    return Box::pin(self.amend_closed(
+                        session_id,
+                        (started_at, ended_at, kwh),
+                        outcome,
+                    ));
+                }
+                Box::pin(self.close_session(outcome, Some((started_at, ended_at, kwh, eur))))
+            }
+        }
+    }
+}
+
+impl ChargePoint {
+    /// Sends again the ticket of a session closed before (drivers recognise repeats). The
+    /// engine is the authority on energy: if it reports other figures than those recorded,
+    /// the session takes them and the ticket goes out corrected.
+    fn amend_closed(
+        &self,
+        session_id: Uuid,
+        (started_at, ended_at, kwh): (DateTime<Utc>, DateTime<Utc>, f64),
+        outcome: Outcome,
+    ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
+        let mut session = match self.store.session(session_id) {
+            Ok(Some(session)) if !session.is_open() => Some(session),
+            Ok(_) => None,
+            Err(e) => {
+                log::error!("{}: cannot read session {session_id}: {e}", self.id);
+                None
+            }
+        };
+        if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
+            log::warn!(
+                "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
+                self.id,
+                s.kwh
+            );
+            s.kwh = kwh;
+            s.eur = cost_eur(kwh, s.price_eur_kwh);
+            s.started_at = Some(started_at);
+            s.ended_at = Some(ended_at);
+            s.outcome = Some(outcome);
+            if let Err(e) = self.store.put_session(s) {
+                log::error!("{}: cannot amend session {session_id}: {e}", self.id);
+            }
+            ConsoleHub::from_registry().do_send(SessionClosed(s.clone().into()));
+        }
+        let ticket = session.and_then(|s| s.ticket());
+        let store = self.store.clone();
+        let publisher = self.publisher.clone();
+        async move {
+            match ticket {
+                Some(ticket) => send_ticket(store, publisher, ticket).await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// The engine supplies a session the central does not hold open: stop it.
+    fn refuse_unknown_supply(&mut self, session_id: Uuid, _ctx: &mut Context<Self>) {
+        log::warn!(
+            "{}: engine started session {session_id}, which is not open here; stopping it",
+            self.id
+        );
+        self.send_to_engine(CpCommand::StopSupply {
+            cp_id: self.id.clone(),
+            session_id,
+            outcome: Outcome::Expired,
+        });
+    }
+}
