@@ -1,0 +1,171 @@
+//! The `deploy` test binary: `deploy/` and `docs/DEPLOY.md`. The scripts run real processes
+//! against a real central and broker on this machine; the compose files, systemd units,
+//! Dockerfile and the documentation are checked against the real binary's subcommands and
+//! flags and the real settings. One module per subject; here, what several of them share.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod compose;
+mod docs;
+mod image;
+mod scripts;
+mod systemd;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn deploy(path: &str) -> PathBuf {
+    repo().join("deploy").join(path)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the binary accepts, and what the settings are.
+
+/// Every flag `evcharge <words…> --help` lists.
+fn flags_of(words: &[&str]) -> BTreeSet<String> {
+    let out = Command::new(evcharge())
+        .args(words)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`evcharge {} --help` fails: there is no such subcommand",
+        words.join(" ")
+    );
+    flags_in(&text(&out.stdout))
+}
+
+fn flags_in(text: &str) -> BTreeSet<String> {
+    let mut flags = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("--") {
+        let start = i + at;
+        let preceded_ok = start == 0 || !(bytes[start - 1] as char).is_ascii_alphanumeric();
+        let mut end = start + 2;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'-') {
+            end += 1;
+        }
+        let flag = &text[start..end];
+        if preceded_ok && flag.len() > 2 && bytes[start + 2].is_ascii_lowercase() {
+            flags.insert(flag.trim_end_matches('-').to_string());
+        }
+        i = end.max(start + 2);
+    }
+    flags
+}
+
+const SUBCOMMANDS: [&str; 8] = [
+    "central", "engine", "monitor", "cp", "driver", "broker", "demo", "operator",
+];
+
+/// Checks one command line given to the binary (without the binary itself): its subcommand
+/// exists and it knows every flag.
+fn check_invocation(argv: &[String], where_: &str) {
+    let mut i = 0;
+    while i < argv.len() && matches!(argv[i].as_str(), "--kafka" | "--config") {
+        i += 2;
+    }
+    let sub = argv
+        .get(i)
+        .unwrap_or_else(|| panic!("{where_}: no subcommand in {argv:?}"));
+    assert!(
+        SUBCOMMANDS.contains(&sub.as_str()),
+        "{where_}: `{sub}` is not a subcommand of evcharge"
+    );
+    let mut words = vec![sub.as_str()];
+    if sub == "operator" {
+        words.push(argv.get(i + 1).map(String::as_str).unwrap_or("list"));
+    }
+    let known = flags_of(&words);
+    for arg in argv {
+        if let Some(flag) = arg.strip_prefix("--") {
+            let flag = format!("--{}", flag.split('=').next().unwrap());
+            assert!(
+                known.contains(&flag),
+                "{where_}: `evcharge {}` has no flag {flag} (it has {known:?})",
+                words.join(" ")
+            );
+        }
+    }
+}
+
+/// Every settings key, dotted (`central.listen`), with its default as JSON.
+fn settings_keys() -> BTreeMap<String, Value> {
+    let json = serde_json::to_value(evcharge::configuration::Settings::default()).unwrap();
+    let mut keys = BTreeMap::new();
+    for (section, values) in json.as_object().unwrap() {
+        for (key, value) in values.as_object().unwrap() {
+            keys.insert(format!("{section}.{key}"), value.clone());
+        }
+    }
+    keys
+}
+
+fn variable_of(key: &str) -> String {
+    format!("EVCHARGE_{}", key.to_uppercase().replace('.', "__"))
+}
+
+/// Every `EVCHARGE_…` variable named in `text` is a real setting (or one of the scripts' own).
+fn check_variables(text: &str, where_: &str) {
+    let keys = settings_keys();
+    let variables: BTreeSet<String> = keys.keys().map(|k| variable_of(k)).collect();
+    let mut rest = text;
+    while let Some(at) = rest.find("EVCHARGE_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let own = [
+            "EVCHARGE_BIN",
+            "EVCHARGE_RUN_DIR",
+            "EVCHARGE_IMAGE",
+            "EVCHARGE_TEST_KEEP",
+        ];
+        // `EVCHARGE_SECTION__KEY` and `EVCHARGE_…` are how the docs name them all.
+        let generic = name == "EVCHARGE_" || name == "EVCHARGE_SECTION__KEY";
+        assert!(
+            generic || own.contains(&name) || variables.contains(name),
+            "{where_}: {name} is not a setting of evcharge"
+        );
+        rest = &tail[end.max(1)..];
+    }
+}
+
+/// Every IPv4 literal in `text` is the wildcard or loopback: machines' addresses come from
+/// the environment. Examples may use the documentation ranges (RFC 5737) when `examples`.
+fn check_addresses(text: &str, where_: &str, examples: bool) {
+    let words = text.split(|c: char| !(c.is_ascii_digit() || c == '.'));
+    for word in words {
+        let parts: Vec<&str> = word.trim_matches('.').split('.').collect();
+        if parts.len() != 4 || !parts.iter().all(|p| p.parse::<u8>().is_ok()) {
+            continue;
+        }
+        let address = parts.join(".");
+        let documentation = ["192.0.2.", "198.51.100.", "203.0.113."]
+            .iter()
+            .any(|p| address.starts_with(p));
+        assert!(
+            address == "0.0.0.0" || address == "127.0.0.1" || (examples && documentation),
+            "{where_}: hard-coded address {address}; addresses come from the environment"
+        );
+    }
+}
