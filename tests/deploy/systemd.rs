@@ -179,10 +179,7 @@ fn the_systemd_units_command_lines_run_a_network() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     shared.extend([
-        (
-            "EVCHARGE_KAFKA__BOOTSTRAP".to_string(),
-            broker.bootstrap.clone(),
-        ),
+        ("EVCHARGE_KAFKA__BOOTSTRAP".to_string(), broker.bootstrap),
         (
             "EVCHARGE_CENTRAL__LISTEN".into(),
             format!("127.0.0.1:{tcp}"),
