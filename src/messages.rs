@@ -484,33 +484,6 @@ mod tests {
         assert_eq!(env.body.key(), "D7");
     }
 
-    proptest::proptest! {
-        /// No bytes make the message parser panic.
-        #[test]
-        fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = serde_json::from_slice::<Envelope<CpEvent>>(&bytes);
-            let _ = serde_json::from_slice::<Envelope<DriverRequest>>(&bytes);
-        }
-
-        /// Nor does any mutation of a valid message.
-        #[test]
-        fn damaged_messages_parse_or_fail_cleanly(at in 0usize..400, byte in proptest::prelude::any::<u8>(), cut in 0usize..400) {
-            let valid = serde_json::to_vec(&Envelope::new(CpEvent::SupplyProgress {
-                cp_id: "CP001".into(),
-                session_id: Uuid::new_v4(),
-                driver_id: "D1".into(),
-                kwh: 1.5,
-                eur: 0.45,
-            }))
-            .unwrap();
-            let mut damaged = valid;
-            let i = at % damaged.len();
-            damaged[i] = byte;
-            damaged.truncate(cut.max(1).min(damaged.len()));
-            let _ = serde_json::from_slice::<Envelope<CpEvent>>(&damaged);
-        }
-    }
-
     #[test]
     fn a_password_travels_as_a_string_but_never_shows_in_debug_output() {
         let request = DriverRequest::SignIn {
