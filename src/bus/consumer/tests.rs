@@ -1,4 +1,5 @@
 //! The record parser against any bytes, damaged messages and forged keys.
+
 use super::*;
 use crate::messages::{CpEvent, DriverRequest, Outcome, Secret};
 use chrono::{DateTime, Utc};
