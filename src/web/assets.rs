@@ -6,6 +6,16 @@ use actix_web::{web, HttpResponse};
 const STYLE: &str = include_str!("../../assets/style.css");
 const LIVE_JS: &str = include_str!("../../assets/live.js");
 
+/// The admin console's page and script.
+pub const CONSOLE_HTML: &str = include_str!("../../assets/console.html");
+pub const CONSOLE_JS: &str = include_str!("../../assets/console.js");
+/// The driver dashboard's page (with a `{{driver_id}}` to fill in) and script.
+pub const DRIVER_HTML: &str = include_str!("../../assets/driver.html");
+pub const DRIVER_JS: &str = include_str!("../../assets/driver.js");
+/// The monitor page and its script.
+pub const MONITOR_HTML: &str = include_str!("../../assets/monitor.html");
+pub const MONITOR_JS: &str = include_str!("../../assets/monitor.js");
+
 /// `/assets/style.css` and `/assets/live.js`, used by all three pages.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(

@@ -3,11 +3,8 @@
 use super::auth::Operator;
 use super::socket::ConsoleSocket;
 use crate::web::api_error::ApiError;
-use crate::web::assets::{asset, page};
+use crate::web::assets::{asset, page, CONSOLE_HTML, CONSOLE_JS};
 use actix_web::{web, HttpRequest, HttpResponse};
-
-const CONSOLE_HTML: &str = include_str!("../../../assets/console.html");
-const CONSOLE_JS: &str = include_str!("../../../assets/console.js");
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(|| async { page(CONSOLE_HTML) }))

@@ -29,9 +29,6 @@ use std::future::{ready, Ready};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const PAGE: &str = include_str!("../../../assets/driver.html");
-const SCRIPT: &str = include_str!("../../../assets/driver.js");
-
 /// A browser stays signed in this long.
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// At most this many browsers signed in at once; the oldest is signed out beyond.
@@ -52,7 +49,7 @@ pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)
     let dashboard = web::Data::new(Dashboard {
         driver: slot.clone(),
         driver_id: driver_id.to_owned(),
-        page: PAGE.replace("{{driver_id}}", &html_escape(driver_id)),
+        page: assets::DRIVER_HTML.replace("{{driver_id}}", &html_escape(driver_id)),
         // Cookies are shared by every port of a host: the port keeps two dashboards apart.
         cookie_name: format!("evcharge_driver_{port}"),
         sessions: SignedInBrowsers::default(),
@@ -326,7 +323,7 @@ async fn page(dashboard: web::Data<Dashboard>) -> HttpResponse {
 }
 
 async fn script() -> HttpResponse {
-    assets::asset("text/javascript; charset=utf-8", SCRIPT)
+    assets::asset("text/javascript; charset=utf-8", assets::DRIVER_JS)
 }
 
 async fn not_found() -> Result<HttpResponse, DashboardError> {

@@ -13,9 +13,6 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use socket::MonitorSocket;
 
-const PAGE: &str = include_str!("../../../assets/monitor.html");
-const SCRIPT: &str = include_str!("../../../assets/monitor.js");
-
 /// The page's listener, bound before anything starts so that a bad address stops the
 /// process cleanly.
 pub struct PageListener {
@@ -47,9 +44,9 @@ pub fn serve(page: PageListener, monitor: Addr<Monitor>) -> anyhow::Result<u16> 
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
-        .service(get("/", || async { assets::page(PAGE) }))
+        .service(get("/", || async { assets::page(assets::MONITOR_HTML) }))
         .service(get("/assets/monitor.js", || async {
-            asset("text/javascript; charset=utf-8", SCRIPT)
+            asset("text/javascript; charset=utf-8", assets::MONITOR_JS)
         }))
         .service(get("/api/status", status))
         .service(get("/ws", socket))
