@@ -1,6 +1,7 @@
 //! Child processes — of this binary or of any program — with their output in files, stopped
 //! when their handle is dropped.
 
+use super::wait::wait_for;
 use anyhow::{bail, Context};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -316,7 +317,7 @@ impl Child {
             .process
             .as_mut()
             .with_context(|| format!("{name} was already stopped"))?;
-        let status = super::wait_for(
+        let status = wait_for(
             &format!("{name} to exit"),
             limit,
             || Ok(process.try_wait()?),
@@ -357,6 +358,7 @@ impl Drop for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::wait::wait_until;
 
     fn sh(script: &str) -> Program {
         Program::new("sh").args(["-c", script])
@@ -416,7 +418,7 @@ mod tests {
     }
 
     fn wait_until_printed(child: &Child, text: &str) {
-        super::super::wait_until("the child's output", Duration::from_secs(10), || {
+        wait_until("the child's output", Duration::from_secs(10), || {
             Ok(child.stdout_text() == text)
         })
         .unwrap();
@@ -467,7 +469,7 @@ mod tests {
             .unwrap();
         let pid = child.pid().unwrap();
         child.freeze().unwrap();
-        super::super::wait_until("the child to be stopped", Duration::from_secs(10), || {
+        wait_until("the child to be stopped", Duration::from_secs(10), || {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
             Ok(stat
                 .rsplit_once(") ")
