@@ -3,10 +3,12 @@
 
 pub mod accounts;
 pub mod actors;
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod harness;
 pub mod link;
 pub mod messages;
 pub mod metrics;

@@ -5,6 +5,7 @@
 use crate::actors::demo::parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
+use crate::harness::{self, Endpoint};
 use actix::Actor;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ async fn run_network(
     dir: &Path,
     config: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let exe = harness::this_binary()?;
     let mut common = vec!["--kafka".to_string(), broker.bootstrap()];
     if let Some(config) = config {
         common.extend(["--config".into(), config.display().to_string()]);
@@ -73,7 +74,8 @@ async fn run_network(
     )
     .await?
     .map_err(anyhow::Error::msg)?;
-    wait_for_api(&central_http).await;
+    let api = Endpoint::new(central_http.clone());
+    wait_for_api(api.clone()).await;
     let cp_ids: Vec<String> = (1..=settings.demo.cps)
         .map(|i| format!("CP{i:03}"))
         .collect();
@@ -83,7 +85,8 @@ async fn run_network(
         let data = dir.join(format!("engine-{id}")).display().to_string();
         // Engine and monitor apart, as on a real site: an engine crashed from the console
         // turns its CP red while its monitor goes on reporting.
-        let engine_listen = format!("127.0.0.1:{}", free_local_port()?);
+        let engine_port = harness::free_port().context("cannot find a free port for an engine")?;
+        let engine_listen = format!("127.0.0.1:{engine_port}");
         let engine = strings(&[
             "engine",
             "--id",
@@ -120,7 +123,7 @@ async fn run_network(
     }
 
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
-    wait_until_available(&central_http, &token, cp_ids.len()).await;
+    wait_until_available(api.with_token(&token), cp_ids.len()).await;
     let (broker_commands, mut commands) = tokio::sync::mpsc::unbounded_channel();
     crate::web::control::demo::serve(&settings.demo.control, parts.clone(), broker_commands)?;
     log::info!(
@@ -170,13 +173,6 @@ async fn run_network(
 /// The port of the `index`th page from `first`, 10 apart; none when `first` is 0.
 fn page_port(first: u16, index: usize) -> Option<u16> {
     (first != 0).then(|| first.saturating_add(10 * index as u16))
-}
-
-/// A port free on loopback right now, for an engine's health-check socket.
-fn free_local_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .context("cannot find a free port for an engine")?;
-    Ok(listener.local_addr()?.port())
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -232,41 +228,43 @@ fn prepare_accounts(data: &Path) -> anyhow::Result<(Option<String>, String)> {
     Ok((password, token))
 }
 
-/// Polls the central's API until it answers (or a minute has passed).
-async fn wait_for_api(http: &str) {
-    for _ in 0..120 {
-        if http_get(http, "/api/health", "").await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+/// Waits until the central's API answers (or a minute has passed).
+async fn wait_for_api(api: Endpoint) {
+    let address = api.url("");
+    let answered = off_the_actors_thread(move || {
+        harness::wait_until("the central's API", Duration::from_secs(60), || {
+            Ok(api.get_text("/api/health").is_ok())
+        })
+    })
+    .await;
+    if answered.is_err() {
+        log::warn!("the central's API at {address} does not answer yet; starting the CPs anyway");
     }
-    log::warn!("the central's API at {http} does not answer yet; starting the CPs anyway");
 }
 
-/// Polls the central's API until `count` CPs are available (or a minute has passed).
-async fn wait_until_available(http: &str, token: &str, count: usize) {
-    for _ in 0..120 {
-        if let Ok(body) = http_get(http, "/api/cps", token).await {
-            if body.matches("\"state\":\"available\"").count() >= count {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+/// Waits until `count` CPs are available at the central (or a minute has passed).
+async fn wait_until_available(api: Endpoint, count: usize) {
+    let available = off_the_actors_thread(move || {
+        harness::wait_until("every CP to be available", Duration::from_secs(60), || {
+            let cps: serde_json::Value = api.get_json("/api/cps")?;
+            let available = cps.as_array().map_or(0, |cps| {
+                cps.iter().filter(|cp| cp["state"] == "available").count()
+            });
+            Ok(available >= count)
+        })
+    })
+    .await;
+    if available.is_err() {
+        log::warn!("not every charging point is available yet; starting the drivers anyway");
     }
-    log::warn!("not every charging point is available yet; starting the drivers anyway");
 }
 
-/// A minimal HTTP/1.0 GET, enough to read our own API without another client library.
-async fn http_get(addr: &str, path: &str, token: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response)
+/// Runs a blocking wait on tokio's blocking threads: on this thread the demo's actors read
+/// the children's output, and a child whose output is not read blocks on a full pipe.
+async fn off_the_actors_thread(
+    wait: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(wait)
+        .await
+        .unwrap_or_else(|e| Err(e.into()))
 }

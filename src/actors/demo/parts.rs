@@ -2,6 +2,7 @@
 //! (SIGKILL, the way a real failure looks), and brings it back after a delay or leaves it
 //! down, as the presenter chooses.
 
+use crate::harness::Program;
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,18 +81,18 @@ impl DemoParts {
         });
     }
 
+    /// Starts a child whose output is read here, each line prefixed with `name`. It keeps
+    /// its lifeline (its stdin, in the `Child`) until it is reaped.
     fn spawn(&self, name: &str, args: &[String]) -> Result<Child, String> {
-        let mut command = Command::new(&self.exe);
-        if let Some((variable, value)) = crate::bus::client_fetch_wait() {
-            command.env(variable, value);
-        }
-        let mut child = command
+        let built = Program::new(&self.exe)
+            .envs(crate::bus::client_fetch_wait())
             .args(args)
             .args(&self.common)
-            .stdin(Stdio::piped())
+            .exit_with_parent()
+            .into_command();
+        let mut child = Command::from(built)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env(crate::EXIT_WITH_PARENT, "1")
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;

@@ -1,0 +1,72 @@
+//! What one network size measured: the rows of the printed table and of the JSON file.
+
+use crate::actors::fleet::driver_fleet::RunReport;
+use serde::{Deserialize, Serialize};
+
+/// Every figure of one network size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub cps: u32,
+    pub broker: String,
+    pub startup_seconds: f64,
+    pub auth: AuthFigures,
+    pub telemetry: TelemetryFigures,
+    pub crashes: CrashFigures,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthFigures {
+    pub rate_per_s: f64,
+    #[serde(flatten)]
+    pub report: RunReport,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TelemetryFigures {
+    pub seconds: f64,
+    /// CPs charging at the central, fewest seen during the window.
+    pub charging_min: u64,
+    pub reports_per_s: f64,
+    /// Every record the central consumed from `cp.events` (reports, hellos, …).
+    pub cp_events_per_s: f64,
+    pub monitor_reports_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Upper bound of the slowest report's histogram bucket.
+    pub max_ms_at_most: f64,
+    /// Reports older than 1 s when the central applied them.
+    pub later_than_1s: u64,
+    /// Most records of `cp.events` not yet handled by the central, sampled every second.
+    pub lag_max_messages: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CrashFigures {
+    pub injected: usize,
+    pub detected: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub engine_max_ms: f64,
+    pub monitor_max_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Resources {
+    /// Central CPU, percent of one core, with every CP connected and idle.
+    pub central_cpu_idle_pct: f64,
+    /// Central CPU during the telemetry window.
+    pub central_cpu_pct: f64,
+    pub central_rss_idle_mb: f64,
+    /// Most resident memory of the central seen during the telemetry window.
+    pub central_rss_mb: f64,
+    /// Peak resident memory of the central over the whole run (VmHWM).
+    pub central_rss_peak_mb: f64,
+    pub central_kb_per_cp: f64,
+    /// Every `fleet cps` process together.
+    pub fleet_cpu_pct: f64,
+    pub drivers_cpu_pct: f64,
+    /// This process: the embedded broker lives here.
+    pub bench_cpu_pct: f64,
+}

@@ -1,0 +1,143 @@
+//! Runs in `evcharge bench`: measures a whole network at scale and prints the figures.
+//!
+//! For each network size it starts a broker (the embedded one unless a bootstrap is
+//! configured), a real central, `evcharge fleet cps` and `evcharge fleet drivers` as
+//! separate processes of this binary ([`network`]), then measures ([`phases`]):
+//! 1. authorisation: paced requests, each stopped as soon as it is authorised;
+//! 2. telemetry: every CP supplying at once, one report a second each, for `--duration`;
+//! 3. crash detection: engine and monitor crashes injected under that load, timed until
+//!    the central shows the CP broken or disconnected (by the `since` of its state);
+//!
+//! and reads the central's CPU and memory from /proc throughout ([`sampling`]). Figures
+//! come from the central's own metrics (`GET /api/metrics`, [`prometheus`]), the driver
+//! fleet's histogram and /proc, and are printed and written as JSON ([`report`]).
+
+pub mod figures;
+pub mod network;
+pub mod phases;
+pub mod prometheus;
+pub mod report;
+pub mod sampling;
+
+use crate::bus::EmbeddedBroker;
+use crate::cli::BenchArgs;
+use crate::configuration::{KafkaSettings, Settings};
+use anyhow::{bail, Context};
+use figures::{Resources, Row};
+use network::{Kafka, Network};
+use sampling::{Machine, Sample};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Measures every size of `--cps` in turn, printing as it goes.
+pub fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
+    if args.cps.is_empty() || args.cps.contains(&0) {
+        bail!("--cps needs one or more network sizes above 0");
+    }
+    let base = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("evcharge-bench-{}", std::process::id())),
+    };
+    let machine = Machine::read();
+    println!(
+        "evcharge bench on {} ({} cores, {:.1} GiB); working directory {}",
+        machine.cpu,
+        machine.cores,
+        machine.memory_gib,
+        base.display()
+    );
+    let mut rows = Vec::new();
+    for &cps in &args.cps {
+        println!("\n== {cps} charging points ==");
+        let row = measure(settings, args, cps, &base.join(format!("cps-{cps}")))
+            .with_context(|| format!("the run with {cps} CPs failed"))?;
+        report::print_row(&row);
+        rows.push(row);
+        report::write_json(&args.json, &machine, args, &rows)?;
+    }
+    report::print_table(&rows);
+    println!("\nfigures written to {}", args.json.display());
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    Ok(())
+}
+
+/// One network size, from a fresh broker and central to every figure.
+fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyhow::Result<Row> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let embedded = settings.kafka.bootstrap == KafkaSettings::default().bootstrap;
+    let broker = embedded
+        .then(|| EmbeddedBroker::start(&settings.kafka))
+        .transpose()?;
+    let bootstrap = match &broker {
+        Some(broker) => broker.bootstrap(),
+        None => settings.kafka.bootstrap.clone(),
+    };
+    let broker_name = if embedded {
+        "embedded (librdkafka mock cluster, in the bench process)".to_string()
+    } else {
+        bootstrap.clone()
+    };
+    let began = Instant::now();
+    let kafka = Kafka {
+        // Clients of the embedded broker need a short fetch wait (see `client_fetch_wait`).
+        env: if embedded {
+            crate::bus::client_fetch_wait()
+        } else {
+            None
+        },
+        bootstrap,
+    };
+    let net = Network::start(&kafka, cps, dir)?;
+    let startup_seconds = began.elapsed().as_secs_f64();
+    println!("network of {cps} CPs up in {startup_seconds:.1} s");
+
+    let idle = Sample::take(&net)?;
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_end = Sample::take(&net)?;
+    let mut resources = Resources {
+        central_cpu_idle_pct: idle.cpu_pct(&idle_end, |s| s.central),
+        central_rss_idle_mb: sampling::rss_mb(&net.central),
+        ..Resources::default()
+    };
+
+    let auth = phases::measure_auth(&net, args)?;
+    println!(
+        "authorisation: {} sent at {}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, denied {:?}",
+        auth.report.sent,
+        args.auth_rate,
+        auth.report.p50_ms,
+        auth.report.p99_ms,
+        auth.report.max_ms,
+        auth.report.denied
+    );
+    net.settle("available", cps, Duration::from_secs(60));
+
+    let telemetry = phases::measure_telemetry(&net, args, cps, &mut resources)?;
+    println!(
+        "telemetry: {:.0} reports/s, p50 {:.1} ms, p99 {:.1} ms, lag at most {} records",
+        telemetry.reports_per_s, telemetry.p50_ms, telemetry.p99_ms, telemetry.lag_max_messages
+    );
+    let crashes = phases::measure_crashes(&net, args, cps)?;
+    println!(
+        "crash detection: {}/{} detected, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        crashes.detected, crashes.injected, crashes.p50_ms, crashes.p99_ms, crashes.max_ms
+    );
+    resources.central_rss_peak_mb = sampling::peak_rss_mb(&net.central);
+    resources.central_kb_per_cp = resources.central_rss_mb * 1024.0 / f64::from(cps);
+    net.release_drivers();
+    // The processes first, then the broker they use.
+    drop(net);
+    drop(broker);
+    Ok(Row {
+        cps,
+        broker: broker_name,
+        startup_seconds,
+        auth,
+        telemetry,
+        crashes,
+        resources,
+    })
+}

@@ -1,0 +1,228 @@
+//! The processes of one network size — a central, one or more `fleet cps` and one
+//! `fleet drivers`, each a child of this binary — and what the central says about them.
+
+use super::prometheus::Metrics;
+use crate::harness::{free_ports, wait_until, Child, Endpoint, Program, StopOnDrop};
+use std::path::Path;
+use std::time::Duration;
+
+const OPERATOR: &str = "bench";
+const OPERATOR_PASSWORD: &str = "bench-password";
+
+/// How long a child has to leave after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The broker every process of a run uses, and what its clients need to be told.
+pub struct Kafka {
+    pub bootstrap: String,
+    /// An environment variable for every process started.
+    pub env: Option<(&'static str, &'static str)>,
+}
+
+impl Kafka {
+    /// Starts `evcharge <role_args>` on this broker, its output in `log`. It leaves with
+    /// this process, and is asked with SIGTERM when dropped, to leave as in production.
+    fn spawn(&self, role_args: &[&str], log: &Path) -> anyhow::Result<Child> {
+        Program::this_binary()?
+            .named(role_args[..2.min(role_args.len())].join(" "))
+            .envs(self.env)
+            .arg("--kafka")
+            .arg(&self.bootstrap)
+            .args(role_args)
+            .exit_with_parent()
+            .stop_on_drop(StopOnDrop::Terminate { grace: STOP_GRACE })
+            .spawn_to_log(log)
+    }
+}
+
+/// The processes of one run; each is stopped when dropped, the central first.
+pub struct Network {
+    pub central: Child,
+    /// One or more `fleet cps` processes, as many as the open-files limit needs.
+    pub fleets: Vec<FleetShard>,
+    pub drivers: Option<Child>,
+    /// The central's API, with the operator's token.
+    pub api: Endpoint,
+    pub drivers_control: Endpoint,
+}
+
+/// One `fleet cps` process: CPs `first` to `first + count - 1`.
+pub struct FleetShard {
+    pub process: Child,
+    pub control: Endpoint,
+    pub first: u32,
+    pub count: u32,
+}
+
+/// CPs one fleet process can hold: each takes three sockets (the monitor's two links and
+/// the engine's end of one), and a process may open only so many.
+fn cps_per_process() -> u32 {
+    let limit = rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(_, hard)| hard);
+    (limit.saturating_sub(1024) / 3).clamp(1, u64::from(u32::MAX)) as u32
+}
+
+impl Network {
+    /// Starts a network of `cps` CPs and as many drivers, its data and logs in `dir`, and
+    /// waits until every CP is available and the drivers have joined.
+    pub fn start(kafka: &Kafka, cps: u32, dir: &Path) -> anyhow::Result<Network> {
+        let mut net = Network::start_central_and_fleets(kafka, cps, dir)?;
+        wait_until(
+            "every CP to be available at the central",
+            Duration::from_secs(60) + Duration::from_millis(20 * u64::from(cps)),
+            || Ok(net.cps_in("available")? == u64::from(cps)),
+        )?;
+        let control = net.drivers_control.url("");
+        let drivers = kafka.spawn(
+            &[
+                "fleet",
+                "drivers",
+                "--count",
+                &cps.to_string(),
+                "--control",
+                control.trim_start_matches("http://"),
+            ],
+            &dir.join("drivers.log"),
+        )?;
+        net.drivers = Some(drivers);
+        wait_until("the drivers to join", Duration::from_secs(60), || {
+            let status: serde_json::Value = net.drivers_control.get_json("/fleet/status")?;
+            Ok(status["consuming"].as_bool() == Some(true))
+        })?;
+        Ok(net)
+    }
+
+    fn start_central_and_fleets(kafka: &Kafka, cps: u32, dir: &Path) -> anyhow::Result<Network> {
+        let [central_tcp, central_http, drivers_control] = free_ports()?;
+        let data = dir.join("central");
+        let data_arg = data.display().to_string();
+        Program::this_binary()?
+            .args([
+                "operator",
+                "add",
+                OPERATOR,
+                "--password-stdin",
+                "--data",
+                &data_arg,
+            ])
+            .run_to_end(Some(OPERATOR_PASSWORD))?;
+        let token = Program::this_binary()?
+            .args([
+                "operator", "token", OPERATOR, "--label", "bench", "--data", &data_arg,
+            ])
+            .run_to_end(None)?
+            .trim()
+            .to_owned();
+        // For a person looking at the central during the run (GET /api/metrics).
+        std::fs::write(dir.join("api-token"), &token)?;
+        let central_tcp = format!("127.0.0.1:{central_tcp}");
+        let central = kafka.spawn(
+            &[
+                "central",
+                "--listen",
+                &central_tcp,
+                "--http",
+                &format!("127.0.0.1:{central_http}"),
+                "--data",
+                &data_arg,
+            ],
+            &dir.join("central.log"),
+        )?;
+        let api = Endpoint::new(format!("http://127.0.0.1:{central_http}")).with_token(token);
+        wait_until("the central's API", Duration::from_secs(60), || {
+            Ok(api.request("GET", "/api/health").call().is_ok())
+        })?;
+        let per_process = cps_per_process();
+        let mut fleets = Vec::new();
+        let mut first = 1;
+        while first <= cps {
+            let count = per_process.min(cps - first + 1);
+            let [control] = free_ports()?;
+            let control = format!("127.0.0.1:{control}");
+            let shard = fleets.len();
+            let process = kafka.spawn(
+                &[
+                    "fleet",
+                    "cps",
+                    "--first",
+                    &first.to_string(),
+                    "--count",
+                    &count.to_string(),
+                    "--central",
+                    &central_tcp,
+                    "--location",
+                    "Bench",
+                    "--price",
+                    "0.30",
+                    "--plug-in-delay",
+                    "100ms",
+                    "--supply-duration",
+                    "0s",
+                    "--data",
+                    &dir.join(format!("fleet-{shard}")).display().to_string(),
+                    "--control",
+                    &control,
+                ],
+                &dir.join(format!("fleet-{shard}.log")),
+            )?;
+            fleets.push(FleetShard {
+                process,
+                control: Endpoint::new(format!("http://{control}")),
+                first,
+                count,
+            });
+            first += count;
+        }
+        if fleets.len() > 1 {
+            println!(
+                "{} fleet processes of at most {per_process} CPs each (the open-files limit)",
+                fleets.len()
+            );
+        }
+        Ok(Network {
+            central,
+            fleets,
+            drivers: None,
+            api,
+            drivers_control: Endpoint::new(format!("http://127.0.0.1:{drivers_control}")),
+        })
+    }
+
+    pub fn metrics(&self) -> anyhow::Result<Metrics> {
+        Ok(Metrics::parse(&self.api.get_text("/api/metrics")?))
+    }
+
+    pub fn cps_in(&self, state: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .metrics()?
+            .value(&format!("evcharge_cps{{state=\"{state}\"}}"))
+            .unwrap_or(0.0) as u64)
+    }
+
+    /// The fleet process that runs CP number `index`.
+    pub fn shard_of(&self, index: u32) -> Option<&FleetShard> {
+        self.fleets
+            .iter()
+            .find(|f| (f.first..f.first + f.count).contains(&index))
+    }
+
+    /// Waits until all `cps` CPs are in `state`; when they are not within `limit`, says how
+    /// many are, and the run goes on measuring those: an overloaded network is a result too.
+    pub fn settle(&self, state: &str, cps: u32, limit: Duration) {
+        let all = u64::from(cps);
+        if wait_until(&format!("every CP to be {state}"), limit, || {
+            Ok(self.cps_in(state)? == all)
+        })
+        .is_err()
+        {
+            let now = self.cps_in(state).unwrap_or(0);
+            println!("only {now} of {all} CPs are {state} after {limit:?}; measuring anyway");
+        }
+    }
+
+    /// Lets the drivers stop their supplies before the network is stopped.
+    pub fn release_drivers(&self) {
+        let _ = self.drivers_control.post("/fleet/release", None);
+    }
+}
