@@ -49,9 +49,17 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
+    // The benchmark drives whole processes, as a role does, and reads the fleets' reports.
     (
         "bench",
-        &["bus", "cli", "configuration", "harness", "messages"],
+        &[
+            "actors",
+            "bus",
+            "cli",
+            "configuration",
+            "harness",
+            "messages",
+        ],
     ),
 ];
 
