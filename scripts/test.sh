@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of the project, from a fresh machine with only the Rust toolchain:
-# installs what the tests need (tansu, Debian packages), checks formatting and lints, then runs the unit, property
+# installs what the tests need (tansu, cargo-nextest, Debian packages), checks formatting and lints, then runs the unit, property
 # and end-to-end tests (each end-to-end scenario against the embedded broker and tansu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +35,13 @@ echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "== installing cargo-nextest, which runs the test binaries side by side (a few minutes, once)"
+  cargo install cargo-nextest --locked
+fi
+
+# Every test in a process of its own, the binaries side by side; the groups and limits that
+# keep that safe are in .config/nextest.toml. nextest does not run doctests: the crate has
+# none; with the first, add `cargo test --doc --locked` here.
 echo "== tests"
-cargo test --all-targets --locked
+cargo nextest run --all-targets --locked

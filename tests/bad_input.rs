@@ -56,8 +56,8 @@ fn connect(port: u16) -> TcpStream {
 #[test]
 fn corrupt_frames_get_a_nack_and_the_link_stays_up() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let port = free_port();
-    net.start_engine("CP001", port, &[]);
+    let engine = net.start_engine("CP001", 0, &[]);
+    let port = net.engine_port(engine);
 
     // The engine's health socket.
     let mut engine = connect(port);

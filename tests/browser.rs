@@ -27,17 +27,18 @@ fn figure(text: &str) -> f64 {
 #[test]
 fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let engine_port = free_port();
     // The supply lasts until someone ends it, so that the pages can be watched at work.
     let engine_flags = ["--supply-duration", "0", "--allow-crash"];
-    let engine = net.start_engine("CP001", engine_port, &engine_flags);
-    let monitor_page = free_port();
-    let monitor_http = format!("127.0.0.1:{monitor_page}");
-    net.start_monitor("CP001", engine_port, 0.40, &["--http", &monitor_http]);
+    let engine = net.start_engine("CP001", 0, &engine_flags);
+    let engine_port = net.engine_port(engine);
+    let monitor_part = net.start_monitor("CP001", engine_port, 0.40, &["--http", "127.0.0.1:0"]);
+    let monitor_http = format!(
+        "127.0.0.1:{}",
+        net.announced_port(monitor_part, announces::MONITOR_PAGE)
+    );
     let cp2 = net.start_cp("CP002", 0.30, &["--allow-crash"]);
-    let dashboard = free_port();
-    let dashboard_http = format!("127.0.0.1:{dashboard}");
-    let _driver = net.start_driver("D001", &["--http", &dashboard_http]);
+    let d001 = net.start_driver("D001", &["--http", "127.0.0.1:0"]);
+    let dashboard_http = announced(&d001, announces::DASHBOARD);
     net.wait_state("CP001", "available");
     net.wait_state("CP002", "available");
 
@@ -225,8 +226,8 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
 #[test]
 fn the_driver_dashboard_refuses_a_wrong_password_in_a_real_browser() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let dashboard_http = format!("127.0.0.1:{}", free_port());
-    let _driver = net.start_driver("D002", &["--http", &dashboard_http]);
+    let d002 = net.start_driver("D002", &["--http", "127.0.0.1:0"]);
+    let dashboard_http = announced(&d002, announces::DASHBOARD);
     let driver = Browser::start("driver-password");
     wait_page(&format!("http://{dashboard_http}/api/ready"));
     driver.goto(&format!("http://{dashboard_http}/"));

@@ -68,10 +68,10 @@ const ENGINE_FLAGS: [&str; 2] = ["--supply-duration", "3s"];
 impl Chaos {
     fn start() -> Chaos {
         let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "5s"]);
-        let engine_ports: Vec<u16> = (0..CPS).map(|_| free_port()).collect();
-        let engines = (0..CPS)
-            .map(|i| net.start_engine(&cp_id(i), engine_ports[i], &ENGINE_FLAGS))
+        let engines: Vec<usize> = (0..CPS)
+            .map(|i| net.start_engine(&cp_id(i), 0, &ENGINE_FLAGS))
             .collect();
+        let engine_ports: Vec<u16> = engines.iter().map(|&e| net.engine_port(e)).collect();
         let monitors = (0..CPS)
             .map(|i| net.start_monitor(&cp_id(i), engine_ports[i], 0.30 + 0.05 * i as f64, &[]))
             .collect();

@@ -91,7 +91,7 @@ fn the_broker_prints_its_address_first() {
 #[test]
 fn a_role_without_a_broker_says_so_and_keeps_trying() {
     let dir = tempfile::tempdir().unwrap();
-    let nowhere = format!("127.0.0.1:{}", free_port());
+    let nowhere = nowhere();
     let mut driver = Proc::spawn(
         dir.path(),
         "driver",

@@ -16,29 +16,31 @@ struct FreshCentral {
     _dir: tempfile::TempDir,
 }
 
-/// Starts a central on `broker` keeping its database in `data`, its API on `http`.
-fn spawn_central(dir: &std::path::Path, broker: &Broker, data: &str, http: u16) -> Proc {
+/// Starts a central on `broker` keeping its database in `data`, on ports of its choosing;
+/// returns it and the port of its API.
+fn spawn_central(dir: &std::path::Path, broker: &Broker, data: &str) -> (Proc, u16) {
     let args = strings(&[
         "--kafka",
         &broker.bootstrap,
         "central",
         "--listen",
-        &format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0",
         "--http",
-        &format!("127.0.0.1:{http}"),
+        "127.0.0.1:0",
         "--data",
         data,
     ]);
-    Proc::spawn(dir, "central", evcharge(), &args, &FAST_ENV)
+    let central = Proc::spawn(dir, "central", evcharge(), &args, &FAST_ENV);
+    let http = announced_port(&central, announces::CONSOLE);
+    (central, http)
 }
 
 impl FreshCentral {
     fn start() -> FreshCentral {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::start(BrokerKind::Embedded, dir.path());
-        let http = free_port();
         let data = dir.path().join("central-data").display().to_string();
-        let central = spawn_central(dir.path(), &broker, &data, http);
+        let (central, http) = spawn_central(dir.path(), &broker, &data);
         FreshCentral {
             _broker: broker,
             central,
@@ -324,8 +326,7 @@ fn operators_and_tokens_are_managed_from_the_command_line() {
 
     // The token works against a central on that database, which makes no admin of its own.
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
-    let http = free_port();
-    let central = spawn_central(dir.path(), &broker, &data, http);
+    let (central, http) = spawn_central(dir.path(), &broker, &data);
     let cps = wait_for("the API with the token", DEADLINE, || {
         ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
             .set("Authorization", &format!("Bearer {}", token.trim()))

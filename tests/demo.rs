@@ -4,6 +4,71 @@ mod support;
 
 use support::*;
 
+/// A demo started by [`start_demo`].
+struct Demo {
+    proc: Proc,
+    /// The directory of the attempt that started: the demo works in its `work`.
+    dir: std::path::PathBuf,
+    /// The central's API.
+    http: u16,
+    /// The first monitor page's port, when `args` asked for pages.
+    pages: u16,
+}
+
+/// Starts `evcharge demo` with the arguments `args(http, listen, pages)` gives for the
+/// central's API and monitor ports and the first monitor page's (the others 10 apart).
+/// The demo hands these to processes of its own and reaches them there itself, so they
+/// cannot be port 0: they are chosen free beforehand. Should one of them, or a port the demo
+/// picks for an engine, be taken by another process before it is bound, the demo is killed
+/// (its children go with it) and started again on other ports. `ready` tells from the
+/// output when every listener of the demo is bound.
+fn start_demo(
+    dir: &std::path::Path,
+    args: impl Fn(u16, u16, u16) -> Vec<String>,
+    ready: impl Fn(&str) -> bool,
+) -> Demo {
+    let mut attempt = 0;
+    wait_for("a demo whose ports are free", DEADLINE * 2, || {
+        attempt += 1;
+        let work = dir.join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let (http, pages) = (free_port(), free_port());
+        let mut args = args(http, free_port(), pages);
+        args.extend(["--dir".into(), work.join("work").display().to_string()]);
+        let proc = Proc::spawn(&work, "demo", evcharge(), &args, &FAST_ENV);
+        let bound = wait_for("the demo's listeners to be bound", DEADLINE, || {
+            let out = proc.stderr_text() + &proc.stdout_text();
+            if out.contains(ADDRESS_IN_USE) {
+                Some(false)
+            } else {
+                ready(&out).then_some(true)
+            }
+        });
+        if !bound {
+            eprintln!("the demo found a port taken; starting it again on others");
+            return None;
+        }
+        Some(Demo {
+            proc,
+            dir: work,
+            http,
+            pages,
+        })
+    })
+}
+
+/// How many lines of `out` contain `marker`.
+fn count(out: &str, marker: &str) -> usize {
+    out.lines().filter(|l| l.contains(marker)).count()
+}
+
+/// Whether the demo's central and its `cps` engines have bound their listeners.
+fn network_bound(out: &str, cps: usize) -> bool {
+    out.contains(announces::CONSOLE)
+        && out.contains(announces::MONITORS)
+        && count(out, announces::ENGINE) >= cps
+}
+
 /// The API token the demo leaves in its working directory.
 fn demo_token(dir: &std::path::Path) -> String {
     let file = dir.join("work").join("api-token");
@@ -17,32 +82,35 @@ fn demo_token(dir: &std::path::Path) -> String {
 #[test]
 fn the_demo_runs_a_network_that_serves_its_drivers() {
     let dir = tempfile::tempdir().unwrap();
-    let http = free_port();
-    let monitor_pages = free_port();
-    let args: Vec<String> = [
-        "demo",
-        "--cps",
-        "3",
-        "--drivers",
-        "2",
-        "--monitor-pages",
-        &monitor_pages.to_string(),
-        "--driver-pages",
-        "0",
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--dir",
-        &dir.path().join("work").display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut demo = Proc::spawn(dir.path(), "demo", evcharge(), &args, &FAST_ENV);
+    let started = start_demo(
+        dir.path(),
+        |http, listen, pages| {
+            strings(&[
+                "demo",
+                "--cps",
+                "3",
+                "--drivers",
+                "2",
+                "--monitor-pages",
+                &pages.to_string(),
+                "--driver-pages",
+                "0",
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                // Not used here; port 0 keeps it off the default port.
+                "--control",
+                "127.0.0.1:0",
+            ])
+        },
+        |out| network_bound(out, 3) && count(out, announces::MONITOR_PAGE) >= 3,
+    );
+    let (http, monitor_pages) = (started.http, started.pages);
+    let (mut demo, work) = (started.proc, started.dir);
 
     // Every CP reports, and the drivers' requests turn into closed, priced sessions.
-    let token = demo_token(dir.path());
+    let token = demo_token(&work);
     let api = |path: &str| -> Option<serde_json::Value> {
         ureq::get(&format!("http://127.0.0.1:{http}{path}"))
             .set("Authorization", &format!("Bearer {token}"))
@@ -96,7 +164,7 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     assert!(out
         .lines()
         .any(|l| l.contains("D001 |") && l.contains("TICKET")));
-    let file = std::fs::read_to_string(dir.path().join("work/requests-D001.txt")).unwrap();
+    let file = std::fs::read_to_string(work.join("work/requests-D001.txt")).unwrap();
     assert!(file.lines().filter(|l| !l.starts_with('#')).count() >= 10);
 
     // Killed outright, the demo takes its whole network with it.
@@ -131,33 +199,35 @@ fn processes_with_arg(arg: &str) -> usize {
 #[test]
 fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (http, control) = (free_port(), free_port());
-    let args: Vec<String> = [
-        "demo",
-        "--cps",
-        "2",
-        "--drivers",
-        "0",
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--control",
-        &format!("127.0.0.1:{control}"),
-        "--driver-pages",
-        "0",
-        "--monitor-pages",
-        "0",
-        "--restart-failed",
-        "1s",
-        "--dir",
-        &dir.path().join("work").display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let demo = Proc::spawn(dir.path(), "demo", evcharge(), &args, &FAST_ENV);
-    let token = demo_token(dir.path());
+    let started = start_demo(
+        dir.path(),
+        |http, listen, _| {
+            strings(&[
+                "demo",
+                "--cps",
+                "2",
+                "--drivers",
+                "0",
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                // The demo binds it itself: port 0, read back from what it announces.
+                "--control",
+                "127.0.0.1:0",
+                "--driver-pages",
+                "0",
+                "--monitor-pages",
+                "0",
+                "--restart-failed",
+                "1s",
+            ])
+        },
+        |out| network_bound(out, 2) && out.contains(announces::DEMO_CONTROL),
+    );
+    let (http, demo, work) = (started.http, started.proc, started.dir);
+    let control = announced_port(&demo, announces::DEMO_CONTROL);
+    let token = demo_token(&work);
     let state = |id: &str| -> Option<String> {
         let cps: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
             .set("Authorization", &format!("Bearer {token}"))

@@ -162,8 +162,8 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
     let mut net = Network::start(BrokerKind::Embedded);
     net.start_cp("CP01", 0.35, &[]);
     net.wait_state("CP01", "available");
-    let port = free_port();
-    let _driver = net.start_driver("D1", &["--http", &format!("127.0.0.1:{port}")]);
+    let driver = net.start_driver("D1", &["--http", "127.0.0.1:0"]);
+    let port = announced_port(&driver, announces::DASHBOARD);
     let mut browser = Browser::new(port);
 
     // The page is served, and says who signs in.
@@ -320,9 +320,8 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
 #[test]
 fn the_dashboard_says_why_nothing_works_while_the_broker_is_out_of_reach() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     // No broker listens there.
-    let nowhere = format!("127.0.0.1:{}", free_port());
+    let nowhere = nowhere();
     let args = strings(&[
         "--kafka",
         &nowhere,
@@ -330,9 +329,10 @@ fn the_dashboard_says_why_nothing_works_while_the_broker_is_out_of_reach() {
         "--id",
         "D7",
         "--http",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
     ]);
-    let _driver = Proc::spawn(dir.path(), "D7", evcharge(), &args, &FAST_ENV);
+    let driver = Proc::spawn(dir.path(), "D7", evcharge(), &args, &FAST_ENV);
+    let port = announced_port(&driver, announces::DASHBOARD);
     let browser = Browser::new(port);
     let page = wait_for("the dashboard to answer", DEADLINE, || {
         ureq::get(&format!("http://127.0.0.1:{port}/"))

@@ -96,18 +96,11 @@ impl Socket {
 #[test]
 fn the_page_follows_checks_a_fault_and_its_clearing() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let (engine, control, page) = (free_port(), free_port(), free_port());
-    net.start_engine(
-        "CP001",
-        engine,
-        &["--control", &format!("127.0.0.1:{control}")],
-    );
-    net.start_monitor(
-        "CP001",
-        engine,
-        0.30,
-        &["--http", &format!("127.0.0.1:{page}")],
-    );
+    let engine = net.start_engine("CP001", 0, &["--control", "127.0.0.1:0"]);
+    let control = net.announced_port(engine, announces::CONTROL);
+    let engine = net.engine_port(engine);
+    let monitor = net.start_monitor("CP001", engine, 0.30, &["--http", "127.0.0.1:0"]);
+    let page = net.announced_port(monitor, announces::MONITOR_PAGE);
 
     // Healthy: OK checks with timings, and the central shows the CP available.
     let healthy = wait_status(page, "an OK check reported as available", |s| {
@@ -183,8 +176,8 @@ fn the_page_follows_checks_a_fault_and_its_clearing() {
 #[test]
 fn a_whole_cp_serves_the_page_its_files_and_json_errors() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let page = free_port();
-    let cp = net.start_cp("CP002", 0.40, &["--http", &format!("127.0.0.1:{page}")]);
+    let cp = net.start_cp("CP002", 0.40, &["--http", "127.0.0.1:0"]);
+    let page = net.announced_port(cp, announces::MONITOR_PAGE);
     wait_status(page, "the CP's page", |s| s["cp_id"] == "CP002");
     assert!(net.cps[cp]
         .stderr_text()
@@ -231,19 +224,20 @@ fn a_whole_cp_serves_the_page_its_files_and_json_errors() {
 #[test]
 fn a_monitor_alone_shows_the_central_and_engine_unreachable() {
     let dir = tempfile::tempdir().unwrap();
-    let page = free_port();
+    // Nothing listens where the engine and the central should be.
     let args = strings(&[
         "monitor",
         "--id",
         "CP003",
         "--engine",
-        &format!("127.0.0.1:{}", free_port()),
+        &nowhere(),
         "--central",
-        &format!("127.0.0.1:{}", free_port()),
+        &nowhere(),
         "--http",
-        &format!("127.0.0.1:{page}"),
+        "127.0.0.1:0",
     ]);
-    let _monitor = Proc::spawn(dir.path(), "monitor-CP003", evcharge(), &args, &FAST_ENV);
+    let monitor = Proc::spawn(dir.path(), "monitor-CP003", evcharge(), &args, &FAST_ENV);
+    let page = announced_port(&monitor, announces::MONITOR_PAGE);
     let alone = wait_status(page, "checks with nothing to reach", |s| {
         s["central"]["link"] == "unreachable" && s["engine"]["result"] == "unreachable"
     });

@@ -267,74 +267,76 @@ fn a_reservation_never_plugged_in_expires(kind: BrokerKind) {
 #[test]
 fn tansu_started_last_the_network_still_works() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let (tcp, http) = (free_port(), free_port());
-    let kafka = |role: &[&str]| -> Vec<String> {
-        ["--kafka", &bootstrap]
-            .iter()
-            .chain(role)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let data = dir.path().join("central").display().to_string();
     let plan = dir.path().join("plan.txt");
     std::fs::write(&plan, "CP001\n".repeat(8)).unwrap();
     let plan = plan.display().to_string();
-    let central = Proc::spawn(
-        dir.path(),
-        "central",
-        evcharge(),
-        &kafka(&[
-            "central",
-            "--listen",
-            &format!("127.0.0.1:{tcp}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--data",
-            &data,
-        ]),
-        &FAST_ENV,
-    );
-    let cp = Proc::spawn(
-        dir.path(),
-        "cp",
-        evcharge(),
-        &kafka(&[
-            "cp",
-            "--id",
-            "CP001",
-            "--central",
-            &format!("127.0.0.1:{tcp}"),
-            "--price",
-            "0.25",
-        ]),
-        &FAST_ENV,
-    );
-    let mut driver = Proc::spawn(
-        dir.path(),
-        "driver",
-        evcharge(),
-        // The CP may still be starting when Kafka appears (it is then denied as broken):
-        // the driver tries a few times, as a person would.
-        &kafka(&[
-            "driver", "--id", "D1", "--file", &plan, "--pause", "2s", "--json",
-        ]),
-        &FAST_ENV,
-    );
-    for role in [&central, &cp, &driver] {
-        wait_for(
-            &format!("{} to say it waits for the broker", role.name),
-            DEADLINE,
-            || {
-                role.stderr_text()
-                    .contains("cannot reach the Kafka broker")
-                    .then_some(())
-            },
-        );
-    }
-
-    let _broker = Broker::start_tansu_on(port, dir.path());
+    // tansu's port must be known before it starts: the roles are told it, and tansu
+    // advertises it. It is chosen free beforehand; should another process take it before
+    // tansu listens there, the roles are stopped and everything starts again on another.
+    let mut attempt = 0;
+    let (central, cp, mut driver, _broker) =
+        wait_for("tansu where the roles look", DEADLINE * 2, || {
+            attempt += 1;
+            let work = dir.path().join(format!("attempt-{attempt}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let port = free_port();
+            let bootstrap = format!("127.0.0.1:{port}");
+            let kafka = |role: &[&str]| -> Vec<String> {
+                ["--kafka", &bootstrap]
+                    .iter()
+                    .chain(role)
+                    .map(|s| s.to_string())
+                    .collect()
+            };
+            let data = work.join("central").display().to_string();
+            let central = Proc::spawn(
+                &work,
+                "central",
+                evcharge(),
+                &kafka(&[
+                    "central",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--http",
+                    "127.0.0.1:0",
+                    "--data",
+                    &data,
+                ]),
+                &FAST_ENV,
+            );
+            let tcp = announced(&central, announces::MONITORS);
+            let cp = Proc::spawn(
+                &work,
+                "cp",
+                evcharge(),
+                &kafka(&["cp", "--id", "CP001", "--central", &tcp, "--price", "0.25"]),
+                &FAST_ENV,
+            );
+            let driver = Proc::spawn(
+                &work,
+                "driver",
+                evcharge(),
+                // The CP may still be starting when Kafka appears (it is then denied as broken):
+                // the driver tries a few times, as a person would.
+                &kafka(&[
+                    "driver", "--id", "D1", "--file", &plan, "--pause", "2s", "--json",
+                ]),
+                &FAST_ENV,
+            );
+            for role in [&central, &cp, &driver] {
+                wait_for(
+                    &format!("{} to say it waits for the broker", role.name),
+                    DEADLINE,
+                    || {
+                        role.stderr_text()
+                            .contains("cannot reach the Kafka broker")
+                            .then_some(())
+                    },
+                );
+            }
+            let broker = Broker::try_start_tansu_on(port, &work)?;
+            Some((central, cp, driver, broker))
+        });
 
     assert_eq!(driver.wait_exit(DEADLINE * 2), 0);
     let tickets = of_type(&driver.json_lines(), "ticket");

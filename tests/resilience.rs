@@ -24,8 +24,8 @@ fn detect(net: &Network, id: &str, state: &str) -> Duration {
 #[test]
 fn an_engine_killed_mid_supply_loses_no_energy() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let port = free_port();
-    let engine = net.start_engine("CP001", port, &["--supply-duration", "120s"]);
+    let engine = net.start_engine("CP001", 0, &["--supply-duration", "120s"]);
+    let port = net.engine_port(engine);
     net.start_monitor("CP001", port, 0.40, &[]);
     net.wait_state("CP001", "available");
     let driver = net.start_driver("D1", &["--interactive"]);
@@ -65,8 +65,8 @@ fn an_engine_killed_mid_supply_loses_no_energy() {
 #[test]
 fn a_monitor_killed_mid_supply_ends_the_supply_until_it_returns() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let port = free_port();
-    net.start_engine("CP001", port, &["--supply-duration", "120s"]);
+    let engine = net.start_engine("CP001", 0, &["--supply-duration", "120s"]);
+    let port = net.engine_port(engine);
     let monitor = net.start_monitor("CP001", port, 0.30, &[]);
     net.wait_state("CP001", "available");
     let mut driver = net.start_driver("D1", &["--cp", "CP001"]);
@@ -186,14 +186,14 @@ fn a_crashed_cp_actor_is_restarted_with_its_state_and_others_undisturbed() {
 #[test]
 fn control_endpoints_simulate_faults_and_crash_only_when_allowed() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let (safe, crashable) = (free_port(), free_port());
-    let control = |port: u16| format!("127.0.0.1:{port}");
-    net.start_cp("CP001", 0.30, &["--control", &control(safe)]);
+    let cp1 = net.start_cp("CP001", 0.30, &["--control", "127.0.0.1:0"]);
     let cp2 = net.start_cp(
         "CP002",
         0.30,
-        &["--control", &control(crashable), "--allow-crash"],
+        &["--control", "127.0.0.1:0", "--allow-crash"],
     );
+    let safe = net.announced_port(cp1, announces::CONTROL);
+    let crashable = net.announced_port(cp2, announces::CONTROL);
     net.wait_state("CP001", "available");
     net.wait_state("CP002", "available");
     let post = |port: u16, path: &str| -> u16 {
@@ -299,8 +299,8 @@ fn an_idle_engine_cut_off_from_kafka_is_not_shown_available() {
 #[test]
 fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     let mut net = Network::start(BrokerKind::Embedded);
-    let port = free_port();
-    net.start_engine("CP001", port, &[]);
+    let engine = net.start_engine("CP001", 0, &[]);
+    let port = net.engine_port(engine);
     let first = net.start_monitor("CP001", port, 0.30, &[]);
     net.wait_state("CP001", "available");
 
@@ -312,14 +312,14 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     assert!(said.contains("CP001 is already connected from"), "{said}");
 
     // A second engine for CP001 sharing the first one's data is refused at once…
-    let engine2 = net.start_engine("CP001", free_port(), &[]);
+    let engine2 = net.start_engine("CP001", 0, &[]);
     assert_ne!(net.cps[engine2].wait_exit(DEADLINE), 0);
     assert!(net.cps[engine2]
         .stderr_text()
         .contains("another engine for CP001"));
     // …and one with data of its own (as on another machine) is refused by the central.
     let elsewhere = net.dir.path().join("elsewhere").display().to_string();
-    let engine3 = net.start_engine_in("CP001", free_port(), &elsewhere, &[]);
+    let engine3 = net.start_engine_in("CP001", 0, &elsewhere, &[]);
     assert_ne!(net.cps[engine3].wait_exit(DEADLINE), 0);
     let said = net.cps[engine3].stderr_text();
     assert!(

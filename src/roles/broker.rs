@@ -34,8 +34,12 @@ pub fn run(
 async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result<()> {
     let (owner, mut commands) = tokio::sync::mpsc::unbounded_channel();
     if let Some(address) = control {
-        crate::web::control::broker::serve(address, owner)?;
-        log::info!("outage injection on http://{address}/control/outage and /control/recover");
+        let port = crate::web::control::broker::serve(address, owner)?;
+        // The address as bound: with port 0, the one the system chose.
+        log::info!(
+            "outage injection on http://{}:{port}/control/outage and /control/recover",
+            super::shown_host(address)
+        );
     }
     let stop = super::shutdown_signal();
     tokio::pin!(stop);

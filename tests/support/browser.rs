@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use crate::support::{free_port, wait_for, DEADLINE};
+use crate::support::{wait_for, DEADLINE};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -32,18 +32,27 @@ impl Browser {
                 "{needed} is missing: run the README's test command (scripts/test.sh), which installs chromium and chromium-driver"
             );
         }
-        let port = free_port();
+        let profile = tempfile::tempdir().unwrap();
+        // Port 0: chromedriver takes a free port and says which on its standard output.
+        let said = profile.path().join("chromedriver.out");
         let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .stdout(std::fs::File::create(&said).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        let port: u16 = wait_for("chromedriver to say its port", DEADLINE, || {
+            let text = std::fs::read_to_string(&said).ok()?;
+            let (_, rest) = text.split_once("started successfully on port ")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,

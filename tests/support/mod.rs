@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,12 +26,124 @@ pub fn evcharge() -> &'static str {
     env!("CARGO_BIN_EXE_evcharge")
 }
 
-/// A port free right now on loopback.
+/// A port free right now on loopback, released at once: another process may take it before
+/// the one it is meant for binds it. Only for an address that must be known before its
+/// process starts; such a start is retried while the port is taken ([`start_announcing`]).
+/// Everywhere else a process binds port 0 and the test reads back what it announces.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// An address where nothing listens: port 1 (tcpmux) is below the range the system hands
+/// out for port 0 and for outgoing connections, and no test binds it, so it stays refused
+/// however many tests run side by side.
+pub fn nowhere() -> String {
+    "127.0.0.1:1".into()
+}
+
+/// What each role logs when a listener is bound, followed by the address as bound (with
+/// port 0, the port the system chose): `… on 127.0.0.1:PORT` or `… on http://127.0.0.1:PORT/…`.
+pub mod announces {
+    /// The central's TCP listener for monitors.
+    pub const MONITORS: &str = "listening for monitors on ";
+    /// The central's admin console and API.
+    pub const CONSOLE: &str = "admin console and API on ";
+    /// An engine's health-check socket (`evcharge engine` and `evcharge cp`).
+    pub const ENGINE: &str = "answering health checks on ";
+    /// A monitor's page (`evcharge monitor --http` and `evcharge cp --http`).
+    pub const MONITOR_PAGE: &str = "monitor page on ";
+    /// A driver's dashboard (`evcharge driver --http`).
+    pub const DASHBOARD: &str = "driver dashboard on ";
+    /// The control endpoint of an engine, monitor, CP or driver (`--control`).
+    pub const CONTROL: &str = "control endpoint on ";
+    /// The embedded broker's control (`evcharge broker --control`).
+    pub const BROKER_CONTROL: &str = "outage injection on ";
+    /// The demo's control (`evcharge demo --control`).
+    pub const DEMO_CONTROL: &str = "demo control on ";
+}
+
+/// What a process says when an address it was told to bind is taken.
+pub const ADDRESS_IN_USE: &str = "Address already in use";
+
+/// The address announced after `marker` in `text` (the first such line), as `host:port`.
+pub fn address_after(text: &str, marker: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.split_once(marker)?.1;
+        let rest = rest.strip_prefix("http://").unwrap_or(rest);
+        let end = rest
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let address: std::net::SocketAddr = rest[..end].parse().ok()?;
+        Some(address.to_string())
+    })
+}
+
+/// Everything the process has written so far, standard error then standard output.
+fn all_output(proc: &Proc) -> String {
+    proc.stderr_text() + &proc.stdout_text()
+}
+
+/// Waits until `proc` announces the address it bound after `marker`; that address.
+pub fn announced(proc: &Proc, marker: &str) -> String {
+    wait_for(
+        &format!("{} to announce \"{}\"", proc.name, marker.trim()),
+        DEADLINE,
+        || address_after(&all_output(proc), marker),
+    )
+}
+
+/// The port of [`announced`].
+pub fn announced_port(proc: &Proc, marker: &str) -> u16 {
+    port_of(&announced(proc, marker))
+}
+
+/// The port of a `host:port` address.
+pub fn port_of(address: &str) -> u16 {
+    address
+        .parse::<std::net::SocketAddr>()
+        .unwrap_or_else(|e| panic!("{address} is not an address: {e}"))
+        .port()
+}
+
+/// Starts a process with `start` (given the attempt's number, from 1) until it announces an
+/// address after each of `markers`, starting it again while an address it was given is
+/// taken ([`ADDRESS_IN_USE`]). For processes whose address must be known before they start;
+/// `start` may keep the address (a restart that others will reconnect to) or choose new
+/// ones. Returns the process and the announced addresses, in the order of `markers`.
+pub fn start_announcing(
+    mut start: impl FnMut(usize) -> Proc,
+    markers: &[&str],
+) -> (Proc, Vec<String>) {
+    let mut attempt = 0;
+    wait_for("a start whose addresses are free", DEADLINE, || {
+        attempt += 1;
+        let proc = start(attempt);
+        let bound = wait_for(
+            &format!("{} to announce its addresses", proc.name),
+            DEADLINE,
+            || {
+                let text = all_output(&proc);
+                if text.contains(ADDRESS_IN_USE) {
+                    return Some(None);
+                }
+                markers
+                    .iter()
+                    .map(|m| address_after(&text, m))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Some)
+            },
+        );
+        match bound {
+            Some(addresses) => Some((proc, addresses)),
+            None => {
+                eprintln!("{}: an address was taken; starting again", proc.name);
+                None
+            }
+        }
+    })
 }
 
 /// Polls `check` until it gives a value or the deadline passes.
@@ -204,13 +316,12 @@ impl Broker {
         match kind {
             BrokerKind::Embedded => {
                 let file = dir.join("bootstrap.txt");
-                let control = free_port();
                 let args = [
                     "broker".to_string(),
                     "--bootstrap-file".into(),
                     file.display().to_string(),
                     "--control".into(),
-                    format!("127.0.0.1:{control}"),
+                    "127.0.0.1:0".into(),
                 ];
                 let proc = Proc::spawn(dir, "broker", evcharge(), &args, &[]);
                 let bootstrap = wait_for("the embedded broker's address", DEADLINE, || {
@@ -219,6 +330,7 @@ impl Broker {
                         .map(|s| s.trim().to_owned())
                         .filter(|s| !s.is_empty())
                 });
+                let control = announced_port(&proc, announces::BROKER_CONTROL);
                 Broker {
                     kind,
                     bootstrap,
@@ -226,12 +338,17 @@ impl Broker {
                     proc,
                 }
             }
-            BrokerKind::Tansu => Broker::start_tansu_on(free_port(), dir),
+            // tansu's advertised listener must name its port, so the port is chosen before
+            // it starts (port 0 would be advertised as is): chosen again while it is taken.
+            BrokerKind::Tansu => wait_for("tansu on a free port", DEADLINE, || {
+                Broker::try_start_tansu_on(free_port(), dir)
+            }),
         }
     }
 
-    /// tansu on a port chosen beforehand.
-    pub fn start_tansu_on(port: u16, dir: &Path) -> Broker {
+    /// tansu on a port chosen beforehand; `None` when tansu could not listen there (another
+    /// process had taken the port).
+    pub fn try_start_tansu_on(port: u16, dir: &Path) -> Option<Broker> {
         let url = format!("tcp://127.0.0.1:{port}");
         let args = [
             "broker",
@@ -243,17 +360,30 @@ impl Broker {
             "memory://tansu/",
         ];
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let proc = Proc::spawn(dir, "tansu", &tansu_binary(), &args, &[]);
-        let bootstrap = format!("127.0.0.1:{port}");
-        wait_for("tansu to accept connections", DEADLINE, || {
-            TcpStream::connect(&bootstrap).ok()
+        let name = format!("tansu-{port}");
+        let mut proc = Proc::spawn(dir, &name, &tansu_binary(), &args, &[]);
+        let pid = proc.pid().expect("tansu was started");
+        // Whose listener the port has, not only whether it answers: if the port was taken,
+        // the connection would reach the process that took it.
+        let listening = wait_for("tansu to listen or to give up", DEADLINE, || {
+            if listens_on(pid, port) {
+                Some(true)
+            } else if !proc.is_running() {
+                Some(false)
+            } else {
+                None
+            }
         });
-        Broker {
+        if !listening {
+            eprintln!("tansu could not listen on port {port}; trying another");
+            return None;
+        }
+        Some(Broker {
             kind: BrokerKind::Tansu,
-            bootstrap,
+            bootstrap: format!("127.0.0.1:{port}"),
             control: None,
             proc,
-        }
+        })
     }
 
     pub fn kill(&mut self) {
@@ -278,6 +408,33 @@ impl Broker {
             .unwrap();
         assert_eq!(r.status(), 202);
     }
+}
+
+/// Whether process `pid` has a listening TCP socket on `port` (any address), from
+/// `/proc/net/tcp{,6}` and the process's open files.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_, local, _, state, _, _, _, _, _, inode, ..] = fields[..] else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            // 0A: LISTEN.
+            if state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
 }
 
 /// tansu from `TANSU_BIN`, the PATH, or cargo's bin directory; the test command installs it.
@@ -387,8 +544,9 @@ impl Network {
             broker,
             token,
             central: None,
-            central_tcp: free_port(),
-            http: free_port(),
+            // Chosen by the first central, which binds port 0 ([`Network::start_central`]).
+            central_tcp: 0,
+            http: 0,
             cps: Vec::new(),
             started: 0,
             central_flags: central_flags.iter().map(|s| s.to_string()).collect(),
@@ -403,28 +561,36 @@ impl Network {
         format!("{base}-{}", self.started)
     }
 
-    /// Starts a central over this network's data directory.
+    /// Starts a central over this network's data directory. The first one binds port 0 and
+    /// the network keeps the addresses it announces. A central started again keeps them, as
+    /// a restarted central on its configured ports does: the CPs, monitors and browsers of
+    /// the test reconnect there. The central it replaces has released them just now; should
+    /// another process have taken one in between, the start is retried until it is free.
     pub fn start_central(&mut self) {
-        let name = self.next_name("central");
+        let (tcp, http) = (self.central_tcp, self.http);
+        let dir = self.dir.path().to_owned();
         let mut args: Vec<String> = vec![
             "--kafka".into(),
             self.broker.bootstrap.clone(),
             "central".into(),
             "--listen".into(),
-            format!("127.0.0.1:{}", self.central_tcp),
+            format!("127.0.0.1:{tcp}"),
             "--http".into(),
-            format!("127.0.0.1:{}", self.http),
+            format!("127.0.0.1:{http}"),
             "--data".into(),
-            self.dir.path().join("central-data").display().to_string(),
+            dir.join("central-data").display().to_string(),
         ];
         args.extend(self.central_flags.iter().cloned());
-        self.central = Some(Proc::spawn(
-            self.dir.path(),
-            &name,
-            evcharge(),
-            &args,
-            &FAST_ENV,
-        ));
+        let (central, addresses) = start_announcing(
+            |_| {
+                let name = self.next_name("central");
+                Proc::spawn(&dir, &name, evcharge(), &args, &FAST_ENV)
+            },
+            &[announces::MONITORS, announces::CONSOLE],
+        );
+        self.central_tcp = port_of(&addresses[0]);
+        self.http = port_of(&addresses[1]);
+        self.central = Some(central);
         let http = self.http;
         wait_for("the central's API", DEADLINE, || {
             ureq::get(&format!("http://127.0.0.1:{http}/api/health"))
@@ -480,13 +646,18 @@ impl Network {
         self.start_part(id, args, extra)
     }
 
-    /// Starts `evcharge engine` for `id` on `port`; returns its index in `cps`.
+    /// Starts `evcharge engine` for `id` on `port` (0: any free port, read back with
+    /// [`Network::engine_port`]); returns its index in `cps`.
     pub fn start_engine(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
         let data = self.engine_data(id);
         self.start_engine_in(id, port, &data, extra)
     }
 
     /// Starts `evcharge engine` for `id` on `port` keeping its data in `data`.
+    ///
+    /// A port other than 0 is one an engine had before, started again where its monitor
+    /// looks for it. Its predecessor has released it just now; should another process have
+    /// taken it in between, the start is retried until it is free.
     pub fn start_engine_in(&mut self, id: &str, port: u16, data: &str, extra: &[&str]) -> usize {
         let args = strings(&[
             "--kafka",
@@ -499,7 +670,31 @@ impl Network {
             "--data",
             data,
         ]);
-        self.start_part(&format!("engine-{id}"), args, extra)
+        if port == 0 {
+            return self.start_part(&format!("engine-{id}"), args, extra);
+        }
+        let mut args = args;
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let dir = self.dir.path().to_owned();
+        let (engine, _) = start_announcing(
+            |_| {
+                let name = self.next_name(&format!("engine-{id}"));
+                Proc::spawn_typed(&dir, &name, evcharge(), &args, &FAST_ENV)
+            },
+            &[announces::ENGINE],
+        );
+        self.cps.push(engine);
+        self.cps.len() - 1
+    }
+
+    /// The port the engine of `cps[index]` answers health checks on, as it announced it.
+    pub fn engine_port(&self, index: usize) -> u16 {
+        self.announced_port(index, announces::ENGINE)
+    }
+
+    /// The port `cps[index]` announced after `marker` (see [`announces`]).
+    pub fn announced_port(&self, index: usize, marker: &str) -> u16 {
+        announced_port(&self.cps[index], marker)
     }
 
     /// Starts `evcharge monitor` for `id`, watching the engine on `engine_port`.

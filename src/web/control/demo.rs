@@ -22,7 +22,7 @@ pub fn serve(
     broker: UnboundedSender<BrokerCommand>,
 ) -> anyhow::Result<u16> {
     let control = web::Data::new(DemoControl { parts, broker });
-    crate::web::serve_in_background(address, "demo control", move |cfg| {
+    let port = crate::web::serve_in_background(address, "demo control", move |cfg| {
         cfg.app_data(control.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 actix_web::error::InternalError::from_response(
@@ -40,7 +40,13 @@ pub fn serve(
                     .route("/broker/outage", web::post().to(outage))
                     .route("/broker/recover", web::post().to(recover)),
             );
-    })
+    })?;
+    // The address as bound: with port 0, the one the system chose.
+    log::info!(
+        "demo control on http://{}:{port}/demo/parts",
+        crate::roles::shown_host(address)
+    );
+    Ok(port)
 }
 
 fn result(

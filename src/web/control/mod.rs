@@ -38,7 +38,11 @@ pub fn serve(address: &str, target: ControlTarget) -> anyhow::Result<u16> {
                     .route("/unplug", web::post().to(unplug)),
             );
     })?;
-    log::info!("control endpoint on http://{address}/control/status");
+    // The address as bound: with port 0, the one the system chose.
+    log::info!(
+        "control endpoint on http://{}:{port}/control/status",
+        crate::roles::shown_host(address)
+    );
     Ok(port)
 }
 
