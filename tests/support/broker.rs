@@ -1,0 +1,143 @@
+//! The broker a test network runs on: `evcharge broker` (the embedded one) or tansu.
+
+use super::*;
+use std::path::{Path, PathBuf};
+
+/// Which broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// `evcharge broker`: librdkafka's mock cluster in a process of its own.
+    Embedded,
+    /// tansu, a separate Kafka-compatible broker.
+    Tansu,
+}
+
+/// A broker process and its bootstrap address.
+pub struct Broker {
+    pub kind: BrokerKind,
+    pub bootstrap: String,
+    /// Port of the embedded broker's outage control.
+    control: Option<u16>,
+    proc: Proc,
+}
+
+impl Broker {
+    pub fn start(kind: BrokerKind, dir: &Path) -> Broker {
+        match kind {
+            BrokerKind::Embedded => {
+                let file = dir.join("bootstrap.txt");
+                let args = [
+                    "broker".to_string(),
+                    "--bootstrap-file".into(),
+                    file.display().to_string(),
+                    "--control".into(),
+                    "127.0.0.1:0".into(),
+                ];
+                let proc = Proc::spawn(dir, "broker", evcharge(), &args, &[]);
+                let bootstrap = wait_for("the embedded broker's address", DEADLINE, || {
+                    std::fs::read_to_string(&file)
+                        .ok()
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                });
+                let control = announced_port(&proc, announces::BROKER_CONTROL);
+                Broker {
+                    kind,
+                    bootstrap,
+                    control: Some(control),
+                    proc,
+                }
+            }
+            // tansu's advertised listener must name its port, so the port is chosen before
+            // it starts (port 0 would be advertised as is): chosen again while it is taken.
+            BrokerKind::Tansu => wait_for("tansu on a free port", DEADLINE, || {
+                Broker::try_start_tansu_on(free_port(), dir)
+            }),
+        }
+    }
+
+    /// tansu on a port chosen beforehand; `None` when tansu could not listen there (another
+    /// process had taken the port).
+    pub fn try_start_tansu_on(port: u16, dir: &Path) -> Option<Broker> {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let args = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let name = format!("tansu-{port}");
+        let mut proc = Proc::spawn(dir, &name, &tansu_binary(), &args, &[]);
+        let pid = proc.pid().expect("tansu was started");
+        // Whose listener the port has, not only whether it answers: if the port was taken,
+        // the connection would reach the process that took it.
+        let listening = wait_for("tansu to listen or to give up", DEADLINE, || {
+            if listens_on(pid, port) {
+                Some(true)
+            } else if !proc.is_running() {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        if !listening {
+            eprintln!("tansu could not listen on port {port}; trying another");
+            return None;
+        }
+        Some(Broker {
+            kind: BrokerKind::Tansu,
+            bootstrap: format!("127.0.0.1:{port}"),
+            control: None,
+            proc,
+        })
+    }
+
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// The embedded broker drops every connection and refuses new ones, keeping its data.
+    pub fn outage(&self) {
+        self.control_post("outage");
+    }
+
+    pub fn recover(&self) {
+        self.control_post("recover");
+    }
+
+    fn control_post(&self, what: &str) {
+        let port = self
+            .control
+            .expect("only the embedded broker has outage control");
+        let r = ureq::post(&format!("http://127.0.0.1:{port}/control/{what}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+}
+
+/// tansu from `TANSU_BIN`, the PATH, or cargo's bin directory; the test command installs it.
+pub fn tansu_binary() -> String {
+    if let Ok(bin) = std::env::var("TANSU_BIN") {
+        return bin;
+    }
+    let candidates = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| PathBuf::from(d).join("tansu"))
+        .chain(
+            std::env::var("HOME")
+                .ok()
+                .map(|h| PathBuf::from(h).join(".cargo/bin/tansu")),
+        )
+        .collect::<Vec<_>>();
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .expect("tansu is not installed: run the README's test command (scripts/test.sh), which installs it")
+}

@@ -1,0 +1,366 @@
+//! A whole network under test — a broker, a central, CPs and drivers, each a real process —
+//! and the operator its API is called as.
+
+use super::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Fast timings for tests; every one is a setting a user could give too.
+pub const FAST_ENV: [(&str, &str); 11] = [
+    ("EVCHARGE_DRIVER__HEARTBEAT", "500ms"),
+    ("EVCHARGE_ENGINE__HEARTBEAT", "500ms"),
+    ("EVCHARGE_CENTRAL__LIVENESS", "2s"),
+    ("EVCHARGE_DRIVER__REFUSAL_GRACE", "3s"),
+    ("EVCHARGE_ENGINE__REFUSAL_GRACE", "3s"),
+    ("EVCHARGE_ENGINE__PLUG_IN_DELAY", "500ms"),
+    ("EVCHARGE_ENGINE__SUPPLY_DURATION", "2s"),
+    ("EVCHARGE_ENGINE__POWER_KW", "50"),
+    ("EVCHARGE_DRIVER__PAUSE", "300ms"),
+    ("EVCHARGE_DRIVER__ANSWER_TIMEOUT", "60s"),
+    ("EVCHARGE_KAFKA__RETRY_BACKOFF", "500ms"),
+];
+
+/// The operator every test network has, and the password it logs in with.
+pub const OPERATOR: &str = "tests";
+
+pub const OPERATOR_PASSWORD: &str = "tests-password";
+
+/// Adds [`OPERATOR`] to the central's database in `data` and returns an API token for it,
+/// with the real `evcharge operator` commands (the central must not be running).
+pub fn prepare_operator(data: &Path) -> String {
+    use std::io::Write;
+    let data = data.display().to_string();
+    let mut add = Command::new(evcharge())
+        .args([
+            "operator",
+            "add",
+            OPERATOR,
+            "--password-stdin",
+            "--data",
+            &data,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{OPERATOR_PASSWORD}").unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "operator add failed: {added:?}");
+    let token = Command::new(evcharge())
+        .args([
+            "operator", "token", OPERATOR, "--label", "tests", "--data", &data,
+        ])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "operator token failed: {token:?}");
+    String::from_utf8(token.stdout).unwrap().trim().to_owned()
+}
+
+/// A network under test: a broker, a central, CPs and drivers, each a real process.
+pub struct Network {
+    pub broker: Broker,
+    /// The API token of [`OPERATOR`].
+    pub token: String,
+    pub central: Option<Proc>,
+    pub central_tcp: u16,
+    pub http: u16,
+    pub cps: Vec<Proc>,
+    started: usize,
+    central_flags: Vec<String>,
+    /// Last, so that it is deleted after every process has been killed and its logs shown.
+    pub dir: tempfile::TempDir,
+}
+
+impl Network {
+    pub fn start(kind: BrokerKind) -> Network {
+        Network::start_with(kind, &[])
+    }
+
+    /// With extra flags for the central.
+    pub fn start_with(kind: BrokerKind, central_flags: &[&str]) -> Network {
+        let mut dir = tempfile::tempdir().unwrap();
+        // EVCHARGE_TEST_KEEP=1 keeps every log and database of the run, to look at after.
+        if std::env::var_os("EVCHARGE_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
+        let broker = Broker::start(kind, dir.path());
+        let token = prepare_operator(&dir.path().join("central-data"));
+        let mut net = Network {
+            broker,
+            token,
+            central: None,
+            // Chosen by the first central, which binds port 0 ([`Network::start_central`]).
+            central_tcp: 0,
+            http: 0,
+            cps: Vec::new(),
+            started: 0,
+            central_flags: central_flags.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        net.start_central();
+        net
+    }
+
+    fn next_name(&mut self, base: &str) -> String {
+        self.started += 1;
+        format!("{base}-{}", self.started)
+    }
+
+    /// Starts a central over this network's data directory. The first one binds port 0 and
+    /// the network keeps the addresses it announces. A central started again keeps them, as
+    /// a restarted central on its configured ports does: the CPs, monitors and browsers of
+    /// the test reconnect there. The central it replaces has released them just now; should
+    /// another process have taken one in between, the start is retried until it is free.
+    pub fn start_central(&mut self) {
+        let (tcp, http) = (self.central_tcp, self.http);
+        let dir = self.dir.path().to_owned();
+        let mut args: Vec<String> = vec![
+            "--kafka".into(),
+            self.broker.bootstrap.clone(),
+            "central".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{tcp}"),
+            "--http".into(),
+            format!("127.0.0.1:{http}"),
+            "--data".into(),
+            dir.join("central-data").display().to_string(),
+        ];
+        args.extend(self.central_flags.iter().cloned());
+        let (central, addresses) = start_announcing(
+            |_| {
+                let name = self.next_name("central");
+                Proc::spawn(&dir, &name, evcharge(), &args, &FAST_ENV)
+            },
+            &[announces::MONITORS, announces::CONSOLE],
+        );
+        self.central_tcp = port_of(&addresses[0]);
+        self.http = port_of(&addresses[1]);
+        self.central = Some(central);
+        let http = self.http;
+        wait_for("the central's API", DEADLINE, || {
+            ureq::get(&format!("http://127.0.0.1:{http}/api/health"))
+                .call()
+                .ok()
+        });
+    }
+
+    pub fn kill_central(&mut self) {
+        if let Some(mut c) = self.central.take() {
+            c.kill();
+        }
+    }
+
+    /// Starts a part of a CP (`cp`, `engine` or `monitor`) with `args`; returns its index
+    /// in `cps`. Typed input reaches an engine's keyboard when `--interactive` is given.
+    fn start_part(&mut self, name: &str, args: Vec<String>, extra: &[&str]) -> usize {
+        let name = self.next_name(name);
+        let mut args = args;
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let proc = Proc::spawn_typed(self.dir.path(), &name, evcharge(), &args, &FAST_ENV);
+        self.cps.push(proc);
+        self.cps.len() - 1
+    }
+
+    fn engine_data(&self, id: &str) -> String {
+        let dir = self.dir.path().join(format!("engine-{id}"));
+        dir.display().to_string()
+    }
+
+    /// The arguments of `evcharge cp` for `id`, its engine's data in `data`.
+    fn cp_args(&self, id: &str, price: f64, data: &str) -> Vec<String> {
+        strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "cp",
+            "--id",
+            id,
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+            "--data",
+            data,
+        ])
+    }
+
+    /// Starts `evcharge cp` for `id`; returns its index in `cps`.
+    pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
+        let args = self.cp_args(id, price, &self.engine_data(id));
+        self.start_part(id, args, extra)
+    }
+
+    /// Starts `evcharge engine` for `id` on `port` (0: any free port, read back with
+    /// [`Network::engine_port`]); returns its index in `cps`.
+    pub fn start_engine(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
+        let data = self.engine_data(id);
+        self.start_engine_in(id, port, &data, extra)
+    }
+
+    /// Starts `evcharge engine` for `id` on `port` keeping its data in `data`.
+    ///
+    /// A port other than 0 is one an engine had before, started again where its monitor
+    /// looks for it. Its predecessor has released it just now; should another process have
+    /// taken it in between, the start is retried until it is free.
+    pub fn start_engine_in(&mut self, id: &str, port: u16, data: &str, extra: &[&str]) -> usize {
+        let args = strings(&[
+            "--kafka",
+            &self.broker.bootstrap,
+            "engine",
+            "--id",
+            id,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+            data,
+        ]);
+        if port == 0 {
+            return self.start_part(&format!("engine-{id}"), args, extra);
+        }
+        let mut args = args;
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let dir = self.dir.path().to_owned();
+        let (engine, _) = start_announcing(
+            |_| {
+                let name = self.next_name(&format!("engine-{id}"));
+                Proc::spawn_typed(&dir, &name, evcharge(), &args, &FAST_ENV)
+            },
+            &[announces::ENGINE],
+        );
+        self.cps.push(engine);
+        self.cps.len() - 1
+    }
+
+    /// The port the engine of `cps[index]` answers health checks on, as it announced it.
+    pub fn engine_port(&self, index: usize) -> u16 {
+        self.announced_port(index, announces::ENGINE)
+    }
+
+    /// The port `cps[index]` announced after `marker` (see [`announces`]).
+    pub fn announced_port(&self, index: usize, marker: &str) -> u16 {
+        announced_port(&self.cps[index], marker)
+    }
+
+    /// Starts `evcharge monitor` for `id`, watching the engine on `engine_port`.
+    pub fn start_monitor(
+        &mut self,
+        id: &str,
+        engine_port: u16,
+        price: f64,
+        extra: &[&str],
+    ) -> usize {
+        let args = strings(&[
+            "monitor",
+            "--id",
+            id,
+            "--engine",
+            &format!("127.0.0.1:{engine_port}"),
+            "--central",
+            &format!("127.0.0.1:{}", self.central_tcp),
+            "--location",
+            &format!("Street of {id}"),
+            "--price",
+            &price.to_string(),
+        ]);
+        self.start_part(&format!("monitor-{id}"), args, extra)
+    }
+
+    /// Starts a driver printing JSON lines.
+    pub fn start_driver(&mut self, id: &str, plan: &[&str]) -> Proc {
+        let name = self.next_name(id);
+        let mut args: Vec<String> = vec![
+            "--kafka".into(),
+            self.broker.bootstrap.clone(),
+            "driver".into(),
+            "--id".into(),
+            id.into(),
+            "--json".into(),
+        ];
+        args.extend(plan.iter().map(|s| s.to_string()));
+        // Typed input reaches the driver when `--interactive` is in the plan.
+        Proc::spawn_typed(self.dir.path(), &name, evcharge(), &args, &FAST_ENV)
+    }
+
+    pub fn write_file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// The bearer header of this network's operator token.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        ureq::get(&self.url(path))
+            .set("Authorization", &self.bearer())
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_json()
+            .unwrap()
+    }
+
+    /// POST; the status code and the JSON body.
+    pub fn post(&self, path: &str) -> (u16, Value) {
+        match ureq::post(&self.url(path))
+            .set("Authorization", &self.bearer())
+            .call()
+        {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    /// The CP's object from `GET /api/cps`.
+    pub fn cp(&self, id: &str) -> Option<Value> {
+        let cps = ureq::get(&self.url("/api/cps"))
+            .set("Authorization", &self.bearer())
+            .call()
+            .ok()?
+            .into_json::<Value>()
+            .ok()?;
+        cps.as_array()?.iter().find(|c| c["id"] == id).cloned()
+    }
+
+    /// Waits until the CP shows `state`; returns its object.
+    pub fn wait_state(&self, id: &str, state: &str) -> Value {
+        wait_for(&format!("{id} to be {state}"), DEADLINE, || {
+            self.cp(id).filter(|c| c["state"] == state)
+        })
+    }
+
+    pub fn sessions(&self) -> Vec<Value> {
+        self.get("/api/sessions")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Network {
+    /// Starts `evcharge cp` for `id` with its engine's data in a directory of its own, as a
+    /// CP on another machine would have; returns its index in `cps`.
+    pub fn start_cp_elsewhere(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
+        let name = self.next_name(&format!("elsewhere-{id}"));
+        let data = self.dir.path().join(&name).display().to_string();
+        let args = self.cp_args(id, price, &data);
+        self.start_part(&name, args, extra)
+    }
+}
+
+/// Waits until the process has printed a JSON line that `matches`.
+pub fn wait_line(proc: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, DEADLINE, || {
+        proc.json_lines().into_iter().find(|l| matches(l))
+    })
+}
