@@ -38,7 +38,7 @@ async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result
         // The address as bound: with port 0, the one the system chose.
         log::info!(
             "outage injection on http://{}:{port}/control/outage and /control/recover",
-            super::shown_host(address)
+            crate::web::shown_host(address)
         );
     }
     let stop = super::shutdown_signal();

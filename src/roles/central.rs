@@ -36,7 +36,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )?;
     let console = format!(
         "http://{}:{}/",
-        super::shown_host(&central.http),
+        crate::web::shown_host(&central.http),
         app.port()
     );
     log::info!("admin console and API on {console}");

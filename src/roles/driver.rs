@@ -38,7 +38,7 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
             let (port, slot) = crate::web::driver::serve(address, &driver_id)?;
             log::info!(
                 "driver dashboard on http://{}:{port}/",
-                super::shown_host(address)
+                crate::web::shown_host(address)
             );
             Some(slot)
         }

@@ -114,7 +114,7 @@ pub async fn run_cps(
         let port = crate::web::control::fleet::serve_cps(listener, fleet)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
-            super::shown_host(&address)
+            crate::web::shown_host(&address)
         );
     }
     tokio::select! {
@@ -176,7 +176,7 @@ pub async fn run_drivers(
         let port = crate::web::control::fleet::serve_drivers(listener, fleet, consuming)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
-            super::shown_host(&address)
+            crate::web::shown_host(&address)
         );
     }
     super::shutdown_signal().await;

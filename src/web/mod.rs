@@ -58,3 +58,13 @@ where
     });
     Ok(port)
 }
+
+/// The host part of a listening address as a person can open it in a browser: a wildcard
+/// address is shown as loopback.
+pub fn shown_host(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some(("0.0.0.0", _)) | Some(("", _)) | Some(("[::]", _)) => "127.0.0.1",
+        Some((host, _)) => host,
+        None => addr,
+    }
+}

@@ -44,7 +44,7 @@ pub fn serve(
     // The address as bound: with port 0, the one the system chose.
     log::info!(
         "demo control on http://{}:{port}/demo/parts",
-        crate::roles::shown_host(address)
+        crate::web::shown_host(address)
     );
     Ok(port)
 }

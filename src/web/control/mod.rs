@@ -41,7 +41,7 @@ pub fn serve(address: &str, target: ControlTarget) -> anyhow::Result<u16> {
     // The address as bound: with port 0, the one the system chose.
     log::info!(
         "control endpoint on http://{}:{port}/control/status",
-        crate::roles::shown_host(address)
+        crate::web::shown_host(address)
     );
     Ok(port)
 }
