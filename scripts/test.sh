@@ -34,6 +34,7 @@ fi
 echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest, which runs the test binaries side by side (a few minutes, once)"
