@@ -2,7 +2,7 @@
 //! `fleet drivers`, each a child of this binary — and what the central says about them.
 
 use super::prometheus::Metrics;
-use crate::harness::{free_ports, wait_until, Child, Endpoint, Program, StopOnDrop};
+use crate::harness::{add_operator, free_ports, wait_until, Child, Endpoint, Program, StopOnDrop};
 use std::path::Path;
 use std::time::Duration;
 
@@ -97,23 +97,13 @@ impl Network {
         let [central_tcp, central_http, drivers_control] = free_ports()?;
         let data = dir.join("central");
         let data_arg = data.display().to_string();
-        Program::this_binary()?
-            .args([
-                "operator",
-                "add",
-                OPERATOR,
-                "--password-stdin",
-                "--data",
-                &data_arg,
-            ])
-            .run_to_end(Some(OPERATOR_PASSWORD))?;
-        let token = Program::this_binary()?
-            .args([
-                "operator", "token", OPERATOR, "--label", "bench", "--data", &data_arg,
-            ])
-            .run_to_end(None)?
-            .trim()
-            .to_owned();
+        let token = add_operator(
+            &crate::harness::this_binary()?,
+            &data,
+            OPERATOR,
+            OPERATOR_PASSWORD,
+            "bench",
+        )?;
         // For a person looking at the central during the run (GET /api/metrics).
         std::fs::write(dir.join("api-token"), &token)?;
         let central_tcp = format!("127.0.0.1:{central_tcp}");

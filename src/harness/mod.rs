@@ -6,11 +6,13 @@
 //! written again in each of those places.
 
 pub mod http;
+pub mod operator;
 pub mod ports;
 pub mod process;
 pub mod wait;
 
 pub use http::Endpoint;
+pub use operator::add_operator;
 pub use ports::{free_port, free_ports};
 pub use process::{this_binary, Child, Program, StopOnDrop};
 pub use wait::{wait_for, wait_until};

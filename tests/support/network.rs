@@ -4,7 +4,6 @@
 use super::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Fast timings for tests; every one is a setting a user could give too.
 pub const FAST_ENV: [(&str, &str); 11] = [
@@ -29,33 +28,14 @@ pub const OPERATOR_PASSWORD: &str = "tests-password";
 /// Adds [`OPERATOR`] to the central's database in `data` and returns an API token for it,
 /// with the real `evcharge operator` commands (the central must not be running).
 pub fn prepare_operator(data: &Path) -> String {
-    use std::io::Write;
-    let data = data.display().to_string();
-    let mut add = Command::new(evcharge())
-        .args([
-            "operator",
-            "add",
-            OPERATOR,
-            "--password-stdin",
-            "--data",
-            &data,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{OPERATOR_PASSWORD}").unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(added.status.success(), "operator add failed: {added:?}");
-    let token = Command::new(evcharge())
-        .args([
-            "operator", "token", OPERATOR, "--label", "tests", "--data", &data,
-        ])
-        .output()
-        .unwrap();
-    assert!(token.status.success(), "operator token failed: {token:?}");
-    String::from_utf8(token.stdout).unwrap().trim().to_owned()
+    evcharge::harness::add_operator(
+        Path::new(evcharge()),
+        data,
+        OPERATOR,
+        OPERATOR_PASSWORD,
+        "tests",
+    )
+    .unwrap_or_else(|e| panic!("cannot prepare the operator: {e:#}"))
 }
 
 /// A network under test: a broker, a central, CPs and drivers, each a real process.
