@@ -345,9 +345,10 @@ fn the_compose_cp_and_driver_services_join_a_central_with_their_own_settings() {
             .into_iter()
             .map(|(k, v)| (k, interpolate(&v, &vars)))
             .collect();
-        // The container's own ports, published elsewhere by docker, become free loopback
-        // ports here; its working directory (the data volume) becomes a temporary one.
-        let page = free_port();
+        // The container's own ports, published elsewhere by docker, become ports the
+        // process binds itself here (port 0, read back from its log); its working directory
+        // (the data volume) becomes a temporary one.
+        let page = 0;
         for (_, value) in env.iter_mut() {
             for inside in ["0.0.0.0:8003", "0.0.0.0:8001"] {
                 if value == inside {
@@ -376,15 +377,18 @@ fn the_compose_cp_and_driver_services_join_a_central_with_their_own_settings() {
             &argv,
             &env,
         ));
-        pages.insert(service, page);
+        pages.insert(service, procs.len() - 1);
     }
     let cp1 = net.wait_state("CP001", "available");
     let cp2 = net.wait_state("CP002", "available");
     assert_eq!(cp1["location"], "Dock 1", "the default location");
     assert_eq!(cp2["location"], "Dock two", "CP002_LOCATION from .env");
     // The monitor page and the dashboard answer on the ports the services publish.
-    for service in ["cp001", "d001"] {
-        let port = pages[service];
+    for (service, page) in [
+        ("cp001", announces::MONITOR_PAGE),
+        ("d001", announces::DASHBOARD),
+    ] {
+        let port = announced_port(&procs[pages[service]], page);
         wait_for(&format!("{service}'s page"), DEADLINE, || {
             ureq::get(&format!("http://127.0.0.1:{port}/")).call().ok()
         });

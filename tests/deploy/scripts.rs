@@ -299,6 +299,8 @@ fn the_local_script_says_what_is_wrong() {
 fn the_demo_script_crashes_a_random_part_and_brings_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let run = LocalRun::new(&[]);
+    // Chosen beforehand: the script starts the central again on the same addresses when it
+    // crashes it, and the CPs must find it there; nothing reads a restarted port back.
     let (tcp, http) = (free_port(), free_port());
     let listen = format!("127.0.0.1:{tcp}");
     let console = format!("127.0.0.1:{http}");

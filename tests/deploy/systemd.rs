@@ -172,7 +172,8 @@ fn the_systemd_units_command_lines_run_a_network() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
-    let (tcp, http, page) = (free_port(), free_port(), free_port());
+    // Every listener binds port 0; the test reads back where each process announces it is.
+    let any = "127.0.0.1:0".to_string();
     // What /etc/evcharge/evcharge.env and the per-instance files would say on each machine.
     let mut shared: Vec<(String, String)> = FAST_ENV
         .iter()
@@ -180,15 +181,8 @@ fn the_systemd_units_command_lines_run_a_network() {
         .collect();
     shared.extend([
         ("EVCHARGE_KAFKA__BOOTSTRAP".to_string(), broker.bootstrap),
-        (
-            "EVCHARGE_CENTRAL__LISTEN".into(),
-            format!("127.0.0.1:{tcp}"),
-        ),
-        ("EVCHARGE_CENTRAL__HTTP".into(), format!("127.0.0.1:{http}")),
-        (
-            "EVCHARGE_MONITOR__CENTRAL".into(),
-            format!("127.0.0.1:{tcp}"),
-        ),
+        ("EVCHARGE_CENTRAL__LISTEN".into(), any.clone()),
+        ("EVCHARGE_CENTRAL__HTTP".into(), any.clone()),
     ]);
     let start = |unit: &str, instance: &str, extra: &[(String, String)]| -> Proc {
         let mut files = shared.clone();
@@ -201,7 +195,9 @@ fn the_systemd_units_command_lines_run_a_network() {
 
     // The central's database is where the unit keeps it: a token made there works.
     let token = prepare_operator(&state.join("evcharge/central"));
-    let _central = start("evcharge-central.service", "", &[]);
+    let central = start("evcharge-central.service", "", &[]);
+    let tcp = announced(&central, announces::MONITORS);
+    let http = announced_port(&central, announces::CONSOLE);
     let cps = |id: &str| -> Option<Value> {
         let all: Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
             .set("Authorization", &format!("Bearer {token}"))
@@ -211,7 +207,10 @@ fn the_systemd_units_command_lines_run_a_network() {
             .ok()?;
         all.as_array()?.iter().find(|c| c["id"] == id).cloned()
     };
-    let location = [("EVCHARGE_CP__LOCATION".to_string(), "Dock 1".to_string())];
+    let location = [
+        ("EVCHARGE_CP__LOCATION".to_string(), "Dock 1".to_string()),
+        ("EVCHARGE_MONITOR__CENTRAL".to_string(), tcp),
+    ];
     let _cp = start("evcharge-cp@.service", "CP001", &location);
     let cp = wait_for("CP001 from its unit to be available", DEADLINE, || {
         cps("CP001").filter(|c| c["state"] == "available")
@@ -223,11 +222,9 @@ fn the_systemd_units_command_lines_run_a_network() {
     assert!(state.join("evcharge/cp-CP001").is_dir());
 
     // The driver serves its dashboard where its own environment file says.
-    let address = [(
-        "EVCHARGE_DRIVER__HTTP".to_string(),
-        format!("127.0.0.1:{page}"),
-    )];
-    let _driver = start("evcharge-driver@.service", "D001", &address);
+    let address = [("EVCHARGE_DRIVER__HTTP".to_string(), any)];
+    let driver = start("evcharge-driver@.service", "D001", &address);
+    let page = announced_port(&driver, announces::DASHBOARD);
     wait_for("D001's dashboard from its unit", DEADLINE, || {
         ureq::get(&format!("http://127.0.0.1:{page}/")).call().ok()
     });
