@@ -85,6 +85,8 @@ async fn run_network(
         let data = dir.join(format!("engine-{id}")).display().to_string();
         // Engine and monitor apart, as on a real site: an engine crashed from the console
         // turns its CP red while its monitor goes on reporting.
+        // Chosen here rather than by the engine (port 0): a crashed engine is started again on
+        // the same address, where its monitor goes on looking.
         let engine_port = harness::free_port().context("cannot find a free port for an engine")?;
         let engine_listen = format!("127.0.0.1:{engine_port}");
         let engine = strings(&[
