@@ -1,6 +1,6 @@
 //! The central's actor for one charging point: its state machine and its open session.
-//! What its monitor says is handled in [`monitor_link`], what its engine reports in
-//! [`engine_reports`].
+//! What its monitor says is handled in `monitor_link`, what its engine reports in
+//! `engine_reports`.
 
 mod engine_reports;
 mod monitor_link;

@@ -3,7 +3,7 @@
 //! Commands come from its plan, from the keyboard ([`Typed`]) or from the dashboard
 //! ([`RequestSupply`], [`StopMySupply`], [`SignIn`], …); watchers ([`WatchDriver`]) hear every
 //! step the driver prints, with the supply as it stands after it. What the dashboard and
-//! watchers ask is in [`dashboard`].
+//! watchers ask is in `dashboard`.
 
 mod dashboard;
 
