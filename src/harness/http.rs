@@ -3,6 +3,10 @@
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::time::Duration;
+
+/// The longest any request waits for its answer: every endpoint of ours answers at once.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An HTTP server of ours, and the operator token to show it if it wants one.
 #[derive(Debug, Clone)]
@@ -40,7 +44,9 @@ impl Endpoint {
     /// A request to `path`, with the token if there is one, for what the helpers below do
     /// not cover (other methods, headers, reading the status of a GET).
     pub fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let request = ureq::request(method, &self.url(path));
+        // Bounded, so that a server that accepts and never answers cannot outlast the wait
+        // a caller put around it.
+        let request = ureq::request(method, &self.url(path)).timeout(ANSWER_TIMEOUT);
         match &self.token {
             Some(token) => request.set("Authorization", &format!("Bearer {token}")),
             None => request,
