@@ -13,7 +13,8 @@ function ms(value) {
 function showHeader(status) {
   $("cp-id").textContent = status.cp_id;
   $("cp-location").textContent = status.location || "—";
-  $("cp-price").textContent = `${Live.eur(status.price_eur_kwh)} / kWh`;
+  $("cp-price").textContent =
+    status.price_eur_kwh == null ? "—" : `${Live.eur(status.price_eur_kwh)} / kWh`;
   document.title = `evcharge · monitor · ${status.cp_id}`;
 }
 

@@ -47,6 +47,9 @@ pub enum Command {
     /// Manage the console's operators and API tokens (with the central stopped)
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Register charging points and issue their secrets: on the central's database (with the
+    /// central stopped) or through a running central's API (--api)
+    CpRegister(CpRegisterArgs),
     /// Many simulated charging points, or many drivers, in one process (load tests)
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -73,8 +76,12 @@ pub struct FleetCpsArgs {
     /// Id prefix: CP00001, CP00002, …
     #[arg(long, value_name = "TEXT", default_value = "CP")]
     pub prefix: String,
-    #[command(flatten)]
-    pub link: MonitorLinkArgs,
+    /// TCP address of the central [default: 127.0.0.1:5000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub central: Option<String>,
+    /// The CPs' secrets: one `ID SECRET` line each, as `evcharge cp-register --count` wrote
+    #[arg(long, value_name = "FILE")]
+    pub secrets: PathBuf,
     /// Address of the engines' shared health-check socket [default: 127.0.0.1:0]
     #[arg(long, value_name = "ADDR:PORT")]
     pub engine_listen: Option<String>,
@@ -170,6 +177,35 @@ pub enum OperatorCommand {
         #[command(flatten)]
         data: CentralDataArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CpRegisterArgs {
+    /// The CP's id; with --count, the prefix of the ids (CP gives CP00001, CP00002, …)
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Where the CP stands, e.g. "Alicante, Calle Mayor 3"
+    #[arg(long, value_name = "TEXT")]
+    pub location: String,
+    /// Its tariff in euros per kWh (above 0, at most 10)
+    #[arg(long, value_name = "EUR_PER_KWH")]
+    pub price: f64,
+    /// Register this many CPs, numbered from --first
+    #[arg(long, value_name = "N")]
+    pub count: Option<u32>,
+    /// Number of the first one, with --count
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub first: u32,
+    /// Write the secret (with --count, one `ID SECRET` line per CP) to this file, readable
+    /// by its owner only; without it the secrets are printed
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// A running central's API, e.g. http://127.0.0.1:8002, with an operator's API token
+    /// in EVCHARGE_API_TOKEN
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    #[command(flatten)]
+    pub data: CentralDataArgs,
 }
 
 /// Where the central keeps its database.
@@ -275,12 +311,10 @@ pub struct MonitorLinkArgs {
     /// TCP address of the central [default: 127.0.0.1:5000]
     #[arg(long, value_name = "ADDR:PORT")]
     pub central: Option<String>,
-    /// Where the CP stands, e.g. "Alicante, Calle Mayor 3"
-    #[arg(long, value_name = "TEXT")]
-    pub location: Option<String>,
-    /// Price in euros per kWh [default: 0.35]
-    #[arg(long, value_name = "EUR_PER_KWH")]
-    pub price: Option<f64>,
+    /// File holding the CP's secret, as `evcharge cp-register` wrote it (or set
+    /// EVCHARGE_CP__SECRET); the CP's location and tariff are its registration's
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -463,13 +497,14 @@ impl Cli {
                 OperatorCommand::Add { data, .. }
                 | OperatorCommand::Token { data, .. }
                 | OperatorCommand::List { data },
-            )) => push(
+            ))
+            | Some(Command::CpRegister(CpRegisterArgs { data, .. })) => push(
                 &mut out,
                 "central.data",
                 &data.data.as_ref().map(|p| p.display()),
             ),
             Some(Command::Fleet(FleetCommand::Cps(a))) => {
-                a.link.push(&mut out);
+                push(&mut out, "monitor.central", &a.central);
                 out.push((
                     "engine.listen",
                     a.engine_listen
@@ -503,8 +538,11 @@ impl EngineSimArgs {
 impl MonitorLinkArgs {
     fn push(&self, out: &mut Overrides) {
         push(out, "monitor.central", &self.central);
-        push(out, "cp.location", &self.location);
-        push(out, "cp.price_eur_kwh", &self.price);
+        push(
+            out,
+            "cp.secret_file",
+            &self.secret_file.as_ref().map(|p| p.display()),
+        );
     }
 }
 

@@ -1,6 +1,8 @@
 //! Typed settings, layered: built-in defaults < config file < `EVCHARGE_…` environment
 //! variables (`__` between levels, e.g. `EVCHARGE_CENTRAL__LISTEN`) < command-line flags.
 
+use crate::domain::registration::check_cp_id;
+use crate::messages::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,15 +73,28 @@ pub struct CentralSettings {
     /// A driver or engine instance unheard of for this long no longer holds its id.
     #[serde(with = "humantime_serde")]
     pub liveness: Duration,
+    /// Monitor links open at most at once, and at most from one address.
+    pub max_links: usize,
+    pub max_links_per_address: usize,
+    /// A monitor link that has not authenticated this long after connecting is closed.
+    #[serde(with = "humantime_serde")]
+    pub auth_timeout: Duration,
+    /// An address that keeps failing AUTH is first locked out this long, then twice as long
+    /// at each further failure (up to 5 minutes).
+    #[serde(with = "humantime_serde")]
+    pub auth_lockout: Duration,
 }
 
 /// The identity of one charging point, shared by its engine and its monitor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CpSettings {
     pub id: String,
-    pub location: String,
-    pub price_eur_kwh: f64,
+    /// The secret issued when the CP was registered (better: `secret_file`). Its location
+    /// and tariff are the registration's, not the CP's to claim.
+    pub secret: Option<Secret>,
+    /// A file holding the secret (what `evcharge cp-register --secret-file` writes).
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -203,16 +218,10 @@ impl Default for CentralSettings {
             silence_window: Duration::from_secs(3),
             reservation_expiry: Duration::from_secs(30),
             liveness: Duration::from_secs(6),
-        }
-    }
-}
-
-impl Default for CpSettings {
-    fn default() -> Self {
-        CpSettings {
-            id: String::new(),
-            location: "unknown".into(),
-            price_eur_kwh: 0.35,
+            max_links: 20_000,
+            max_links_per_address: 1_000,
+            auth_timeout: Duration::from_secs(5),
+            auth_lockout: Duration::from_secs(1),
         }
     }
 }
@@ -316,14 +325,13 @@ impl Settings {
                 why: why.to_owned(),
             })
         };
-        if !self.cp.price_eur_kwh.is_finite() || self.cp.price_eur_kwh < 0.0 {
-            return invalid("cp.price_eur_kwh", "must be a price of zero or more");
+        if !self.cp.id.is_empty() {
+            if let Err(why) = check_cp_id(&self.cp.id) {
+                return invalid("cp.id", &why);
+            }
         }
-        if !crate::link::frame::is_valid_field(&self.cp.location) {
-            return invalid("cp.location", "must not contain '#'");
-        }
-        if !crate::link::frame::is_valid_field(&self.cp.id) {
-            return invalid("cp.id", "must not contain '#'");
+        if self.central.max_links == 0 || self.central.max_links_per_address == 0 {
+            return invalid("central.max_links", "link limits must be 1 or more");
         }
         if !(self.engine.power_kw.is_finite() && self.engine.power_kw > 0.0) {
             return invalid("engine.power_kw", "must be above zero");
@@ -343,6 +351,33 @@ impl Settings {
     /// Fails with a clear message when a role needs an id that was not given.
     pub fn require_cp_id(&self) -> Result<&str, SettingsError> {
         require_id(&self.cp.id, "cp.id", "--id or EVCHARGE_CP__ID")
+    }
+
+    /// The CP's secret, from `cp.secret` or the file `cp.secret_file`, or a clear error.
+    pub fn require_cp_secret(&self) -> Result<Secret, SettingsError> {
+        let missing = || SettingsError::Invalid {
+            key: "cp.secret",
+            why: "the CP's secret is required (give the file `evcharge cp-register` wrote with \
+                  --secret-file FILE or EVCHARGE_CP__SECRET_FILE, or the secret itself with \
+                  EVCHARGE_CP__SECRET)"
+                .into(),
+        };
+        if let Some(secret) = &self.cp.secret {
+            return Ok(secret.clone());
+        }
+        let path = self.cp.secret_file.as_ref().ok_or_else(missing)?;
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
+            key: "cp.secret_file",
+            why: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "cp.secret_file",
+                why: format!("{} is empty", path.display()),
+            });
+        }
+        Ok(Secret::new(secret))
     }
 
     /// The engine's data directory.
@@ -379,7 +414,7 @@ mod tests {
         let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         writeln!(
             file,
-            "[central]\nlisten = \"1.1.1.1:1\"\nhttp = \"1.1.1.1:2\"\nsilence_window = \"5s\"\n[cp]\nprice_eur_kwh = 0.5"
+            "[central]\nlisten = \"1.1.1.1:1\"\nhttp = \"1.1.1.1:2\"\nsilence_window = \"5s\"\n[engine]\npower_kw = 11.5"
         )
         .unwrap();
         // SAFETY of the test: this variable name is used by this test alone.
@@ -393,14 +428,16 @@ mod tests {
         assert_eq!(settings.central.listen, "3.3.3.3:3");
         assert_eq!(settings.central.http, "2.2.2.2:2");
         assert_eq!(settings.central.silence_window, Duration::from_secs(5));
-        assert_eq!(settings.cp.price_eur_kwh, 0.5);
+        assert_eq!(settings.engine.power_kw, 11.5);
         assert_eq!(settings.kafka.partitions, 6);
     }
 
     #[test]
     fn a_bad_value_is_refused_with_its_key() {
-        let err = load(None, &[("cp.price_eur_kwh", "-1".to_string())]).unwrap_err();
-        assert!(err.to_string().contains("cp.price_eur_kwh"), "{err}");
+        let err = load(None, &[("engine.power_kw", "-1".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("engine.power_kw"), "{err}");
+        let err = load(None, &[("cp.id", "PX#D28".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("cp.id"), "{err}");
         let err = load(None, &[("central.silence_window", "soon".to_string())]).unwrap_err();
         assert!(err.to_string().contains("silence_window"), "{err}");
     }

@@ -52,13 +52,15 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
         ),
         Command::Demo(_) => demo::run(settings, config),
         Command::Operator(command) => operator::run(&settings, command),
+        Command::CpRegister(args) => cp_register::run(&settings, args),
         Command::Fleet(cli::FleetCommand::Cps(args)) => {
             let cps = fleet::Numbering {
                 prefix: args.prefix,
                 first: args.first,
                 count: args.count,
             };
-            actix::System::new().block_on(fleet::run_cps(settings, cps, args.data, args.control))
+            let fleet = fleet::run_cps(settings, cps, &args.secrets, args.data, args.control);
+            actix::System::new().block_on(fleet)
         }
         Command::Fleet(cli::FleetCommand::Drivers(args)) => {
             let drivers = fleet::Numbering {

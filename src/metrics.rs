@@ -6,7 +6,9 @@
 
 use crate::domain::CpState;
 use chrono::{DateTime, Utc};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::LazyLock;
 
 /// The content type of [`render`]'s text.
@@ -25,6 +27,7 @@ struct Metrics {
     telemetry_latency: Histogram,
     cp_events: IntCounter,
     monitor_reports: IntCounter,
+    refusals: IntCounterVec,
     consumer_lag: IntGaugeVec,
     cps: IntGaugeVec,
 }
@@ -49,6 +52,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "STATUS reports from monitors handled by the central",
     )
     .expect("valid counter");
+    let refusals = IntCounterVec::new(
+        Opts::new(
+            "evcharge_refusals_total",
+            "Attempts refused at a door (monitor AUTH, login, …), by door and reason",
+        ),
+        &["door", "reason"],
+    )
+    .expect("valid counter");
     let consumer_lag = IntGaugeVec::new(
         Opts::new(
             "evcharge_consumer_lag_messages",
@@ -66,6 +77,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(telemetry_latency.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(cp_events.clone()),
         Box::new(monitor_reports.clone()),
+        Box::new(refusals.clone()),
         Box::new(consumer_lag.clone()),
         Box::new(cps.clone()),
     ] {
@@ -76,6 +88,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         telemetry_latency,
         cp_events,
         monitor_reports,
+        refusals,
         consumer_lag,
         cps,
     }
@@ -96,6 +109,12 @@ pub fn count_cp_event() {
 /// The central handled one monitor's STATUS report.
 pub fn count_monitor_report() {
     METRICS.monitor_reports.inc();
+}
+
+/// An attempt was refused at `door` (`monitor_auth`, `login`, …) for `reason`, a short
+/// fixed word (never the attacker's text, which would make the label set unbounded).
+pub fn count_refusal(door: &'static str, reason: &'static str) {
+    METRICS.refusals.with_label_values(&[door, reason]).inc();
 }
 
 /// This process's consumer of `topic` has `lag` records not yet handled.
@@ -145,6 +164,7 @@ mod tests {
         observe_telemetry(Utc::now() + chrono::Duration::seconds(5));
         count_cp_event();
         count_monitor_report();
+        count_refusal("monitor_auth", "wrong_secret");
         set_consumer_lag("cp.events", 3);
         let text = render([CpState::Available, CpState::Charging, CpState::Available]);
 
@@ -162,6 +182,12 @@ mod tests {
         assert!(le("0.001") >= 1.0 && le("0.01") >= 2.0, "{text}");
         assert!(sample(&text, "evcharge_cp_events_total") > events);
         assert!(sample(&text, "evcharge_monitor_reports_total") >= 1.0);
+        assert!(
+            sample(
+                &text,
+                "evcharge_refusals_total{door=\"monitor_auth\",reason=\"wrong_secret\"}"
+            ) >= 1.0
+        );
         assert_eq!(
             sample(&text, "evcharge_consumer_lag_messages{topic=\"cp.events\"}"),
             3.0

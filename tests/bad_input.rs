@@ -8,50 +8,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::Duration;
+use support::link::{answer, connect, frame, ACK, NACK};
 use support::*;
-
-const STX: u8 = 0x02;
-const ETX: u8 = 0x03;
-const ACK: u8 = 0x06;
-const NACK: u8 = 0x15;
-
-fn frame(data: &str) -> Vec<u8> {
-    let lrc = data.bytes().fold(0, |a, b| a ^ b);
-    let mut out = vec![STX];
-    out.extend(data.as_bytes());
-    out.extend([ETX, lrc]);
-    out
-}
-
-/// Reads the ACK/NACK byte and the reply frame's text.
-fn answer(link: &mut TcpStream) -> (u8, String) {
-    let mut verdict = [0u8];
-    link.read_exact(&mut verdict).unwrap();
-    let mut bytes = Vec::new();
-    let mut byte = [0u8];
-    loop {
-        link.read_exact(&mut byte).unwrap();
-        if byte[0] == ETX {
-            link.read_exact(&mut byte).unwrap(); // LRC
-            break;
-        }
-        bytes.push(byte[0]);
-    }
-    assert_eq!(bytes.first(), Some(&STX));
-    (verdict[0], String::from_utf8(bytes[1..].to_vec()).unwrap())
-}
-
-fn connect(port: u16) -> TcpStream {
-    let link = wait_for("a connection", DEADLINE, || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    link.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    link
-}
 
 #[test]
 fn corrupt_frames_get_a_nack_and_the_link_stays_up() {
@@ -86,13 +46,17 @@ fn corrupt_frames_get_a_nack_and_the_link_stays_up() {
     assert_eq!(verdict, NACK);
     assert!(text.contains("not authenticated"), "{text}");
     central
-        .write_all(&frame("AUTH#CP001#Somewhere#abc"))
-        .unwrap();
-    assert_eq!(answer(&mut central).0, NACK);
-    central
         .write_all(&frame("AUTH#CP001#Somewhere#0.3"))
         .unwrap();
-    assert_eq!(answer(&mut central), (ACK, "WELCOME#CP001".into()));
+    assert_eq!(answer(&mut central).0, NACK);
+    let secret = std::fs::read_to_string(net.register("CP001", 0.3)).unwrap();
+    central
+        .write_all(&frame(&format!("AUTH#CP001#{secret}")))
+        .unwrap();
+    assert_eq!(
+        answer(&mut central),
+        (ACK, "WELCOME#CP001#Street of CP001#0.3".into())
+    );
     central.write_all(&frame("STATUS#CP001#OK")).unwrap();
     assert_eq!(answer(&mut central), (ACK, "STATE#CP001#available".into()));
     net.wait_state("CP001", "available");

@@ -17,7 +17,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn every_role_explains_its_flags() {
-    let expected: [(&str, &[&str]); 7] = [
+    let expected: [(&str, &[&str]); 8] = [
         (
             "central",
             &[
@@ -35,9 +35,21 @@ fn every_role_explains_its_flags() {
         ),
         (
             "monitor",
-            &["--id", "--engine", "--central", "--location", "--price"],
+            &["--id", "--engine", "--central", "--secret-file"],
         ),
-        ("cp", &["--id", "--central", "--location", "--price"]),
+        ("cp", &["--id", "--central", "--secret-file"]),
+        (
+            "cp-register",
+            &[
+                "--id",
+                "--location",
+                "--price",
+                "--count",
+                "--secret-file",
+                "--api",
+                "--data",
+            ],
+        ),
         (
             "driver",
             &["--id", "--cp", "--file", "--interactive", "--any"],
@@ -65,10 +77,15 @@ fn a_bad_setting_is_refused_with_its_key() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[cp]\nprice_eur_kwh = -3\n").unwrap();
+    std::fs::write(&file, "[engine]\npower_kw = -3\n").unwrap();
     let (code, _, err) = run(&["--config", file.to_str().unwrap(), "monitor", "--id", "CP1"]);
     assert_eq!(code, 2);
-    assert!(err.contains("cp.price_eur_kwh"), "{err}");
+    assert!(err.contains("engine.power_kw"), "{err}");
+
+    // A monitor without its CP's secret says how to give it.
+    let (code, _, err) = run(&["monitor", "--id", "CP1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--secret-file"), "{err}");
 
     let (code, _, err) = run(&["engine"]);
     assert_ne!(code, 0);

@@ -15,7 +15,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("messages", &[]),
     ("link", &[]),
     ("domain", &["messages"]),
-    ("configuration", &["link"]),
+    ("configuration", &["domain", "link", "messages"]),
     ("cli", &[]),
     ("metrics", &["domain"]),
     ("store", &["messages", "domain"]),

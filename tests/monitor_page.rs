@@ -221,6 +221,13 @@ fn a_whole_cp_serves_the_page_its_files_and_json_errors() {
     net.wait_state("CP002", "available");
 }
 
+/// The fast timings, and a secret for a monitor that never reaches a central.
+fn with_secret() -> Vec<(&'static str, &'static str)> {
+    let mut env = FAST_ENV.to_vec();
+    env.push(("EVCHARGE_CP__SECRET", "evccp_never-presented"));
+    env
+}
+
 #[test]
 fn a_monitor_alone_shows_the_central_and_engine_unreachable() {
     let dir = tempfile::tempdir().unwrap();
@@ -236,7 +243,13 @@ fn a_monitor_alone_shows_the_central_and_engine_unreachable() {
         "--http",
         "127.0.0.1:0",
     ]);
-    let monitor = Proc::spawn(dir.path(), "monitor-CP003", evcharge(), &args, &FAST_ENV);
+    let monitor = Proc::spawn(
+        dir.path(),
+        "monitor-CP003",
+        evcharge(),
+        &args,
+        &with_secret(),
+    );
     let page = announced_port(&monitor, announces::MONITOR_PAGE);
     let alone = wait_status(page, "checks with nothing to reach", |s| {
         s["central"]["link"] == "unreachable" && s["engine"]["result"] == "unreachable"
@@ -259,7 +272,7 @@ fn a_bad_page_address_stops_the_process_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     for role in ["monitor", "cp"] {
         let args = strings(&[role, "--id", "CP004", "--http", "nonsense"]);
-        let mut proc = Proc::spawn(dir.path(), role, evcharge(), &args, &FAST_ENV);
+        let mut proc = Proc::spawn(dir.path(), role, evcharge(), &args, &with_secret());
         assert_eq!(proc.wait_exit(DEADLINE), 1, "{role}");
         let said = proc.stderr_text();
         assert!(

@@ -85,7 +85,7 @@ struct HostA {
 /// Starts `evcharge cp` for every CP on host B; `round` tells the runs apart in the logs.
 fn start_cps(on: &Launcher, a: &HostA, round: &str) -> Vec<Proc> {
     CPS.iter()
-        .map(|(id, price)| {
+        .map(|(id, _)| {
             let data = on.dir.join(format!("engine-{id}")).display().to_string();
             let args = strings(&[
                 "--kafka",
@@ -95,10 +95,8 @@ fn start_cps(on: &Launcher, a: &HostA, round: &str) -> Vec<Proc> {
                 id,
                 "--central",
                 &a.central,
-                "--location",
-                &format!("host B, bay {id}"),
-                "--price",
-                &price.to_string(),
+                "--secret-file",
+                &on.dir.join(format!("{id}.secret")).display().to_string(),
                 "--data",
                 &data,
             ]);
@@ -189,6 +187,18 @@ fn a_network_over_three_hosts_supplies_detects_a_dead_host_and_recovers() {
         base: format!("http://{host_a}:8002"),
         token: prepare_operator(&data),
     };
+    // The CPs of host B are registered as an operator would, before the central starts.
+    for (id, price) in CPS {
+        evcharge::harness::register_cps(
+            Path::new(evcharge()),
+            &data,
+            id,
+            None,
+            (&format!("host B, bay {id}"), price),
+            &dir.path().join(format!("{id}.secret")),
+        )
+        .unwrap();
+    }
     let central_args = strings(&[
         "--kafka",
         &a.kafka,

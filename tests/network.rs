@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::Path;
 use support::*;
 
 /// Runs each scenario once per broker kind.
@@ -289,6 +290,17 @@ fn tansu_started_last_the_network_still_works() {
                     .collect()
             };
             let data = work.join("central").display().to_string();
+            let secret_file = work.join("CP001.secret");
+            evcharge::harness::register_cps(
+                Path::new(evcharge()),
+                &work.join("central"),
+                "CP001",
+                None,
+                ("Calle Mayor 3", 0.25),
+                &secret_file,
+            )
+            .unwrap();
+            let secret_file = secret_file.display().to_string();
             let central = Proc::spawn(
                 &work,
                 "central",
@@ -309,7 +321,15 @@ fn tansu_started_last_the_network_still_works() {
                 &work,
                 "cp",
                 evcharge(),
-                &kafka(&["cp", "--id", "CP001", "--central", &tcp, "--price", "0.25"]),
+                &kafka(&[
+                    "cp",
+                    "--id",
+                    "CP001",
+                    "--central",
+                    &tcp,
+                    "--secret-file",
+                    &secret_file,
+                ]),
                 &FAST_ENV,
             );
             let driver = Proc::spawn(

@@ -131,10 +131,7 @@ fn every_message_type_is_shown() {
 fn the_frame_example_is_byte_exact() {
     let mut bytes = BytesMut::new();
     FrameCodec
-        .encode(
-            Packet::frame(["AUTH", "CP001", "Alicante", "0.4"]),
-            &mut bytes,
-        )
+        .encode(Packet::frame(["AUTH", "CP001", "evccp_1f2e"]), &mut bytes)
         .unwrap();
     let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert!(protocol_doc().contains(&hex.join(" ")), "{}", hex.join(" "));

@@ -1,10 +1,11 @@
 //! Who may operate the network: operators with argon2-hashed passwords, their browser
 //! sessions, API tokens for scripts, and the audit log (SPEC §7).
 //!
-//! Secrets handed out (session cookies, API tokens) are 256 random bits; only their SHA-256
+//! Secrets handed out (session cookies, API tokens, CP secrets) are 256 random bits; only their SHA-256
 //! digest is stored, so a copy of the database lets nobody in. Password checks are slow on
 //! purpose (argon2): call them on a blocking thread.
 
+pub mod cp_secrets;
 pub mod credentials;
 
 use crate::store::{all, get, put, StoreError};

@@ -23,9 +23,20 @@ impl Kafka {
     /// Starts `evcharge <role_args>` on this broker, its output in `log`. It leaves with
     /// this process, and is asked with SIGTERM when dropped, to leave as in production.
     fn spawn(&self, role_args: &[&str], log: &Path) -> anyhow::Result<Child> {
+        self.spawn_with(role_args, log, &[])
+    }
+
+    /// [`Kafka::spawn`], with more environment variables for this process.
+    fn spawn_with(
+        &self,
+        role_args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Child> {
         Program::this_binary()?
             .named(role_args[..2.min(role_args.len())].join(" "))
             .envs(self.env)
+            .envs(env.iter().copied())
             .arg("--kafka")
             .arg(&self.bootstrap)
             .args(role_args)
@@ -106,8 +117,19 @@ impl Network {
         )?;
         // For a person looking at the central during the run (GET /api/metrics).
         std::fs::write(dir.join("api-token"), &token)?;
+        // Registered like any CP, with the real command, before the central starts.
+        let secrets = dir.join("cp-secrets");
+        crate::harness::register_cps(
+            &crate::harness::this_binary()?,
+            &data,
+            "CP",
+            Some(cps),
+            ("Bench", 0.30),
+            &secrets,
+        )?;
         let central_tcp = format!("127.0.0.1:{central_tcp}");
-        let central = kafka.spawn(
+        let links = (cps + 1024).to_string();
+        let central = kafka.spawn_with(
             &[
                 "central",
                 "--listen",
@@ -118,6 +140,11 @@ impl Network {
                 &data_arg,
             ],
             &dir.join("central.log"),
+            // Every fleet's monitors come from this one address.
+            &[
+                ("EVCHARGE_CENTRAL__MAX_LINKS", &links),
+                ("EVCHARGE_CENTRAL__MAX_LINKS_PER_ADDRESS", &links),
+            ],
         )?;
         let api = Endpoint::new(format!("http://127.0.0.1:{central_http}")).with_token(token);
         wait_until("the central's API", Duration::from_secs(60), || {
@@ -141,10 +168,8 @@ impl Network {
                     &count.to_string(),
                     "--central",
                     &central_tcp,
-                    "--location",
-                    "Bench",
-                    "--price",
-                    "0.30",
+                    "--secrets",
+                    &secrets.display().to_string(),
                     "--plug-in-delay",
                     "100ms",
                     "--supply-duration",

@@ -1,10 +1,13 @@
 //! The vocabulary every layer shares, with no I/O: a CP's state and view, reservations and
-//! denials, what a driver knows of its supply, a monitor's health history, and the rule of
-//! one instance per id.
+//! denials, what a driver knows of its supply, a monitor's health history, the rule of one
+//! instance per id, what an operator registers of a CP, and failed attempts counted with
+//! growing delays.
 
+pub mod attempts;
 pub mod cp;
 pub mod health_history;
 pub mod presence;
+pub mod registration;
 pub mod supply_view;
 
 pub use cp::{CpState, CpView, Denial, EngineHealth, Reservation};

@@ -1,5 +1,6 @@
-//! An operator for a network a harness starts, made with the real `evcharge operator`
-//! commands, as a person would.
+//! What an operator prepares for a network a harness starts, with the real commands as a
+//! person would: an operator account (`evcharge operator`) and registered charging points
+//! (`evcharge cp-register`).
 
 use super::Program;
 use std::path::Path;
@@ -22,4 +23,35 @@ pub fn add_operator(
         .args(["operator", "token", name, "--label", label, "--data", &data])
         .run_to_end(None)?;
     Ok(token.trim().to_owned())
+}
+
+/// Registers charging points with the real `evcharge cp-register` on the central's
+/// database in `data` (the central must not be running): `id` alone, or with `count`
+/// the CPs `id00001`… Their secrets go to `secret_file` (one secret, or `ID SECRET` lines).
+pub fn register_cps(
+    evcharge: &Path,
+    data: &Path,
+    id: &str,
+    count: Option<u32>,
+    (location, price): (&str, f64),
+    secret_file: &Path,
+) -> anyhow::Result<()> {
+    let mut args = vec![
+        "cp-register".to_owned(),
+        "--id".into(),
+        id.into(),
+        "--location".into(),
+        location.into(),
+        "--price".into(),
+        price.to_string(),
+        "--data".into(),
+        data.display().to_string(),
+        "--secret-file".into(),
+        secret_file.display().to_string(),
+    ];
+    if let Some(count) = count {
+        args.extend(["--count".into(), count.to_string()]);
+    }
+    Program::new(evcharge).args(args).run_to_end(None)?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `evcharge central`.
 
 use crate::actors::central::console_hub::ConsoleHub;
+use crate::actors::central::monitor_session::LinkLimits;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
@@ -14,18 +15,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let central = &settings.central;
     let store = Store::open(&central.data)
         .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
+    let accounts = crate::accounts::Accounts::open(store.database())?;
     let bus = Bus::new(&settings.kafka, "central");
     let publisher = bus.publisher()?;
-    let supervisor = CpSupervisor::new(central.clone(), store.clone(), publisher.clone()).start();
+    let supervisor = CpSupervisor::new(
+        central.clone(),
+        store.clone(),
+        accounts.clone(),
+        publisher.clone(),
+    )
+    .start();
 
+    // Every monitor link is a socket: room for as many as the limits let in.
+    super::raise_open_files_limit(central.max_links as u64 + 1024);
     // Monitors and the API come up at once; Kafka work starts once the broker answers.
     let monitors = TcpListener::bind(&central.listen)
         .await
         .with_context(|| format!("cannot listen for monitors on {}", central.listen))?;
     log::info!("listening for monitors on {}", monitors.local_addr()?);
-    MonitorSession::accept_all(monitors, supervisor.clone());
+    MonitorSession::accept_all(monitors, LinkLimits::new(central), supervisor.clone());
 
-    let accounts = crate::accounts::Accounts::open(store.database())?;
     let app = Application::build(
         &central.http,
         AppState {

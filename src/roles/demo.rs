@@ -5,7 +5,9 @@
 use crate::actors::demo::parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
+use crate::domain::registration::CpTerms;
 use crate::harness::{self, Endpoint};
+use crate::store::CpRecord;
 use actix::Actor;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -57,7 +59,10 @@ async fn run_network(
     let central_http = local_address(&settings.central.http);
 
     let central_data = dir.join("central").display().to_string();
-    let (admin_password, token) = prepare_accounts(&dir.join("central"))?;
+    let cp_ids: Vec<String> = (1..=settings.demo.cps)
+        .map(|i| format!("CP{i:03}"))
+        .collect();
+    let (admin_password, token, secrets) = prepare_accounts(&dir.join("central"), &cp_ids)?;
     std::fs::write(dir.join(TOKEN_FILE), &token)
         .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
     launch(
@@ -76,12 +81,10 @@ async fn run_network(
     .map_err(anyhow::Error::msg)?;
     let api = Endpoint::new(central_http.clone());
     wait_for_api(api.clone()).await;
-    let cp_ids: Vec<String> = (1..=settings.demo.cps)
-        .map(|i| format!("CP{i:03}"))
-        .collect();
     let mut pages = Vec::new();
     for (i, id) in cp_ids.iter().enumerate() {
-        let price = format!("{:.2}", 0.30 + 0.05 * (i % 4) as f64);
+        let secret_file = dir.join(format!("{id}.secret"));
+        super::cp_register::write_private(&secret_file, &secrets[i])?;
         let data = dir.join(format!("engine-{id}")).display().to_string();
         // Engine and monitor apart, as on a real site: an engine crashed from the console
         // turns its CP red while its monitor goes on reporting.
@@ -110,10 +113,8 @@ async fn run_network(
             &engine_listen,
             "--central",
             &central_tcp,
-            "--location",
-            LOCATIONS[i % LOCATIONS.len()],
-            "--price",
-            &price,
+            "--secret-file",
+            &secret_file.display().to_string(),
         ]);
         if let Some(port) = page_port(settings.demo.monitor_pages, i) {
             monitor.extend(strings(&["--http", &format!("127.0.0.1:{port}")]));
@@ -219,15 +220,38 @@ fn write_demo_file(
 pub const TOKEN_FILE: &str = "api-token";
 
 /// Before the central opens its database: the first operator (with a one-time password,
-/// returned when new) and an API token the demo uses to follow the network.
-fn prepare_accounts(data: &Path) -> anyhow::Result<(Option<String>, String)> {
+/// returned when new), an API token the demo uses to follow the network, and the demo's
+/// CPs registered as an operator would, each with a fresh secret (in `cp_ids` order).
+fn prepare_accounts(
+    data: &Path,
+    cp_ids: &[String],
+) -> anyhow::Result<(Option<String>, String, Vec<String>)> {
     let store = crate::store::Store::open(data)
         .with_context(|| format!("cannot open the central's database in {}", data.display()))?;
     let accounts = crate::accounts::Accounts::open(store.database())?;
     let password = accounts.ensure_first_admin()?;
     let token = accounts.issue_token(crate::accounts::FIRST_ADMIN, "demo")?;
+    let mut secrets = Vec::with_capacity(cp_ids.len());
+    for (i, id) in cp_ids.iter().enumerate() {
+        let (secret, credential) = crate::accounts::cp_secrets::issue();
+        // A demo started again in the same folder finds its CPs registered: new secrets.
+        if store.cp(id)?.is_some() {
+            store.set_cp_credential(id, &credential)?;
+        } else {
+            let price = 0.30 + 0.05 * (i % 4) as f64;
+            let terms =
+                CpTerms::new(LOCATIONS[i % LOCATIONS.len()], price).map_err(anyhow::Error::msg)?;
+            store.register_cp(&CpRecord::registered(id, &terms), &credential)?;
+        }
+        secrets.push(secret);
+    }
+    accounts.audit(
+        "evcharge demo",
+        "this machine",
+        &format!("registered the demo's {} CPs", cp_ids.len()),
+    );
     store.flush_blocking()?;
-    Ok((password, token))
+    Ok((password, token, secrets))
 }
 
 /// Waits until the central's API answers (or a minute has passed).

@@ -8,11 +8,12 @@ use crate::actors::fleet::driver_fleet::DriverFleet;
 use crate::actors::fleet::key_router::KeyRouter;
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
-use crate::messages::{CpCommand, DriverUpdate};
+use crate::messages::{CpCommand, DriverUpdate, Secret};
 use crate::store::GroupFlush;
 use actix::Actor;
 use anyhow::Context;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -33,6 +34,21 @@ impl Numbering {
     }
 }
 
+/// The secret of every CP in `ids`, from a file of `ID SECRET` lines.
+fn read_secrets(path: &Path, ids: &[String]) -> anyhow::Result<HashMap<String, Secret>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the CPs' secrets in {}", path.display()))?;
+    let secrets: HashMap<String, Secret> = text
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(id, secret)| (id.to_owned(), Secret::new(secret.trim())))
+        .collect();
+    if let Some(missing) = ids.iter().find(|id| !secrets.contains_key(*id)) {
+        anyhow::bail!("{} has no secret for {missing}", path.display());
+    }
+    Ok(secrets)
+}
+
 /// The consumer group of a fleet, named after its first member: one group per fleet, so
 /// that fleets side by side each get every record.
 fn group_of(ids: &[String]) -> String {
@@ -43,10 +59,12 @@ fn group_of(ids: &[String]) -> String {
 pub async fn run_cps(
     settings: Settings,
     cps: Numbering,
+    secrets: &Path,
     data: Option<PathBuf>,
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let ids = cps.ids();
+    let secrets = read_secrets(secrets, &ids)?;
     let control = control
         .map(|address| crate::web::control::fleet::bind(&address).map(|l| (address, l)))
         .transpose()?;
@@ -81,8 +99,7 @@ pub async fn run_cps(
         FleetParts {
             engine: settings.engine.clone(),
             monitor,
-            location: settings.cp.location.clone(),
-            price_eur_kwh: settings.cp.price_eur_kwh,
+            secrets,
             publisher,
             flush: GroupFlush::start(db.clone()),
             db,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod broker;
 pub mod central;
 pub mod cp;
+pub mod cp_register;
 pub mod demo;
 pub mod driver;
 pub mod engine;
@@ -119,6 +120,16 @@ pub async fn shutdown_signal() {
 
 /// Lets this process open at least `wanted` files and sockets if it may: thousands of CPs
 /// each hold a few connections. Says so plainly when the system will not allow it.
+/// The CP a monitor speaks for: its id and the secret issued at its registration.
+fn cp_identity(
+    settings: &crate::configuration::Settings,
+) -> anyhow::Result<crate::actors::cp::monitor::CpIdentity> {
+    Ok(crate::actors::cp::monitor::CpIdentity {
+        id: settings.require_cp_id()?.to_owned(),
+        secret: settings.require_cp_secret()?,
+    })
+}
+
 pub fn raise_open_files_limit(wanted: u64) {
     use rlimit::Resource;
     let Ok((soft, hard)) = Resource::NOFILE.get() else {

@@ -5,12 +5,12 @@ use crate::configuration::Settings;
 use actix::Actor;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    settings.require_cp_id()?;
+    let identity = super::cp_identity(&settings)?;
     // Everything that can fail on a bad address comes before the monitor starts.
     let page = super::bind_monitor_page(&settings)?;
     super::serve_control(&settings, "monitor", None)?;
     let (gave_up, refused) = tokio::sync::mpsc::unbounded_channel();
-    let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), gave_up)
+    let monitor = Monitor::new(identity, settings.monitor.clone(), gave_up)
         .allowing_crash(settings.control.allow_crash)
         .start();
     if let Some(page) = page {

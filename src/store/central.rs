@@ -1,10 +1,16 @@
-//! The central's records: CPs, drivers, sessions.
+//! The central's records: CPs and their credentials, drivers, sessions.
 //!
 //! Writes go to sled's page cache at once; [`Store::flush`] makes them durable and is
 //! awaited before anything that depends on them is acknowledged (a reservation's reply, a
 //! ticket). Telemetry is not written here.
 
+mod registry;
+
+pub use registry::{CpCredential, RegisterError};
+
 use super::{all, flush_durably, get, put, StoreError};
+use crate::domain::registration::CpTerms;
+use crate::domain::CpState;
 use crate::messages::{Outcome, Ticket};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,6 +28,20 @@ pub struct CpRecord {
     /// The last state shown, for the record; on restart every CP starts disconnected.
     pub last_state: String,
     pub updated_at: DateTime<Utc>,
+}
+
+impl CpRecord {
+    /// A CP just registered with `terms`: disconnected until its monitor authenticates.
+    pub fn registered(id: &str, terms: &CpTerms) -> CpRecord {
+        CpRecord {
+            id: id.to_owned(),
+            location: terms.location.clone(),
+            price_eur_kwh: terms.price_eur_kwh,
+            stopped: false,
+            last_state: CpState::Disconnected.as_str().into(),
+            updated_at: Utc::now(),
+        }
+    }
 }
 
 /// A driver known to the central.
@@ -114,6 +134,8 @@ impl From<SessionRecord> for SessionView {
 pub struct Store {
     db: sled::Db,
     cps: sled::Tree,
+    /// CP id → what is kept of its secret.
+    cp_credentials: sled::Tree,
     drivers: sled::Tree,
     /// Session id (UUIDv7, so in time order) → session.
     sessions: sled::Tree,
@@ -128,6 +150,7 @@ impl Store {
         let db = super::open(dir)?;
         Ok(Store {
             cps: db.open_tree("cps")?,
+            cp_credentials: db.open_tree("cp_credentials")?,
             drivers: db.open_tree("drivers")?,
             sessions: db.open_tree("sessions")?,
             open_sessions: db.open_tree("open_sessions")?,

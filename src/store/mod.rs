@@ -7,7 +7,9 @@
 pub mod central;
 pub mod supply_log;
 
-pub use central::{CpRecord, DriverRecord, SessionRecord, SessionView, Store};
+pub use central::{
+    CpCredential, CpRecord, DriverRecord, RegisterError, SessionRecord, SessionView, Store,
+};
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod broker;
+pub mod link;
 mod network;
 mod process;
 

@@ -47,8 +47,12 @@ pub struct Network {
     pub central_tcp: u16,
     pub http: u16,
     pub cps: Vec<Proc>,
+    /// The secret file of every CP registered so far, and the price it was registered at.
+    registered: std::collections::HashMap<String, (String, f64)>,
     started: usize,
     central_flags: Vec<String>,
+    /// Settings of the central's given in its environment, beside [`FAST_ENV`].
+    central_env: Vec<(String, String)>,
     /// Last, so that it is deleted after every process has been killed and its logs shown.
     pub dir: tempfile::TempDir,
 }
@@ -60,6 +64,15 @@ impl Network {
 
     /// With extra flags for the central.
     pub fn start_with(kind: BrokerKind, central_flags: &[&str]) -> Network {
+        Network::start_with_env(kind, central_flags, &[])
+    }
+
+    /// With extra flags and environment variables for the central.
+    pub fn start_with_env(
+        kind: BrokerKind,
+        central_flags: &[&str],
+        central_env: &[(&str, &str)],
+    ) -> Network {
         let mut dir = tempfile::tempdir().unwrap();
         // EVCHARGE_TEST_KEEP=1 keeps every log and database of the run, to look at after.
         if std::env::var_os("EVCHARGE_TEST_KEEP").is_some() {
@@ -76,8 +89,13 @@ impl Network {
             central_tcp: 0,
             http: 0,
             cps: Vec::new(),
+            registered: Default::default(),
             started: 0,
             central_flags: central_flags.iter().map(|s| s.to_string()).collect(),
+            central_env: central_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
         };
         net.start_central();
@@ -109,10 +127,13 @@ impl Network {
             dir.join("central-data").display().to_string(),
         ];
         args.extend(self.central_flags.iter().cloned());
+        let mut env = FAST_ENV.to_vec();
+        let central_env = self.central_env.clone();
+        env.extend(central_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let (central, addresses) = start_announcing(
             |_| {
                 let name = self.next_name("central");
-                Proc::spawn(&dir, &name, evcharge(), &args, &FAST_ENV)
+                Proc::spawn(&dir, &name, evcharge(), &args, &env)
             },
             &[announces::MONITORS, announces::CONSOLE],
         );
@@ -149,8 +170,54 @@ impl Network {
         dir.display().to_string()
     }
 
+    /// Registers `id` at `price` as an operator would — through the API when a central
+    /// runs, with `evcharge cp-register` on its database when none does — unless it is
+    /// registered already (at another price: the tariff is changed). Returns the file that
+    /// holds its secret.
+    pub fn register(&mut self, id: &str, price: f64) -> String {
+        if let Some((file, registered_at)) = self.registered.get(id).cloned() {
+            if registered_at != price {
+                let (status, body) = self.send(
+                    "PATCH",
+                    &format!("/api/cps/{id}"),
+                    Some(serde_json::json!({ "price_eur_kwh": price })),
+                );
+                assert_eq!(status, 200, "cannot change the tariff of {id}: {body}");
+                self.registered.insert(id.into(), (file.clone(), price));
+            }
+            return file;
+        }
+        let file = self.dir.path().join(format!("{id}.secret"));
+        let location = format!("Street of {id}");
+        if self.central.is_some() {
+            let (status, body) = self.send(
+                "POST",
+                "/api/cps",
+                Some(serde_json::json!({
+                    "id": id, "location": location, "price_eur_kwh": price
+                })),
+            );
+            assert_eq!(status, 201, "cannot register {id}: {body}");
+            std::fs::write(&file, body["secret"].as_str().unwrap()).unwrap();
+        } else {
+            evcharge::harness::register_cps(
+                Path::new(evcharge()),
+                &self.dir.path().join("central-data"),
+                id,
+                None,
+                (&location, price),
+                &file,
+            )
+            .unwrap_or_else(|e| panic!("cannot register {id}: {e:#}"));
+        }
+        let file = file.display().to_string();
+        self.registered.insert(id.into(), (file.clone(), price));
+        file
+    }
+
     /// The arguments of `evcharge cp` for `id`, its engine's data in `data`.
-    fn cp_args(&self, id: &str, price: f64, data: &str) -> Vec<String> {
+    fn cp_args(&mut self, id: &str, price: f64, data: &str) -> Vec<String> {
+        let secret_file = self.register(id, price);
         strings(&[
             "--kafka",
             &self.broker.bootstrap,
@@ -159,10 +226,8 @@ impl Network {
             id,
             "--central",
             &format!("127.0.0.1:{}", self.central_tcp),
-            "--location",
-            &format!("Street of {id}"),
-            "--price",
-            &price.to_string(),
+            "--secret-file",
+            &secret_file,
             "--data",
             data,
         ])
@@ -170,7 +235,8 @@ impl Network {
 
     /// Starts `evcharge cp` for `id`; returns its index in `cps`.
     pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
-        let args = self.cp_args(id, price, &self.engine_data(id));
+        let data = self.engine_data(id);
+        let args = self.cp_args(id, price, &data);
         self.start_part(id, args, extra)
     }
 
@@ -233,6 +299,7 @@ impl Network {
         price: f64,
         extra: &[&str],
     ) -> usize {
+        let secret_file = self.register(id, price);
         let args = strings(&[
             "monitor",
             "--id",
@@ -241,10 +308,8 @@ impl Network {
             &format!("127.0.0.1:{engine_port}"),
             "--central",
             &format!("127.0.0.1:{}", self.central_tcp),
-            "--location",
-            &format!("Street of {id}"),
-            "--price",
-            &price.to_string(),
+            "--secret-file",
+            &secret_file,
         ]);
         self.start_part(&format!("monitor-{id}"), args, extra)
     }
@@ -291,13 +356,21 @@ impl Network {
 
     /// POST; the status code and the JSON body.
     pub fn post(&self, path: &str) -> (u16, Value) {
-        match ureq::post(&self.url(path))
-            .set("Authorization", &self.bearer())
-            .call()
-        {
+        self.send("POST", path, None)
+    }
+
+    /// Any request as the operator, with `body` as JSON when given; the status code and
+    /// the JSON body.
+    pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let request = ureq::request(method, &self.url(path)).set("Authorization", &self.bearer());
+        let answer = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match answer {
             Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
             Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
-            Err(e) => panic!("POST {path}: {e}"),
+            Err(e) => panic!("{method} {path}: {e}"),
         }
     }
 

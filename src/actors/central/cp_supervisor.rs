@@ -1,10 +1,18 @@
 //! The central's supervisor: owns one [`ChargePoint`] actor per CP, routes records and
 //! requests to them, and keeps the latest view of every CP for the API.
 
-use super::charge_point::{AttachMonitor, ChargePoint, CpControl, Crash, CrashMonitor, Reserve};
+mod registration;
+
+pub use registration::{
+    Asker, ChangeCpTerms, IssueCpSecret, MonitorHello, RegisterCp, RegistryRefusal,
+};
+
+use super::charge_point::{ChargePoint, CpControl, Crash, CrashMonitor, Reserve};
 use super::console_hub::{ConsoleHub, CpChanged};
+use crate::accounts::Accounts;
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
+use crate::domain::attempts::Attempts;
 use crate::domain::presence::{Presence, Verdict};
 use crate::domain::{CpState, CpView, Denial, Reservation};
 use crate::messages::{CpCommand, CpEvent, DenyReason};
@@ -12,6 +20,7 @@ use crate::store::{CpRecord, Store};
 use actix::prelude::*;
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use uuid::Uuid;
 
 pub struct CpSupervisor {
@@ -19,17 +28,27 @@ pub struct CpSupervisor {
     engines: Presence,
     settings: CentralSettings,
     store: Store,
+    accounts: Accounts,
+    /// Failed monitor AUTHs per address.
+    auth_failures: Attempts<IpAddr>,
     publisher: Publisher,
     cps: HashMap<String, Addr<ChargePoint>>,
     views: BTreeMap<String, CpView>,
 }
 
 impl CpSupervisor {
-    pub fn new(settings: CentralSettings, store: Store, publisher: Publisher) -> CpSupervisor {
+    pub fn new(
+        settings: CentralSettings,
+        store: Store,
+        accounts: Accounts,
+        publisher: Publisher,
+    ) -> CpSupervisor {
         CpSupervisor {
+            auth_failures: Attempts::new(registration::auth_failures(settings.auth_lockout)),
             engines: Presence::new(settings.liveness),
             settings,
             store,
+            accounts,
             publisher,
             cps: HashMap::new(),
             views: BTreeMap::new(),
@@ -154,56 +173,6 @@ impl Handler<GetCp> for CpSupervisor {
     /// Returns the view kept from the CP's actor.
     fn handle(&mut self, msg: GetCp, _ctx: &mut Self::Context) -> Self::Result {
         self.views.get(&msg.0).cloned()
-    }
-}
-
-/// A monitor authenticates for a CP, which is created if new.
-#[derive(Message)]
-#[rtype(result = "Result<Addr<ChargePoint>, String>")]
-pub struct MonitorHello {
-    pub cp_id: String,
-    pub location: String,
-    pub price_eur_kwh: f64,
-    pub conn_id: u64,
-    pub peer: String,
-}
-
-impl Handler<MonitorHello> for CpSupervisor {
-    type Result = ResponseFuture<Result<Addr<ChargePoint>, String>>;
-
-    /// Hands the monitor to its CP actor, which accepts or refuses it.
-    fn handle(&mut self, msg: MonitorHello, ctx: &mut Self::Context) -> Self::Result {
-        let cp = match self.cp(&msg.cp_id) {
-            Some(cp) => cp,
-            None => {
-                log::info!("new charging point {} at {}", msg.cp_id, msg.location);
-                let record = CpRecord {
-                    id: msg.cp_id.clone(),
-                    location: msg.location.clone(),
-                    price_eur_kwh: msg.price_eur_kwh,
-                    stopped: false,
-                    last_state: CpState::Disconnected.as_str().into(),
-                    updated_at: Utc::now(),
-                };
-                if let Err(e) = self.store.put_cp(&record) {
-                    log::error!("cannot record {}: {e}", msg.cp_id);
-                }
-                self.spawn_cp(record, ctx)
-            }
-        };
-        Box::pin(async move {
-            let attach = AttachMonitor {
-                conn_id: msg.conn_id,
-                peer: msg.peer,
-                location: msg.location,
-                price_eur_kwh: msg.price_eur_kwh,
-            };
-            match cp.send(attach).await {
-                Ok(Ok(())) => Ok(cp),
-                Ok(Err(refusal)) => Err(refusal),
-                Err(e) => Err(format!("the central cannot take {} now: {e}", msg.cp_id)),
-            }
-        })
     }
 }
 

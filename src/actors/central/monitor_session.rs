@@ -1,60 +1,112 @@
 //! The central's end of one monitor's TCP link: authentication, then status reports.
 //!
-//! Frames in: `AUTH#cp#location#price`, `STATUS#cp#OK` or `STATUS#cp#KO#reason`.
-//! Replies: ACK + `WELCOME#cp` / `STATE#cp#state` (`STATE#cp#state#CRASH` asks the monitor
-//! to crash, for crash injection), or NACK + `REFUSED#reason` / `ERR#reason`.
+//! Frames in: `AUTH#cp#secret`, `STATUS#cp#OK` or `STATUS#cp#KO#reason`.
+//! Replies: ACK + `WELCOME#cp#location#price` / `STATE#cp#state` (`STATE#cp#state#CRASH`
+//! asks the monitor to crash, for crash injection), or NACK + `REFUSED#reason` /
+//! `ERR#reason`.
+//!
+//! The port is open to anyone, so every link is bounded ([`LinkLimits`]): links overall and
+//! per address, a deadline to authenticate, a budget of bad frames, and a reply queue that a
+//! peer must keep reading.
+
+mod limits;
+
+pub use limits::LinkLimits;
 
 use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, MonitorHello};
 use crate::domain::EngineHealth;
 use crate::link::frame::{is_valid_field, FrameCodec, Packet};
-use actix::io::{FramedWrite, WriteHandler};
+use crate::messages::Secret;
 use actix::prelude::*;
+use futures_util::SinkExt;
+use limits::{ErrorBudget, LinkSlot};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::FramedRead;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Replies queued for a peer that is not reading them; past this the link is closed.
+const REPLY_QUEUE: usize = 64;
+/// How long one reply may wait for a peer to take it.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct MonitorSession {
     conn_id: u64,
     peer: String,
     supervisor: Addr<CpSupervisor>,
     cp: Option<(String, Addr<ChargePoint>)>,
-    writer: FramedWrite<Packet, OwnedWriteHalf, FrameCodec>,
+    replies: mpsc::Sender<Packet>,
+    errors: ErrorBudget,
+    /// Held for as long as the link is open: it counts against the limits.
+    _slot: LinkSlot,
 }
 
 impl MonitorSession {
-    /// Serves one accepted connection.
-    pub fn serve(stream: TcpStream, supervisor: Addr<CpSupervisor>) -> Addr<MonitorSession> {
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+    /// Serves one accepted connection, split into its two halves.
+    pub fn serve<R, W>(
+        read: R,
+        write: W,
+        peer: String,
+        slot: LinkSlot,
+        supervisor: Addr<CpSupervisor>,
+    ) -> Addr<MonitorSession>
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
+    {
+        let (replies, queued) = mpsc::channel(REPLY_QUEUE);
+        actix::spawn(write_replies(write, queued));
+        let auth_timeout = slot.auth_timeout();
         MonitorSession::create(|ctx| {
             ctx.add_stream(FramedRead::new(read, FrameCodec));
+            ctx.run_later(auth_timeout, move |act, ctx| {
+                if act.cp.is_none() {
+                    log::debug!("monitor link {} did not authenticate in time", act.peer);
+                    act.refuse("ERR", &format!("no AUTH within {auth_timeout:?}: closing"));
+                    ctx.stop();
+                }
+            });
             MonitorSession {
                 conn_id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
                 peer,
                 supervisor,
                 cp: None,
-                writer: FramedWrite::new(write, FrameCodec, ctx),
+                replies,
+                errors: ErrorBudget::default(),
+                _slot: slot,
             }
         })
     }
 
-    /// Accepts monitors on `listener` for as long as the system runs.
-    pub fn accept_all(listener: TcpListener, supervisor: Addr<CpSupervisor>) {
+    /// Accepts monitors on `listener` for as long as the system runs, within `limits`.
+    pub fn accept_all(
+        listener: TcpListener,
+        limits: Arc<LinkLimits>,
+        supervisor: Addr<CpSupervisor>,
+    ) {
         actix::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => {
-                        MonitorSession::serve(stream, supervisor.clone());
-                    }
+                    Ok((stream, peer)) => match limits.admit(peer.ip()) {
+                        Ok(slot) => {
+                            let _ = stream.set_nodelay(true);
+                            let (read, write) = stream.into_split();
+                            MonitorSession::serve(
+                                read,
+                                write,
+                                peer.to_string(),
+                                slot,
+                                supervisor.clone(),
+                            );
+                        }
+                        Err(refusal) => refusal.tell(stream),
+                    },
                     Err(e) => {
                         log::warn!("cannot accept a monitor connection: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -64,30 +116,51 @@ impl MonitorSession {
         });
     }
 
-    fn reply(&mut self, accepted: bool, fields: Vec<String>) {
-        self.writer
-            .write(if accepted { Packet::Ack } else { Packet::Nack });
-        self.writer.write(Packet::Frame(fields));
+    fn reply(&mut self, accepted: bool, fields: Vec<String>, ctx: &mut Context<Self>) {
+        let answer = if accepted { Packet::Ack } else { Packet::Nack };
+        for packet in [answer, Packet::Frame(fields)] {
+            if self.replies.try_send(packet).is_err() {
+                // Full: the peer sends but does not read. Closed: the writer failed.
+                log::warn!(
+                    "monitor link {} is not reading its replies: closing",
+                    self.peer
+                );
+                ctx.stop();
+                return;
+            }
+        }
+    }
+
+    /// Answers a bad request; past the budget of bad requests the link is closed.
+    fn refuse_with(&mut self, what: &str, reason: &str, ctx: &mut Context<Self>) {
+        self.reply(false, vec![what.into(), as_field(reason)], ctx);
+        if self.errors.spend() {
+            log::warn!(
+                "monitor link {} sent too many bad requests: closing",
+                self.peer
+            );
+            self.reply(
+                false,
+                vec!["ERR".into(), "too many bad requests: closing".into()],
+                ctx,
+            );
+            ctx.stop();
+        }
     }
 
     fn refuse(&mut self, what: &str, reason: &str) {
-        self.reply(false, vec![what.into(), as_field(reason)]);
+        let fields = vec![what.into(), as_field(reason)];
+        let _ = self.replies.try_send(Packet::Nack);
+        let _ = self.replies.try_send(Packet::Frame(fields));
     }
 
     fn authenticate(&mut self, fields: &[String], ctx: &mut Context<Self>) {
-        let [_, cp_id, location, price] = fields else {
-            return self.refuse("ERR", "AUTH takes cp id, location and price");
+        let [_, cp_id, secret] = fields else {
+            return self.refuse_with("ERR", "AUTH takes the CP id and its secret", ctx);
         };
-        let Ok(price) = price.parse::<f64>() else {
-            return self.refuse("ERR", &format!("price {price:?} is not a number"));
-        };
-        if cp_id.is_empty() || !price.is_finite() || price < 0.0 {
-            return self.refuse("ERR", "AUTH needs a CP id and a price of zero or more");
-        }
         let hello = MonitorHello {
             cp_id: cp_id.clone(),
-            location: location.clone(),
-            price_eur_kwh: price,
+            secret: Secret::new(secret.clone()),
             conn_id: self.conn_id,
             peer: self.peer.clone(),
         };
@@ -95,16 +168,24 @@ impl MonitorSession {
         // Nothing else is read until the central has answered.
         ctx.wait(
             self.supervisor.send(hello).into_actor(self).map(
-                move |answer, act, _ctx| match answer {
-                    Ok(Ok(cp)) => {
+                move |answer, act, ctx| match answer {
+                    Ok(Ok((cp, terms))) => {
                         act.cp = Some((cp_id.clone(), cp));
-                        act.reply(true, vec!["WELCOME".into(), cp_id]);
+                        let welcome = vec![
+                            "WELCOME".into(),
+                            cp_id,
+                            terms.location,
+                            terms.price_eur_kwh.to_string(),
+                        ];
+                        act.reply(true, welcome, ctx);
                     }
                     Ok(Err(refusal)) => {
-                        log::warn!("monitor at {} refused: {refusal}", act.peer);
-                        act.refuse("REFUSED", &refusal);
+                        if act.errors.worth_logging() {
+                            log::warn!("monitor at {} refused: {refusal}", act.peer);
+                        }
+                        act.refuse_with("REFUSED", &refusal, ctx);
                     }
-                    Err(e) => act.refuse("REFUSED", &format!("the central is busy: {e}")),
+                    Err(e) => act.refuse_with("REFUSED", &format!("the central is busy: {e}"), ctx),
                 },
             ),
         );
@@ -121,10 +202,10 @@ impl MonitorSession {
                     reason.join(" ")
                 }),
             ),
-            _ => return self.refuse("ERR", "STATUS takes cp id and OK or KO"),
+            _ => return self.refuse_with("ERR", "STATUS takes cp id and OK or KO", ctx),
         };
         let Some((_, cp)) = self.cp.as_ref().filter(|(id, _)| id == cp_id) else {
-            return self.refuse("ERR", "not authenticated: send AUTH first");
+            return self.refuse_with("ERR", "not authenticated: send AUTH first", ctx);
         };
         crate::metrics::count_monitor_report();
         let report = MonitorReport {
@@ -135,21 +216,34 @@ impl MonitorSession {
         ctx.wait(
             cp.send(report)
                 .into_actor(self)
-                .map(move |answer, act, _ctx| match answer {
+                .map(move |answer, act, ctx| match answer {
                     Ok(Ok((state, crash))) => {
                         let mut fields = vec!["STATE".into(), cp_id, state.as_str().into()];
                         if crash {
                             fields.push("CRASH".into());
                         }
-                        act.reply(true, fields);
+                        act.reply(true, fields, ctx);
                     }
                     Ok(Err(why)) => {
                         act.cp = None;
-                        act.refuse("ERR", &why);
+                        act.refuse_with("ERR", &why, ctx);
                     }
-                    Err(e) => act.refuse("ERR", &format!("the central is busy: {e}")),
+                    Err(e) => act.refuse_with("ERR", &format!("the central is busy: {e}"), ctx),
                 }),
         );
+    }
+}
+
+/// Sends the session's replies, in order, then those still queued when it ends. A reply
+/// the peer does not take within [`SEND_TIMEOUT`] ends the writer, and with it the socket:
+/// a peer that never reads cannot hold a connection open.
+async fn write_replies<W: AsyncWrite + Unpin>(write: W, mut queued: mpsc::Receiver<Packet>) {
+    let mut frames = FramedWrite::new(write, FrameCodec);
+    while let Some(packet) = queued.recv().await {
+        match tokio::time::timeout(SEND_TIMEOUT, frames.send(packet)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
     }
 }
 
@@ -194,11 +288,13 @@ impl StreamHandler<Result<Packet, io::Error>> for MonitorSession {
             Ok(Packet::Frame(fields)) => match fields.first().map(String::as_str) {
                 Some("AUTH") => self.authenticate(&fields, ctx),
                 Some("STATUS") => self.report(&fields, ctx),
-                _ => self.refuse("ERR", "unknown command"),
+                _ => self.refuse_with("ERR", "unknown command", ctx),
             },
             Ok(Packet::Corrupt(why)) => {
-                log::warn!("corrupt frame from {}: {why}", self.peer);
-                self.refuse("ERR", &why);
+                if self.errors.worth_logging() {
+                    log::warn!("corrupt frame from {}: {why}", self.peer);
+                }
+                self.refuse_with("ERR", &why, ctx);
             }
             Ok(Packet::Ack | Packet::Nack) => {}
             Err(e) => {
@@ -208,5 +304,3 @@ impl StreamHandler<Result<Packet, io::Error>> for MonitorSession {
         }
     }
 }
-
-impl WriteHandler<io::Error> for MonitorSession {}

@@ -3,9 +3,11 @@
 //! It remembers its last checks and faults ([`HealthHistory`]) for the monitor page, which
 //! asks for a [`MonitorStatus`] and subscribes to a [`MonitorEvent`] per check.
 
-use crate::configuration::{CpSettings, MonitorSettings};
+use crate::configuration::MonitorSettings;
 use crate::domain::health_history::{CheckRecord, CheckResult, FaultRecord, HealthHistory};
+use crate::domain::registration::CpTerms;
 use crate::link::{FrameClient, LinkError};
+use crate::messages::Secret;
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -28,8 +30,17 @@ pub enum CentralLink {
     Unreachable(String),
 }
 
+/// Who a monitor speaks for: its CP's id and the secret registered for it.
+#[derive(Debug, Clone)]
+pub struct CpIdentity {
+    pub id: String,
+    pub secret: Secret,
+}
+
 pub struct Monitor {
-    cp: CpSettings,
+    cp: CpIdentity,
+    /// The CP's location and tariff, as the central's WELCOME told them.
+    terms: Option<CpTerms>,
     settings: MonitorSettings,
     /// Taken while a check is in flight, so that checks never overlap.
     clients: Option<(FrameClient, FrameClient)>,
@@ -50,7 +61,7 @@ pub struct Monitor {
 impl Monitor {
     /// `gave_up` hears why, if the central refuses this monitor for good.
     pub fn new(
-        cp: CpSettings,
+        cp: CpIdentity,
         settings: MonitorSettings,
         gave_up: crate::actors::Refusals,
     ) -> Monitor {
@@ -58,6 +69,7 @@ impl Monitor {
         let central = FrameClient::new(settings.central.clone(), settings.answer_timeout);
         Monitor {
             cp,
+            terms: None,
             settings,
             clients: Some((engine, central)),
             authenticated: false,
@@ -119,16 +131,27 @@ impl Monitor {
             let health = check_engine(&mut engine, &cp.id).await;
             let engine_ms = millis(started);
             let started = Instant::now();
-            let (link, authenticated, crash) =
+            let (link, authenticated, crash, terms) =
                 report_to_central(&mut central, &cp, authenticated, &health).await;
             let timings = Timings {
                 engine_ms,
                 central_ms: millis(started),
             };
-            (engine, central, health, link, authenticated, timings, crash)
+            (
+                engine,
+                central,
+                health,
+                link,
+                authenticated,
+                timings,
+                (crash, terms),
+            )
         };
         ctx.spawn(check.into_actor(self).map(
-            |(engine, central, health, link, authenticated, timings, crash), act, _| {
+            |(engine, central, health, link, authenticated, timings, (crash, terms)), act, _| {
+                if terms.is_some() {
+                    act.terms = terms;
+                }
                 if crash {
                     act.crash_on_request();
                 }
@@ -197,8 +220,8 @@ impl Monitor {
         };
         MonitorStatus {
             cp_id: self.cp.id.clone(),
-            location: self.cp.location.clone(),
-            price_eur_kwh: self.cp.price_eur_kwh,
+            location: self.terms.as_ref().map(|t| t.location.clone()),
+            price_eur_kwh: self.terms.as_ref().map(|t| t.price_eur_kwh),
             central: central_view(self.last_central.as_ref()),
             engine: EngineView { result, detail },
             checks: self.history.checks(),
@@ -310,29 +333,33 @@ async fn check_engine(engine: &mut FrameClient, cp_id: &str) -> EngineCheck {
     }
 }
 
-/// Authenticates if needed, then reports the engine's health. Returns how it went and
-/// whether the link is authenticated afterwards.
+/// What one report to the central came to: the link as it stands, whether it is
+/// authenticated afterwards, whether the central asked for a crash, and the CP's terms
+/// when this report began with a WELCOME.
+type Reported = (CentralLink, bool, bool, Option<CpTerms>);
+
+/// Authenticates if needed, then reports the engine's health.
 async fn report_to_central(
     central: &mut FrameClient,
-    cp: &CpSettings,
+    cp: &CpIdentity,
     mut authenticated: bool,
     health: &EngineCheck,
-) -> (CentralLink, bool, bool) {
-    let unreachable = |e: LinkError| (CentralLink::Unreachable(e.to_string()), false, false);
+) -> Reported {
+    let unreachable = |e: LinkError| (CentralLink::Unreachable(e.to_string()), false, false, None);
+    let mut terms = None;
     if !authenticated || !central.is_connected() {
-        let auth = vec![
-            "AUTH".into(),
-            cp.id.clone(),
-            cp.location.clone(),
-            cp.price_eur_kwh.to_string(),
-        ];
+        let auth = vec!["AUTH".into(), cp.id.clone(), cp.secret.expose().to_owned()];
         match central.request(auth).await {
-            Ok(reply) if reply.accepted => authenticated = true,
+            Ok(reply) if reply.accepted => {
+                authenticated = true;
+                terms = welcome_terms(&reply.fields);
+            }
             Ok(reply) => {
                 return (
                     CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
                     false,
                     false,
+                    None,
                 )
             }
             Err(e) => return unreachable(e),
@@ -351,13 +378,23 @@ async fn report_to_central(
             CentralLink::Reported(reply.fields.get(2).cloned().unwrap_or_default()),
             authenticated,
             reply.fields.get(3).is_some_and(|f| f == "CRASH"),
+            terms,
         ),
         Ok(reply) => (
             CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
             false,
             false,
+            terms,
         ),
         Err(e) => unreachable(e),
+    }
+}
+
+/// The terms in `WELCOME#cp#location#price`; `None` from a central that does not send them.
+fn welcome_terms(fields: &[String]) -> Option<CpTerms> {
+    match fields {
+        [_, _, location, price, ..] => CpTerms::new(location, price.parse().ok()?).ok(),
+        _ => None,
     }
 }
 
@@ -400,8 +437,9 @@ pub struct EngineView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonitorStatus {
     pub cp_id: String,
-    pub location: String,
-    pub price_eur_kwh: f64,
+    /// The registration's, once the central has welcomed the monitor.
+    pub location: Option<String>,
+    pub price_eur_kwh: Option<f64>,
     pub central: CentralView,
     pub engine: EngineView,
     /// Newest first.

@@ -8,11 +8,11 @@
 use super::key_router::{KeyRouter, Own};
 use crate::actors::cp::engine::{TakingCommands, Vanish as EngineVanish};
 use crate::actors::cp::health_checks::HealthTarget;
-use crate::actors::cp::monitor::Vanish as MonitorVanish;
+use crate::actors::cp::monitor::{CpIdentity, Vanish as MonitorVanish};
 use crate::actors::cp::{Engine, Monitor};
 use crate::bus::Publisher;
-use crate::configuration::{CpSettings, EngineSettings, MonitorSettings};
-use crate::messages::CpCommand;
+use crate::configuration::{EngineSettings, MonitorSettings};
+use crate::messages::{CpCommand, Secret};
 use crate::store::supply_log::SupplyLog;
 use crate::store::GroupFlush;
 use actix::prelude::*;
@@ -50,8 +50,8 @@ impl std::str::FromStr for Part {
 pub struct FleetParts {
     pub engine: EngineSettings,
     pub monitor: MonitorSettings,
-    pub location: String,
-    pub price_eur_kwh: f64,
+    /// Each CP's secret, by id.
+    pub secrets: HashMap<String, Secret>,
     pub publisher: Publisher,
     pub db: sled::Db,
     pub flush: GroupFlush,
@@ -115,10 +115,13 @@ impl CpFleet {
     }
 
     fn start_monitor(&mut self, id: &str) {
-        let cp = CpSettings {
+        let Some(secret) = self.parts.secrets.get(id) else {
+            log::error!("fleet: no secret for {id}; its monitor is not started");
+            return;
+        };
+        let cp = CpIdentity {
             id: id.to_owned(),
-            location: self.parts.location.clone(),
-            price_eur_kwh: self.parts.price_eur_kwh,
+            secret: secret.clone(),
         };
         let monitor =
             Monitor::new(cp, self.parts.monitor.clone(), self.parts.refusals.clone()).start();

@@ -1,11 +1,12 @@
-//! Runs in the central: the admin console (the page, its live socket, login) and the JSON
-//! API behind it.
+//! Runs in the central: the admin console (the page, its live socket, login), the JSON
+//! API behind it and the registration of CPs.
 //!
 //! [`Application::build`] binds the listener first, so tests can ask for port 0 and read it back.
 
 mod api;
 mod auth;
 mod page;
+mod registry;
 mod socket;
 
 use crate::accounts::Accounts;

@@ -6,12 +6,13 @@ mod engine_reports;
 mod monitor_link;
 
 use monitor_link::MonitorLink;
-pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, MonitorReport};
+pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor, MonitorReport};
 
 use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
 use crate::bus::{Publisher, Rejection};
 use crate::configuration::CentralSettings;
+use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
 use crate::messages::{cost_eur, CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
@@ -460,6 +461,23 @@ impl Handler<CpControl> for ChargePoint {
             }
             CpControl::DriverStop => self.end_session(Outcome::StoppedByDriver, ctx),
         }
+        self.save_record(self.state());
+        self.publish_view();
+    }
+}
+
+/// An operator changed the CP's location or tariff: the next reservation uses them; a
+/// supply in progress keeps the price it was reserved at.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChangeTerms(pub CpTerms);
+
+impl Handler<ChangeTerms> for ChargePoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChangeTerms, _ctx: &mut Self::Context) {
+        self.location = msg.0.location;
+        self.price_eur_kwh = msg.0.price_eur_kwh;
         self.save_record(self.state());
         self.publish_view();
     }

@@ -2,6 +2,7 @@
 //! engine's health, goes silent or detaches; silence past the window is a lost monitor.
 
 use super::ChargePoint;
+use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, EngineHealth};
 use crate::messages::{DriverUpdate, Outcome};
 use actix::prelude::*;
@@ -17,18 +18,17 @@ pub(super) struct MonitorLink {
     pub(super) engine: Option<EngineHealth>,
 }
 
-/// A monitor presents itself for this CP; refused while another live monitor holds it.
+/// A monitor that proved it holds this CP's secret presents itself; refused while another
+/// live monitor holds the CP. Answered with the CP's registered terms, for its page.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<CpTerms, String>")]
 pub struct AttachMonitor {
     pub conn_id: u64,
     pub peer: String,
-    pub location: String,
-    pub price_eur_kwh: f64,
 }
 
 impl Handler<AttachMonitor> for ChargePoint {
-    type Result = Result<(), String>;
+    type Result = Result<CpTerms, String>;
 
     /// Accepts the monitor unless another one spoke within the silence window.
     fn handle(&mut self, msg: AttachMonitor, _ctx: &mut Self::Context) -> Self::Result {
@@ -36,16 +36,16 @@ impl Handler<AttachMonitor> for ChargePoint {
             if current.conn_id != msg.conn_id
                 && current.last_seen.elapsed() <= self.settings.silence_window
             {
-                return Err(format!(
-                    "{} is already connected from {}",
-                    self.id, current.peer
-                ));
+                // Where the live monitor is connected from is not told to the newcomer.
+                log::warn!(
+                    "{}: a second monitor from {} refused while the one from {} is live",
+                    self.id,
+                    msg.peer,
+                    current.peer
+                );
+                return Err(format!("{} already has a live monitor", self.id));
             }
         }
-        let identity_changed =
-            self.location != msg.location || self.price_eur_kwh != msg.price_eur_kwh;
-        self.location = msg.location;
-        self.price_eur_kwh = msg.price_eur_kwh;
         log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
         self.monitor = Some(MonitorLink {
             conn_id: msg.conn_id,
@@ -53,11 +53,11 @@ impl Handler<AttachMonitor> for ChargePoint {
             last_seen: Instant::now(),
             engine: None,
         });
-        if identity_changed {
-            self.save_record(self.state());
-        }
         self.publish_view();
-        Ok(())
+        Ok(CpTerms {
+            location: self.location.clone(),
+            price_eur_kwh: self.price_eur_kwh,
+        })
     }
 }
 
@@ -142,6 +142,25 @@ impl Handler<DetachMonitor> for ChargePoint {
             .is_some_and(|m| m.conn_id == msg.conn_id)
         {
             log::warn!("{}: monitor connection closed", self.id);
+            self.monitor_lost(ctx);
+        }
+    }
+}
+
+/// The CP was issued a new secret: whatever monitor holds it now must authenticate again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetMonitor;
+
+impl Handler<ForgetMonitor> for ChargePoint {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ForgetMonitor, ctx: &mut Self::Context) {
+        if self.monitor.is_some() {
+            log::warn!(
+                "{}: new secret issued; its monitor must authenticate again",
+                self.id
+            );
             self.monitor_lost(ctx);
         }
     }

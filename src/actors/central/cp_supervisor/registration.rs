@@ -1,0 +1,265 @@
+//! Which CPs belong to the network and how they prove it: an operator registers a CP (its
+//! id, location and tariff) and hands it the secret issued once; its monitor presents the
+//! secret on every AUTH. Unknown ids and wrong secrets create nothing: they are refused
+//! with the reason, counted, audited and, from an address that keeps failing, locked out
+//! for longer and longer.
+
+use super::CpSupervisor;
+use crate::accounts::cp_secrets;
+use crate::actors::central::charge_point::{
+    AttachMonitor, ChangeTerms, ChargePoint, ForgetMonitor,
+};
+use crate::domain::attempts::Policy;
+use crate::domain::registration::{check_cp_id, shown, CpTerms};
+use crate::messages::Secret;
+use crate::store::{CpRecord, RegisterError};
+use actix::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Failed AUTHs from one address: a few mistakes (a mistyped secret) are free, then the
+/// address waits `first_lock` (1 s by default), twice that, four times … up to 5 minutes.
+pub(super) fn auth_failures(first_lock: Duration) -> Policy {
+    Policy {
+        free_failures: 5,
+        first_delay: first_lock,
+        longest_delay: Duration::from_secs(300).max(first_lock),
+        capacity: 10_000,
+    }
+}
+
+/// Why an operator's registration request was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryRefusal {
+    /// The request breaks a rule (bad id, location or tariff).
+    Invalid(String),
+    /// A CP with that id is already registered.
+    Exists(String),
+    /// No CP with that id is registered.
+    Unknown(String),
+    /// The records could not be written.
+    Failed(String),
+}
+
+/// Who asked for a change, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub who: String,
+    pub from: String,
+}
+
+/// Register a new CP with the credential of a secret issued for it.
+#[derive(Message)]
+#[rtype(result = "Result<(), RegistryRefusal>")]
+pub struct RegisterCp {
+    pub id: String,
+    pub terms: CpTerms,
+    pub credential: crate::store::CpCredential,
+    pub asker: Asker,
+}
+
+impl Handler<RegisterCp> for CpSupervisor {
+    type Result = Result<(), RegistryRefusal>;
+
+    /// Writes the CP and its credential together, then starts its actor (disconnected).
+    fn handle(&mut self, msg: RegisterCp, ctx: &mut Self::Context) -> Self::Result {
+        check_cp_id(&msg.id).map_err(RegistryRefusal::Invalid)?;
+        let record = CpRecord::registered(&msg.id, &msg.terms);
+        match self.store.register_cp(&record, &msg.credential) {
+            Ok(()) => {}
+            Err(RegisterError::Exists(id)) => {
+                return Err(RegistryRefusal::Exists(format!(
+                    "{id} is already registered"
+                )))
+            }
+            Err(RegisterError::Store(e)) => return Err(RegistryRefusal::Failed(e.to_string())),
+        }
+        self.accounts.audit(
+            &msg.asker.who,
+            &msg.asker.from,
+            &format!(
+                "registered {} at {} for {} €/kWh",
+                msg.id, record.location, record.price_eur_kwh
+            ),
+        );
+        log::info!("{} registered by {}", msg.id, msg.asker.who);
+        self.spawn_cp(record, ctx);
+        Ok(())
+    }
+}
+
+/// Change a registered CP's location and/or tariff.
+#[derive(Message)]
+#[rtype(result = "Result<CpTerms, RegistryRefusal>")]
+pub struct ChangeCpTerms {
+    pub id: String,
+    pub location: Option<String>,
+    pub price_eur_kwh: Option<f64>,
+    pub asker: Asker,
+}
+
+impl Handler<ChangeCpTerms> for CpSupervisor {
+    type Result = Result<CpTerms, RegistryRefusal>;
+
+    /// Checks the new terms against the rules, hands them to the CP's actor, audits them.
+    fn handle(&mut self, msg: ChangeCpTerms, _ctx: &mut Self::Context) -> Self::Result {
+        let (Some(cp), Some(view)) = (self.cp(&msg.id), self.views.get(&msg.id)) else {
+            return Err(RegistryRefusal::Unknown(format!(
+                "no charging point {} is registered",
+                shown(&msg.id)
+            )));
+        };
+        let terms = CpTerms::new(
+            msg.location.as_deref().unwrap_or(&view.location),
+            msg.price_eur_kwh.unwrap_or(view.price_eur_kwh),
+        )
+        .map_err(RegistryRefusal::Invalid)?;
+        self.accounts.audit(
+            &msg.asker.who,
+            &msg.asker.from,
+            &format!(
+                "changed {}: location {} → {}, tariff {} → {} €/kWh",
+                msg.id, view.location, terms.location, view.price_eur_kwh, terms.price_eur_kwh
+            ),
+        );
+        cp.do_send(ChangeTerms(terms.clone()));
+        Ok(terms)
+    }
+}
+
+/// Issue a registered CP a new secret; the old one stops working and its monitor must
+/// authenticate again.
+#[derive(Message)]
+#[rtype(result = "Result<Secret, RegistryRefusal>")]
+pub struct IssueCpSecret {
+    pub id: String,
+    pub asker: Asker,
+}
+
+impl Handler<IssueCpSecret> for CpSupervisor {
+    type Result = Result<Secret, RegistryRefusal>;
+
+    fn handle(&mut self, msg: IssueCpSecret, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(cp) = self.cp(&msg.id) else {
+            return Err(RegistryRefusal::Unknown(format!(
+                "no charging point {} is registered",
+                shown(&msg.id)
+            )));
+        };
+        let (secret, credential) = cp_secrets::issue();
+        self.store
+            .set_cp_credential(&msg.id, &credential)
+            .map_err(|e| RegistryRefusal::Failed(e.to_string()))?;
+        self.accounts.audit(
+            &msg.asker.who,
+            &msg.asker.from,
+            &format!("issued a new secret for {}", msg.id),
+        );
+        cp.do_send(ForgetMonitor);
+        Ok(Secret::new(secret))
+    }
+}
+
+/// A monitor's AUTH: the CP it speaks for and the secret it holds.
+#[derive(Message)]
+#[rtype(result = "Result<(Addr<ChargePoint>, CpTerms), String>")]
+pub struct MonitorHello {
+    pub cp_id: String,
+    pub secret: Secret,
+    pub conn_id: u64,
+    pub peer: String,
+}
+
+impl Handler<MonitorHello> for CpSupervisor {
+    type Result = ResponseFuture<Result<(Addr<ChargePoint>, CpTerms), String>>;
+
+    /// Checks the secret, then hands the monitor to its CP's actor, which may still refuse
+    /// it (another live monitor holds the CP).
+    fn handle(&mut self, msg: MonitorHello, _ctx: &mut Self::Context) -> Self::Result {
+        let ip = address_of(&msg.peer);
+        let now = Instant::now();
+        let verdict = match self.auth_failures.check(&ip, now) {
+            Err(wait) => Err((
+                "locked_out",
+                format!(
+                    "too many failed AUTHs from {ip}: try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )),
+            Ok(()) => self.check_secret(&msg.cp_id, &msg.secret),
+        };
+        let cp = match verdict {
+            Ok(cp) => cp,
+            Err((reason, refusal)) => {
+                crate::metrics::count_refusal("monitor_auth", reason);
+                // A locked-out address is not audited again for each try: the log stays
+                // bounded however fast it knocks.
+                if reason != "locked_out" {
+                    self.accounts.audit(
+                        "monitor",
+                        &msg.peer,
+                        &format!("refused AUTH as {}: {refusal}", shown(&msg.cp_id)),
+                    );
+                    if let Some(lock) = self.auth_failures.failed(&ip, now) {
+                        self.accounts.audit(
+                            "monitor",
+                            &msg.peer,
+                            &format!("{ip} locked out of AUTH for {} s", lock.as_secs()),
+                        );
+                    }
+                }
+                return Box::pin(async move { Err(refusal) });
+            }
+        };
+        self.auth_failures.succeeded(&ip);
+        let cp_id = msg.cp_id;
+        Box::pin(async move {
+            let attach = AttachMonitor {
+                conn_id: msg.conn_id,
+                peer: msg.peer,
+            };
+            match cp.send(attach).await {
+                Ok(Ok(terms)) => Ok((cp, terms)),
+                Ok(Err(refusal)) => Err(refusal),
+                Err(e) => Err(format!("the central cannot take {cp_id} now: {e}")),
+            }
+        })
+    }
+}
+
+impl CpSupervisor {
+    /// The actor of `cp_id` when `secret` is its secret; otherwise a short reason (for the
+    /// metrics) and the refusal in words.
+    fn check_secret(
+        &self,
+        cp_id: &str,
+        secret: &Secret,
+    ) -> Result<Addr<ChargePoint>, (&'static str, String)> {
+        check_cp_id(cp_id).map_err(|why| ("bad_id", why))?;
+        let Some(cp) = self.cp(cp_id) else {
+            return Err((
+                "unknown_cp",
+                format!("{cp_id} is not registered: an operator registers it first"),
+            ));
+        };
+        match self.store.cp_credential(cp_id) {
+            Ok(Some(credential)) if cp_secrets::matches(&credential, secret.expose()) => Ok(cp),
+            Ok(Some(_)) => Err(("wrong_secret", format!("wrong secret for {cp_id}"))),
+            Ok(None) => Err((
+                "no_secret",
+                format!("{cp_id} has no secret yet: an operator issues one"),
+            )),
+            Err(e) => Err((
+                "store",
+                format!("cannot read the credential of {cp_id}: {e}"),
+            )),
+        }
+    }
+}
+
+/// The address a peer connects from (its port changes with every connection).
+fn address_of(peer: &str) -> IpAddr {
+    peer.parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}

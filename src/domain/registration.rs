@@ -1,0 +1,120 @@
+//! What an operator registers of a charging point, and the rules each part must keep: an id
+//! that travels safely in frames, records and logs, a location for people, and a tariff
+//! that is a real, bounded price.
+
+use serde::{Deserialize, Serialize};
+
+/// The longest CP id: short enough for a frame field, a log line and a Kafka key.
+pub const MAX_CP_ID_LEN: usize = 32;
+/// The longest location text.
+pub const MAX_LOCATION_LEN: usize = 80;
+/// The highest tariff accepted, in €/kWh: far above any real one, far below anything that
+/// could overflow a bill.
+pub const MAX_PRICE_EUR_KWH: f64 = 10.0;
+
+/// A charging point's terms: where it is and what it charges. Set by an operator, never by
+/// whatever its monitor claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpTerms {
+    pub location: String,
+    pub price_eur_kwh: f64,
+}
+
+impl CpTerms {
+    /// Both parts checked, the first broken rule named.
+    pub fn new(location: &str, price_eur_kwh: f64) -> Result<CpTerms, String> {
+        check_location(location)?;
+        check_price(price_eur_kwh)?;
+        Ok(CpTerms {
+            location: location.trim().to_owned(),
+            price_eur_kwh,
+        })
+    }
+}
+
+/// A CP id: 1 to [`MAX_CP_ID_LEN`] letters, digits, `-`, `_` or `.`.
+pub fn check_cp_id(id: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if id.is_empty() || id.len() > MAX_CP_ID_LEN || !id.chars().all(allowed) {
+        return Err(format!(
+            "a CP id has 1 to {MAX_CP_ID_LEN} letters, digits, '-', '_' or '.' (got {})",
+            shown(id)
+        ));
+    }
+    Ok(())
+}
+
+/// A location: 1 to [`MAX_LOCATION_LEN`] characters of printable text, no `#`.
+pub fn check_location(location: &str) -> Result<(), String> {
+    let trimmed = location.trim();
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_LOCATION_LEN
+        || trimmed.chars().any(|c| c.is_control() || c == '#')
+    {
+        return Err(format!(
+            "a location has 1 to {MAX_LOCATION_LEN} printable characters and no '#' (got {})",
+            shown(location)
+        ));
+    }
+    Ok(())
+}
+
+/// A tariff: a finite price above zero and at most [`MAX_PRICE_EUR_KWH`] €/kWh.
+pub fn check_price(price_eur_kwh: f64) -> Result<(), String> {
+    if !(price_eur_kwh.is_finite() && price_eur_kwh > 0.0 && price_eur_kwh <= MAX_PRICE_EUR_KWH) {
+        return Err(format!(
+            "a tariff is a price above 0 and at most {MAX_PRICE_EUR_KWH} €/kWh (got {price_eur_kwh})"
+        ));
+    }
+    Ok(())
+}
+
+/// Untrusted text as it may appear in a refusal: quoted, escaped, cut short.
+pub fn shown(text: &str) -> String {
+    const LONGEST: usize = 40;
+    let mut cut: String = text.chars().take(LONGEST).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_and_plain() {
+        assert!(check_cp_id("CP-001_a.b").is_ok());
+        for bad in ["", "PX#D28", "a b", "CP\n1", "\u{1b}[31m", &"x".repeat(33)] {
+            assert!(check_cp_id(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn tariffs_are_finite_positive_and_bounded() {
+        assert!(check_price(0.35).is_ok());
+        assert!(check_price(MAX_PRICE_EUR_KWH).is_ok());
+        for bad in [0.0, -0.1, 1e308, f64::NAN, f64::INFINITY, 10.01] {
+            assert!(check_price(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn locations_are_printable_text() {
+        assert_eq!(
+            CpTerms::new("  Alicante ", 0.3).unwrap().location,
+            "Alicante"
+        );
+        for bad in ["", "   ", "a#b", "line\nbreak", &"x".repeat(81)] {
+            assert!(check_location(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn refusals_show_untrusted_text_escaped_and_short() {
+        let shown = shown(&format!("a\nb{}", "x".repeat(100)));
+        assert!(!shown.contains('\n'));
+        assert!(shown.chars().count() < 50, "{shown}");
+    }
+}

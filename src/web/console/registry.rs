@@ -1,0 +1,132 @@
+//! `POST /api/cps`, `PATCH /api/cps/{id}` and `POST /api/cps/{id}/secret`: an operator
+//! registers a CP (receiving its secret once), changes its location or tariff, or issues it
+//! a new secret. Every change is audited by the supervisor that makes it.
+
+use super::auth::Operator;
+use super::AppState;
+use crate::accounts::cp_secrets;
+use crate::actors::central::cp_supervisor::{
+    Asker, ChangeCpTerms, IssueCpSecret, RegisterCp, RegistryRefusal,
+};
+use crate::domain::registration::CpTerms;
+use crate::web::api_error::ApiError;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cps", web::post().to(register))
+        .route("/cps/{id}", web::patch().to(change))
+        .route("/cps/{id}/secret", web::post().to(new_secret));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    id: String,
+    location: String,
+    price_eur_kwh: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    location: Option<String>,
+    price_eur_kwh: Option<f64>,
+}
+
+fn asker(who: &Operator) -> Asker {
+    Asker {
+        who: who.name().to_owned(),
+        from: who.from().to_owned(),
+    }
+}
+
+impl From<RegistryRefusal> for ApiError {
+    fn from(refusal: RegistryRefusal) -> ApiError {
+        match refusal {
+            RegistryRefusal::Invalid(why) => ApiError::BadRequest(why),
+            RegistryRefusal::Exists(why) => ApiError::Conflict(why),
+            RegistryRefusal::Unknown(why) => ApiError::NotFound(why),
+            RegistryRefusal::Failed(why) => ApiError::Internal(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+/// Registers a CP; the answer carries its secret, shown this once and never again.
+async fn register(
+    who: Operator,
+    state: web::Data<AppState>,
+    body: web::Json<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let terms = CpTerms::new(&body.location, body.price_eur_kwh).map_err(ApiError::BadRequest)?;
+    let (secret, credential) = cp_secrets::issue();
+    state
+        .supervisor
+        .send(RegisterCp {
+            id: body.id.clone(),
+            terms: terms.clone(),
+            credential,
+            asker: asker(&who),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "id": body.id,
+        "location": terms.location,
+        "price_eur_kwh": terms.price_eur_kwh,
+        "secret": secret,
+    })))
+}
+
+/// Changes a CP's location and/or tariff.
+async fn change(
+    who: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Change>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    if body.location.is_none() && body.price_eur_kwh.is_none() {
+        return Err(ApiError::BadRequest(
+            "give a new location, a new price_eur_kwh or both".into(),
+        ));
+    }
+    let terms = state
+        .supervisor
+        .send(ChangeCpTerms {
+            id: id.clone(),
+            location: body.location,
+            price_eur_kwh: body.price_eur_kwh,
+            asker: asker(&who),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": id,
+        "location": terms.location,
+        "price_eur_kwh": terms.price_eur_kwh,
+    })))
+}
+
+/// Issues a new secret; the old one stops working and the CP's monitor must AUTH again.
+async fn new_secret(
+    who: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let secret = state
+        .supervisor
+        .send(IssueCpSecret {
+            id: id.clone(),
+            asker: asker(&who),
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "id": id,
+        "secret": secret.expose(),
+    })))
+}
