@@ -12,11 +12,14 @@ const OPERATOR_PASSWORD: &str = "bench-password";
 /// How long a child has to leave after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The broker every process of a run uses, and what its clients need to be told.
+/// The broker every process of a run uses, and what every process needs to be told.
 pub struct Kafka {
     pub bootstrap: String,
     /// An environment variable for every process started.
     pub env: Option<(&'static str, &'static str)>,
+    /// The token that opens the control endpoint of every process of the run (the
+    /// fleets'), made for the run and given to each in its environment.
+    pub control_token: String,
 }
 
 impl Kafka {
@@ -26,6 +29,7 @@ impl Kafka {
         Program::this_binary()?
             .named(role_args[..2.min(role_args.len())].join(" "))
             .envs(self.env)
+            .env("EVCHARGE_CONTROL__TOKEN", &self.control_token)
             .arg("--kafka")
             .arg(&self.bootstrap)
             .args(role_args)
@@ -105,7 +109,7 @@ impl Network {
             "bench",
         )?;
         // For a person looking at the central during the run (GET /api/metrics).
-        std::fs::write(dir.join("api-token"), &token)?;
+        crate::accounts::secret_file::write(&dir.join("api-token"), &token)?;
         let central_tcp = format!("127.0.0.1:{central_tcp}");
         let central = kafka.spawn(
             &[
@@ -158,7 +162,8 @@ impl Network {
             )?;
             fleets.push(FleetShard {
                 process,
-                control: Endpoint::new(format!("http://{control}")),
+                control: Endpoint::new(format!("http://{control}"))
+                    .with_token(&kafka.control_token),
                 first,
                 count,
             });
@@ -175,7 +180,8 @@ impl Network {
             fleets,
             drivers: None,
             api,
-            drivers_control: Endpoint::new(format!("http://127.0.0.1:{drivers_control}")),
+            drivers_control: Endpoint::new(format!("http://127.0.0.1:{drivers_control}"))
+                .with_token(&kafka.control_token),
         })
     }
 

@@ -26,7 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/crash/cps/{id}/{part}", web::post().to(crash_process))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
-            .configure(super::auth::routes),
+            .configure(super::auth::routes)
+            .configure(super::tokens::routes),
     )
     .default_service(web::to(not_found));
 }
