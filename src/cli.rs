@@ -169,6 +169,20 @@ pub enum OperatorCommand {
         /// What the token is for
         #[arg(long, value_name = "TEXT", default_value = "")]
         label: String,
+        /// How long the token lives, e.g. 30d or 12h (at most 366 days)
+        #[arg(long, value_name = "DURATION", default_value = "90days")]
+        expires_in: humantime::Duration,
+        #[command(flatten)]
+        data: CentralDataArgs,
+    },
+    /// List the API tokens that still work: id, operator, label, expiry (never the secrets)
+    Tokens {
+        #[command(flatten)]
+        data: CentralDataArgs,
+    },
+    /// Revoke an API token by its id (as `tokens` lists it)
+    Revoke {
+        id: String,
         #[command(flatten)]
         data: CentralDataArgs,
     },
@@ -242,6 +256,9 @@ pub struct CentralArgs {
     /// Time a reservation waits for the plug, e.g. 30s
     #[arg(long, value_name = "DURATION")]
     pub reservation_expiry: Option<String>,
+    /// Lockout after 5 wrong passwords, doubled after each further one (up to 15 min) [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub login_lockout: Option<String>,
 }
 
 /// Flags shared by the roles that make up a CP.
@@ -449,6 +466,7 @@ impl Cli {
                     "central.reservation_expiry",
                     &a.reservation_expiry,
                 );
+                push(&mut out, "central.login_lockout", &a.login_lockout);
             }
             Some(Command::Engine(a)) => {
                 push(&mut out, "cp.id", &a.cp.id);
@@ -496,6 +514,8 @@ impl Cli {
             Some(Command::Operator(
                 OperatorCommand::Add { data, .. }
                 | OperatorCommand::Token { data, .. }
+                | OperatorCommand::Tokens { data }
+                | OperatorCommand::Revoke { data, .. }
                 | OperatorCommand::List { data },
             ))
             | Some(Command::CpRegister(CpRegisterArgs { data, .. })) => push(

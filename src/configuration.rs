@@ -21,14 +21,43 @@ pub struct Settings {
 }
 
 /// The control endpoint of an engine, monitor, CP or driver process: status, simulated
-/// faults and, when allowed, crash injection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// faults and, when allowed, crash injection. The token guards it, and every other control
+/// endpoint of the process (the broker's, the demo's, a fleet's).
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ControlSettings {
     /// HTTP address of the control endpoint; none when absent.
     pub listen: Option<String>,
     /// `POST /control/crash` makes the process die abruptly.
     pub allow_crash: bool,
+    /// The bearer token every control request must carry (at least
+    /// [`MIN_CONTROL_TOKEN_LEN`] characters). Never shown, not even in debug output.
+    pub token: Option<String>,
+    /// A file holding the token, used when `token` is not set; created with a new random
+    /// token (mode 0600) when absent. Neither set: a new token in a file of its own, whose
+    /// path is logged.
+    pub token_file: Option<PathBuf>,
+}
+
+/// The shortest control token accepted.
+pub const MIN_CONTROL_TOKEN_LEN: usize = 16;
+
+impl ControlSettings {
+    /// The token given in the settings, if any (an empty one is none).
+    pub fn given_token(&self) -> Option<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+impl std::fmt::Debug for ControlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSettings")
+            .field("listen", &self.listen)
+            .field("allow_crash", &self.allow_crash)
+            .field("token", &self.token.as_ref().map(|_| "•••"))
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,10 +108,14 @@ pub struct CentralSettings {
     /// A monitor link that has not authenticated this long after connecting is closed.
     #[serde(with = "humantime_serde")]
     pub auth_timeout: Duration,
-    /// An address that keeps failing AUTH is first locked out this long, then twice as long
-    /// at each further failure (up to 5 minutes).
+    /// After 5 failed monitor AUTHs for one CP id or from one address, AUTH is refused this
+    /// long; twice as long after each further failure, up to 15 minutes.
     #[serde(with = "humantime_serde")]
     pub auth_lockout: Duration,
+    /// After 5 wrong passwords for one operator or driver, or from one address, logins are
+    /// refused this long; twice as long after each further wrong one, up to 15 minutes.
+    #[serde(with = "humantime_serde")]
+    pub login_lockout: Duration,
 }
 
 /// The identity of one charging point, shared by its engine and its monitor.
@@ -222,6 +255,7 @@ impl Default for CentralSettings {
             max_links_per_address: 1_000,
             auth_timeout: Duration::from_secs(5),
             auth_lockout: Duration::from_secs(1),
+            login_lockout: Duration::from_secs(1),
         }
     }
 }
@@ -345,6 +379,19 @@ impl Settings {
         if self.engine.report_period.is_zero() || self.monitor.health_period.is_zero() {
             return invalid("engine.report_period", "periods must be above zero");
         }
+        if self
+            .control
+            .given_token()
+            .is_some_and(|t| t.chars().count() < MIN_CONTROL_TOKEN_LEN || t.trim() != t)
+        {
+            return invalid(
+                "control.token",
+                "must have at least 16 characters, and no spaces around them",
+            );
+        }
+        if self.central.login_lockout.is_zero() {
+            return invalid("central.login_lockout", "must be above zero");
+        }
         Ok(())
     }
 
@@ -440,5 +487,18 @@ mod tests {
         assert!(err.to_string().contains("cp.id"), "{err}");
         let err = load(None, &[("central.silence_window", "soon".to_string())]).unwrap_err();
         assert!(err.to_string().contains("silence_window"), "{err}");
+        let err = load(None, &[("control.token", "short".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("control.token"), "{err}");
+    }
+
+    #[test]
+    fn the_control_token_never_shows_in_debug_output() {
+        let settings = load(
+            None,
+            &[("control.token", "a-long-enough-secret".to_string())],
+        )
+        .unwrap();
+        assert_eq!(settings.control.given_token(), Some("a-long-enough-secret"));
+        assert!(!format!("{settings:?}").contains("a-long-enough-secret"));
     }
 }

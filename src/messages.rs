@@ -69,6 +69,10 @@ pub enum DriverRequest {
         request_id: Uuid,
         driver_id: String,
         password: Secret,
+        /// The address the driver's dashboard was reached from, when known: the central
+        /// limits wrong passwords per address as well as per driver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// Ask for this driver's past sessions (answered with `history`).
     History { request_id: Uuid, driver_id: String },
@@ -297,6 +301,10 @@ pub enum DriverUpdate {
         #[serde(default)]
         first_time: bool,
         detail: String,
+        /// Refused unheard, after too many wrong passwords: seconds to wait before trying
+        /// again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     /// The answer to `history`: the driver's latest closed sessions, newest first.
     History {
@@ -490,6 +498,7 @@ mod tests {
             request_id: Uuid::nil(),
             driver_id: "D1".into(),
             password: Secret::new("hunter2"),
+            from: None,
         };
         let mut json = serde_json::to_value(Envelope::new(&request)).unwrap();
         assert_eq!(json["password"], "hunter2");

@@ -12,6 +12,7 @@ struct FreshCentral {
     _broker: Broker,
     central: Proc,
     http: u16,
+    data: std::path::PathBuf,
     /// Last, so that it is deleted after the processes are gone.
     _dir: tempfile::TempDir,
 }
@@ -39,12 +40,13 @@ impl FreshCentral {
     fn start() -> FreshCentral {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::start(BrokerKind::Embedded, dir.path());
-        let data = dir.path().join("central-data").display().to_string();
-        let (central, http) = spawn_central(dir.path(), &broker, &data);
+        let data = dir.path().join("central-data");
+        let (central, http) = spawn_central(dir.path(), &broker, &data.display().to_string());
         FreshCentral {
             _broker: broker,
             central,
             http,
+            data,
             _dir: dir,
         }
     }
@@ -53,13 +55,14 @@ impl FreshCentral {
         format!("http://127.0.0.1:{}{path}", self.http)
     }
 
-    /// The one-time password the central printed on its first start.
+    /// The one-time password the central wrote on its first start, in the file its log names.
     fn one_time_password(&self) -> String {
-        wait_for("the one-time password in the log", DEADLINE, || {
+        let file = self.data.join("first-admin-password");
+        wait_for("the one-time password's file in the log", DEADLINE, || {
             let log = self.central.stderr_text();
-            let (_, rest) = log.split_once("one-time password ")?;
-            Some(rest.split_whitespace().next()?.to_owned())
-        })
+            log.contains(&file.display().to_string()).then_some(())
+        });
+        std::fs::read_to_string(&file).unwrap().trim().to_owned()
     }
 }
 

@@ -21,9 +21,10 @@ struct Demo {
 /// cannot be port 0: they are chosen free beforehand. Should one of them, or a port the demo
 /// picks for an engine, be taken by another process before it is bound, the demo is killed
 /// (its children go with it) and started again on other ports. `ready` tells from the
-/// output when every listener of the demo is bound.
+/// output when every listener of the demo is bound. `env` is the demo's environment.
 fn start_demo(
     dir: &std::path::Path,
+    env: &[(&str, &str)],
     args: impl Fn(u16, u16, u16) -> Vec<String>,
     ready: impl Fn(&str) -> bool,
 ) -> Demo {
@@ -35,7 +36,7 @@ fn start_demo(
         let (http, pages) = (free_port(), free_port());
         let mut args = args(http, free_port(), pages);
         args.extend(["--dir".into(), work.join("work").display().to_string()]);
-        let proc = Proc::spawn(&work, "demo", evcharge(), &args, &FAST_ENV);
+        let proc = Proc::spawn(&work, "demo", evcharge(), &args, env);
         let bound = wait_for("the demo's listeners to be bound", DEADLINE, || {
             let out = proc.stderr_text() + &proc.stdout_text();
             if out.contains(ADDRESS_IN_USE) {
@@ -69,14 +70,23 @@ fn network_bound(out: &str, cps: usize) -> bool {
         && count(out, announces::ENGINE) >= cps
 }
 
-/// The API token the demo leaves in its working directory.
+/// The API token the demo leaves in its working directory, which only its owner may read.
 fn demo_token(dir: &std::path::Path) -> String {
     let file = dir.join("work").join("api-token");
-    wait_for("the demo's API token", DEADLINE, || {
+    let token = wait_for("the demo's API token", DEADLINE, || {
         std::fs::read_to_string(&file)
             .ok()
+            .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
-    })
+    });
+    assert_eq!(mode_of(&file), 0o600, "{}", file.display());
+    token
+}
+
+/// The permission bits of a file.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]
@@ -84,6 +94,7 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     let dir = tempfile::tempdir().unwrap();
     let started = start_demo(
         dir.path(),
+        &FAST_ENV,
         |http, listen, pages| {
             strings(&[
                 "demo",
@@ -122,12 +133,22 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
     wait_for("3 CPs in the API", DEADLINE, || {
         api("/api/cps").filter(|c| c.as_array().is_some_and(|a| a.len() == 3))
     });
-    // The console's first login is printed; the first CP's monitor page answers.
-    wait_for("the admin's one-time password", DEADLINE, || {
+    // The console's first login is shown as a file only its owner may read, never in the
+    // log; the first CP's monitor page answers.
+    let file = work.join("work/central/first-admin-password");
+    wait_for("the admin's one-time password file", DEADLINE, || {
         let out = demo.stderr_text() + &demo.stdout_text();
-        out.contains("log in as \"admin\" with the one-time password")
-            .then_some(())
+        out.contains(&format!(
+            "log in as \"admin\" with the one-time password in {}",
+            file.display()
+        ))
+        .then_some(())
     });
+    assert_eq!(mode_of(&file), 0o600);
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(password.len(), 16);
+    let out = demo.stderr_text() + &demo.stdout_text();
+    assert!(!out.contains(&password), "the password is in the log");
     let status: serde_json::Value = wait_for("CP001's monitor page", DEADLINE, || {
         ureq::get(&format!("http://127.0.0.1:{monitor_pages}/api/status"))
             .call()
@@ -199,8 +220,15 @@ fn processes_with_arg(arg: &str) -> usize {
 #[test]
 fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     let dir = tempfile::tempdir().unwrap();
+    // As a presenter runs it: no control token given, the demo makes one.
+    let env: Vec<(&str, &str)> = FAST_ENV
+        .iter()
+        .copied()
+        .filter(|(name, _)| *name != "EVCHARGE_CONTROL__TOKEN")
+        .collect();
     let started = start_demo(
         dir.path(),
+        &env,
         |http, listen, _| {
             strings(&[
                 "demo",
@@ -228,6 +256,21 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     let (http, demo, work) = (started.http, started.proc, started.dir);
     let control = announced_port(&demo, announces::DEMO_CONTROL);
     let token = demo_token(&work);
+    // The control token the demo made, in a file only its owner may read.
+    let control_token_file = work.join("work/control-token");
+    let control_token = std::fs::read_to_string(&control_token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(mode_of(&control_token_file), 0o600);
+    assert_eq!(control_token.len(), 64);
+    let out = demo.stderr_text() + &demo.stdout_text();
+    assert!(
+        !out.contains(&control_token),
+        "the control token is in the log"
+    );
+    let demo_control =
+        evcharge::harness::Endpoint::new(format!("127.0.0.1:{control}")).with_token(&control_token);
     let state = |id: &str| -> Option<String> {
         let cps: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/cps"))
             .set("Authorization", &format!("Bearer {token}"))
@@ -244,19 +287,13 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
         });
     };
     let post = |path: &str| -> u16 {
-        let url = format!("http://127.0.0.1:{control}/demo/{path}");
-        match ureq::post(&url).call() {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(code, _)) => code,
-            Err(e) => panic!("{path}: {e}"),
-        }
+        demo_control
+            .post_for_status(&format!("/demo/{path}"), None)
+            .unwrap_or_else(|e| panic!("{path}: {e:#}"))
+            .0
     };
     let part = |name: &str| -> serde_json::Value {
-        let parts: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{control}/demo/parts"))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
+        let parts: serde_json::Value = demo_control.get_json("/demo/parts").unwrap();
         parts
             .as_array()
             .unwrap()
@@ -266,10 +303,19 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
             .clone()
     };
     wait_for("the demo's control endpoint", DEADLINE, || {
-        ureq::get(&format!("http://127.0.0.1:{control}/demo/parts"))
-            .call()
+        demo_control
+            .get_json::<serde_json::Value>("/demo/parts")
             .ok()
     });
+    // Without the token, the demo's control refuses.
+    let anonymous = evcharge::harness::Endpoint::new(format!("127.0.0.1:{control}"));
+    assert_eq!(
+        anonymous
+            .post_for_status("/demo/broker/outage", None)
+            .unwrap()
+            .0,
+        401
+    );
     wait_state("CP001", "available");
     wait_state("CP002", "available");
 

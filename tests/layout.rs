@@ -49,10 +49,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
-    // The benchmark drives whole processes, as a role does, and reads the fleets' reports.
+    // The benchmark drives whole processes, as a role does, and reads the fleets' reports;
+    // it makes the token that opens their control endpoints, as the demo does.
     (
         "bench",
         &[
+            "accounts",
             "actors",
             "bus",
             "cli",

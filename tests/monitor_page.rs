@@ -29,10 +29,10 @@ fn wait_status(port: u16, what: &str, matches: impl Fn(&Value) -> bool) -> Value
 }
 
 fn post_control(port: u16, what: &str) {
-    let r = ureq::post(&format!("http://127.0.0.1:{port}/control/{what}"))
-        .call()
-        .unwrap_or_else(|e| panic!("POST /control/{what}: {e}"));
-    assert_eq!(r.status(), 200);
+    let (status, body) = control(port)
+        .post_for_status(&format!("/control/{what}"), None)
+        .unwrap_or_else(|e| panic!("POST /control/{what}: {e:#}"));
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A bare WebSocket client: enough to read the server's text messages.

@@ -197,11 +197,10 @@ fn control_endpoints_simulate_faults_and_crash_only_when_allowed() {
     net.wait_state("CP001", "available");
     net.wait_state("CP002", "available");
     let post = |port: u16, path: &str| -> u16 {
-        match ureq::post(&format!("http://127.0.0.1:{port}/control/{path}")).call() {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(code, _)) => code,
-            Err(e) => panic!("{path}: {e}"),
-        }
+        control(port)
+            .post_for_status(&format!("/control/{path}"), None)
+            .unwrap_or_else(|e| panic!("{path}: {e:#}"))
+            .0
     };
 
     // A simulated fault over HTTP, and its clearing.

@@ -21,6 +21,32 @@ pub enum CredentialError {
     StoredHash(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the password check could not run: {0}")]
+    Worker(String),
+}
+
+/// Password hashes computed at once, at most: each takes argon2's memory (19 MiB with the
+/// default parameters), so that a flood of logins cannot exhaust the central's.
+pub const HASHING_AT_ONCE: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
+
+/// Runs `work` (hashing or checking passwords) on a blocking thread once one of the
+/// [`HASHING_AT_ONCE`] places is free: callers beyond wait their turn, holding no memory of
+/// argon2's. The place is held until `work` ends, even if the caller stops waiting.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CredentialError> {
+    let place = HASHING
+        .acquire()
+        .await
+        .map_err(|e| CredentialError::Worker(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        work()
+    })
+    .await
+    .map_err(|e| CredentialError::Worker(e.to_string()))
 }
 
 /// What the central answers to a sign-in.
@@ -54,7 +80,8 @@ impl SignInVerdict {
     }
 }
 
-/// 256 random bits from the operating system, as hex: session cookies and API tokens.
+/// 256 random bits from the operating system, as hex: session cookies, API and control
+/// tokens.
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
@@ -64,6 +91,13 @@ pub fn new_secret() -> String {
 /// What is kept of a secret handed out: its SHA-256, so a copy of the records lets nobody in.
 pub fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Whether `offered` is `secret`, in a time that does not depend on where they differ (both
+/// are compared by their digests, which have the same length).
+pub fn same_secret(offered: &str, secret: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    digest(offered).ct_eq(&digest(secret)).into()
 }
 
 /// Hashes a password with Argon2id (default parameters) and a fresh random salt.
@@ -139,6 +173,15 @@ mod tests {
         assert!(!verify_password(&phc, "correct hors").unwrap());
         // Salted: the same password never gives the same string.
         assert_ne!(phc, hash_password("correct horse").unwrap());
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        let secret = new_secret();
+        assert_eq!(secret.len(), 64);
+        assert!(same_secret(&secret.clone(), &secret));
+        assert!(!same_secret(&secret[..63], &secret));
+        assert!(!same_secret("", &secret));
     }
 
     #[test]

@@ -1,25 +1,33 @@
 //! Who may operate the network: operators with argon2-hashed passwords, their browser
-//! sessions, API tokens for scripts, and the audit log (SPEC §7).
+//! sessions, API tokens for scripts, limits on password guessing, and the audit log (SPEC §7).
 //!
 //! Secrets handed out (session cookies, API tokens, CP secrets) are 256 random bits; only their SHA-256
 //! digest is stored, so a copy of the database lets nobody in. Password checks are slow on
-//! purpose (argon2): call them on a blocking thread.
+//! purpose (argon2): run them with [`credentials::off_thread`]. Secrets written to files
+//! (the first admin's one-time password, control tokens) are their owner's alone
+//! ([`secret_file`]).
 
 pub mod cp_secrets;
 pub mod credentials;
+pub mod login_limit;
+pub mod secret_file;
+mod tokens;
+
+pub use tokens::{ApiToken, IssuedToken, TokenView, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME};
 
 use crate::store::{all, get, put, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use credentials::{digest, new_secret};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// The name of the operator created on first start.
 pub const FIRST_ADMIN: &str = "admin";
+/// The file, in the central's data directory, that holds the first admin's one-time password.
+pub const FIRST_ADMIN_PASSWORD_FILE: &str = "first-admin-password";
 /// The shortest password an operator may choose.
 pub const MIN_PASSWORD_LEN: usize = 8;
-/// API tokens start with this, so that they are easy to spot (and to scan for in leaks).
-const TOKEN_PREFIX: &str = "evc_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -53,12 +61,13 @@ pub struct WebSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A script's credential, known by the digest of the token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiToken {
-    pub operator: String,
-    pub label: String,
-    pub created_at: DateTime<Utc>,
+/// What a password change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ended {
+    /// The operator's other browser sessions.
+    pub sessions: usize,
+    /// The operator's API tokens.
+    pub tokens: usize,
 }
 
 /// One line of the audit log: when, who, from where, what.
@@ -131,15 +140,20 @@ impl Accounts {
     }
 
     /// On first start, when no operator exists, creates [`FIRST_ADMIN`] with a one-time
-    /// password, which is returned to be shown once.
-    pub fn ensure_first_admin(&self) -> Result<Option<String>, AccountError> {
+    /// password and writes it to [`FIRST_ADMIN_PASSWORD_FILE`] in `dir`, readable by this
+    /// user only; returns that file's path. The password itself is never logged.
+    pub fn ensure_first_admin(&self, dir: &Path) -> Result<Option<PathBuf>, AccountError> {
         if !self.operators.is_empty() {
             return Ok(None);
         }
         let password = one_time_password();
+        let file = dir.join(FIRST_ADMIN_PASSWORD_FILE);
+        // The file first: an admin whose password nobody can read would lock everyone out.
+        secret_file::write(&file, &password)
+            .map_err(|e| AccountError::Invalid(format!("cannot write {}: {e}", file.display())))?;
         self.add_operator(FIRST_ADMIN, &password, true)?;
         self.operators.flush()?;
-        Ok(Some(password))
+        Ok(Some(file))
     }
 
     /// The operator, if the password is theirs. Slow on purpose: call off the actor threads.
@@ -154,8 +168,15 @@ impl Accounts {
         Ok(operator.filter(|_| matches))
     }
 
-    /// Sets a new password chosen by the operator, which ends the one-time password.
-    pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+    /// Sets a new password chosen by the operator, which ends the one-time password. Whoever
+    /// knew the old one is shut out: every other browser session of the operator ends (all
+    /// but the one whose cookie is `keep`) and every API token of theirs is revoked.
+    pub fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        keep: Option<&str>,
+    ) -> Result<Ended, AccountError> {
         check_password(password)?;
         let mut operator = self
             .operator(name)?
@@ -163,7 +184,10 @@ impl Accounts {
         operator.password_hash = hash_password(password)?;
         operator.must_change_password = false;
         put(&self.operators, name.as_bytes(), &operator)?;
-        Ok(())
+        Ok(Ended {
+            sessions: self.end_sessions_of(name, keep)?,
+            tokens: self.revoke_tokens_of(name)?,
+        })
     }
 
     /// Opens a browser session for `operator`; returns the cookie's secret.
@@ -191,6 +215,26 @@ impl Accounts {
         Ok(())
     }
 
+    /// Ends every session of `operator` but the one whose cookie is `keep`; how many.
+    fn end_sessions_of(&self, operator: &str, keep: Option<&str>) -> Result<usize, AccountError> {
+        let kept = keep.map(digest);
+        let mut ended = 0;
+        for entry in self.web_sessions.iter() {
+            let (key, value) = entry?;
+            if kept.is_some_and(|k| key.as_ref() == k.as_slice()) {
+                continue;
+            }
+            let theirs = serde_json::from_slice::<WebSession>(&value)
+                .map(|s| s.operator == operator)
+                .unwrap_or(false);
+            if theirs {
+                self.web_sessions.remove(key)?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     fn forget_expired_sessions(&self) -> Result<(), AccountError> {
         let now = Utc::now();
         for entry in self.web_sessions.iter() {
@@ -203,32 +247,6 @@ impl Accounts {
             }
         }
         Ok(())
-    }
-
-    /// Issues an API token for scripts acting as `operator`; returns it (shown once).
-    pub fn issue_token(&self, operator: &str, label: &str) -> Result<String, AccountError> {
-        if self.operator(operator)?.is_none() {
-            return Err(AccountError::Invalid(format!(
-                "no operator named {operator}"
-            )));
-        }
-        let token = format!("{TOKEN_PREFIX}{}", new_secret());
-        let record = ApiToken {
-            operator: operator.to_owned(),
-            label: label.to_owned(),
-            created_at: Utc::now(),
-        };
-        put(&self.api_tokens, &digest(&token), &record)?;
-        self.api_tokens.flush()?;
-        Ok(token)
-    }
-
-    /// The token's record, if it is one of ours.
-    pub fn token(&self, token: &str) -> Result<Option<ApiToken>, AccountError> {
-        if !token.starts_with(TOKEN_PREFIX) {
-            return Ok(None);
-        }
-        Ok(get(&self.api_tokens, &digest(token), "api_tokens")?)
     }
 
     /// Writes one line of the audit log.
@@ -324,17 +342,25 @@ mod tests {
     }
 
     #[test]
-    fn first_admin_is_created_once_with_a_one_time_password() {
-        let (_dir, accounts) = accounts();
-        let password = accounts.ensure_first_admin().unwrap().expect("created");
+    fn first_admin_is_created_once_with_a_one_time_password_in_a_private_file() {
+        let (dir, accounts) = accounts();
+        let file = accounts
+            .ensure_first_admin(dir.path())
+            .unwrap()
+            .expect("created");
+        assert_eq!(file, dir.path().join(FIRST_ADMIN_PASSWORD_FILE));
+        assert!(secret_file::is_private(&file));
+        let password = secret_file::read(&file).unwrap().unwrap();
         assert_eq!(password.len(), 16);
-        assert_eq!(accounts.ensure_first_admin().unwrap(), None);
+        assert_eq!(accounts.ensure_first_admin(dir.path()).unwrap(), None);
         let admin = accounts.verify(FIRST_ADMIN, &password).unwrap().unwrap();
         assert!(admin.must_change_password);
         assert!(accounts.verify(FIRST_ADMIN, "nope").unwrap().is_none());
         assert!(accounts.verify("nobody", &password).unwrap().is_none());
-        assert!(accounts.set_password(FIRST_ADMIN, "short").is_err());
-        accounts.set_password(FIRST_ADMIN, "a longer one").unwrap();
+        assert!(accounts.set_password(FIRST_ADMIN, "short", None).is_err());
+        accounts
+            .set_password(FIRST_ADMIN, "a longer one", None)
+            .unwrap();
         let admin = accounts
             .verify(FIRST_ADMIN, "a longer one")
             .unwrap()
@@ -361,11 +387,41 @@ mod tests {
             .unwrap();
         assert!(accounts.session(&stale).unwrap().is_none());
 
-        let token = accounts.issue_token("ops", "script").unwrap();
+        let token = accounts
+            .issue_token("ops", "script", DEFAULT_TOKEN_LIFETIME)
+            .unwrap()
+            .token;
         assert!(token.starts_with("evc_"));
         assert_eq!(accounts.token(&token).unwrap().unwrap().operator, "ops");
         assert!(accounts.token("evc_forged").unwrap().is_none());
-        assert!(accounts.issue_token("nobody", "x").is_err());
+    }
+
+    #[test]
+    fn a_new_password_ends_the_other_sessions_and_revokes_the_tokens() {
+        let (_dir, accounts) = accounts();
+        accounts.add_operator("ops", "password1", false).unwrap();
+        accounts.add_operator("dev", "password2", false).unwrap();
+        let here = accounts.start_session("ops", Duration::hours(1)).unwrap();
+        let elsewhere = accounts.start_session("ops", Duration::hours(1)).unwrap();
+        let colleague = accounts.start_session("dev", Duration::hours(1)).unwrap();
+        let token = accounts
+            .issue_token("ops", "", DEFAULT_TOKEN_LIFETIME)
+            .unwrap()
+            .token;
+        let ended = accounts
+            .set_password("ops", "password3", Some(&here))
+            .unwrap();
+        assert_eq!(
+            ended,
+            Ended {
+                sessions: 1,
+                tokens: 1
+            }
+        );
+        assert!(accounts.session(&here).unwrap().is_some());
+        assert!(accounts.session(&elsewhere).unwrap().is_none());
+        assert!(accounts.session(&colleague).unwrap().is_some());
+        assert!(accounts.token(&token).unwrap().is_none());
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
             None
         },
         bootstrap,
+        control_token: crate::accounts::credentials::new_secret(),
     };
     let net = Network::start(&kafka, cps, dir)?;
     let startup_seconds = began.elapsed().as_secs_f64();

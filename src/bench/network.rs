@@ -12,11 +12,14 @@ const OPERATOR_PASSWORD: &str = "bench-password";
 /// How long a child has to leave after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The broker every process of a run uses, and what its clients need to be told.
+/// The broker every process of a run uses, and what every process needs to be told.
 pub struct Kafka {
     pub bootstrap: String,
     /// An environment variable for every process started.
     pub env: Option<(&'static str, &'static str)>,
+    /// The token that opens the control endpoint of every process of the run (the
+    /// fleets'), made for the run and given to each in its environment.
+    pub control_token: String,
 }
 
 impl Kafka {
@@ -37,6 +40,7 @@ impl Kafka {
             .named(role_args[..2.min(role_args.len())].join(" "))
             .envs(self.env)
             .envs(env.iter().copied())
+            .env("EVCHARGE_CONTROL__TOKEN", &self.control_token)
             .arg("--kafka")
             .arg(&self.bootstrap)
             .args(role_args)
@@ -116,7 +120,7 @@ impl Network {
             "bench",
         )?;
         // For a person looking at the central during the run (GET /api/metrics).
-        std::fs::write(dir.join("api-token"), &token)?;
+        crate::accounts::secret_file::write(&dir.join("api-token"), &token)?;
         // Registered like any CP, with the real command, before the central starts.
         let secrets = dir.join("cp-secrets");
         crate::harness::register_cps(
@@ -183,7 +187,8 @@ impl Network {
             )?;
             fleets.push(FleetShard {
                 process,
-                control: Endpoint::new(format!("http://{control}")),
+                control: Endpoint::new(format!("http://{control}"))
+                    .with_token(&kafka.control_token),
                 first,
                 count,
             });
@@ -200,7 +205,8 @@ impl Network {
             fleets,
             drivers: None,
             api,
-            drivers_control: Endpoint::new(format!("http://127.0.0.1:{drivers_control}")),
+            drivers_control: Endpoint::new(format!("http://127.0.0.1:{drivers_control}"))
+                .with_token(&kafka.control_token),
         })
     }
 

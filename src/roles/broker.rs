@@ -25,16 +25,23 @@ pub fn run(
         "embedded Kafka broker on {bootstrap} ({} partitions a topic, in memory); Ctrl-C stops it",
         settings.kafka.partitions
     );
+    let control = control
+        .map(|address| {
+            let token =
+                super::control_token(&settings.control, &super::default_token_file("broker"))?;
+            anyhow::Ok((address, token))
+        })
+        .transpose()?;
     actix::System::new().block_on(serve(&broker, control))?;
     drop(broker);
     Ok(())
 }
 
 /// Runs until stopped, carrying out outage and recovery requests on the broker.
-async fn serve(broker: &EmbeddedBroker, control: Option<&str>) -> anyhow::Result<()> {
+async fn serve(broker: &EmbeddedBroker, control: Option<(&str, String)>) -> anyhow::Result<()> {
     let (owner, mut commands) = tokio::sync::mpsc::unbounded_channel();
-    if let Some(address) = control {
-        let port = crate::web::control::broker::serve(address, owner)?;
+    if let Some((address, token)) = control {
+        let port = crate::web::control::broker::serve(address, &token, owner)?;
         // The address as bound: with port 0, the one the system chose.
         log::info!(
             "outage injection on http://{}:{port}/control/outage and /control/recover",

@@ -1,5 +1,6 @@
 //! `evcharge central`.
 
+use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::actors::central::console_hub::ConsoleHub;
 use crate::actors::central::monitor_session::LinkLimits;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
@@ -35,12 +36,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     log::info!("listening for monitors on {}", monitors.local_addr()?);
     MonitorSession::accept_all(monitors, LinkLimits::new(central), supervisor.clone());
 
+    let policy = Policy::with_first_lockout(central.login_lockout);
     let app = Application::build(
         &central.http,
         AppState {
             supervisor: supervisor.clone(),
             store: store.clone(),
             accounts: accounts.clone(),
+            logins: LoginLimiter::new(policy),
         },
     )?;
     let console = format!(
@@ -49,15 +52,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         app.port()
     );
     log::info!("admin console and API on {console}");
-    if let Some(password) = accounts.ensure_first_admin()? {
+    if let Some(file) = accounts.ensure_first_admin(&central.data)? {
         log::warn!(
-            "first start: operator \"{}\" created with the one-time password {password} \
-             — log in at {console} and choose a new one",
-            crate::accounts::FIRST_ADMIN
+            "first start: operator \"{}\" created with a one-time password, written to {} \
+             (readable by this user only) — log in at {console} and choose a new one",
+            crate::accounts::FIRST_ADMIN,
+            file.display()
         );
     }
 
-    let desk = DriverDesk::new(supervisor.clone(), store, publisher, central.liveness).start();
+    let desk = DriverDesk::new(
+        supervisor.clone(),
+        store,
+        publisher,
+        central.liveness,
+        LoginLimiter::new(policy),
+    )
+    .start();
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
             log::error!("cannot prepare the Kafka topics: {e}");

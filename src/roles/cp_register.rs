@@ -8,7 +8,6 @@ use crate::domain::registration::{check_cp_id, CpTerms};
 use crate::harness::Endpoint;
 use crate::store::{CpRecord, Store};
 use anyhow::Context;
-use std::io::Write;
 use std::path::Path;
 
 /// The environment variable that carries an operator's API token for `--api`.
@@ -38,7 +37,8 @@ pub fn run(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
     };
     match &args.secret_file {
         Some(path) => {
-            write_private(path, &text)?;
+            crate::accounts::secret_file::write(path, text.trim_end())
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!(
                 "registered {} CP(s); secret(s) in {} (readable by its owner only)",
                 ids.len(),
@@ -122,20 +122,4 @@ fn describe(ids: &[String]) -> String {
         [first, .., last] => format!("{} CPs ({first} to {last})", ids.len()),
         [] => "no CP".into(),
     }
-}
-
-/// Writes `text` to a new file that only its owner may read.
-pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    // A file that was already there keeps its mode through `open`: narrow it too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

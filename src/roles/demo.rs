@@ -2,6 +2,7 @@
 //! and the central, the CPs and the drivers as child processes of this same binary, their
 //! output prefixed with their names.
 
+use crate::accounts::secret_file;
 use crate::actors::demo::parts::{DemoParts, Launch};
 use crate::bus::EmbeddedBroker;
 use crate::configuration::Settings;
@@ -48,7 +49,10 @@ async fn run_network(
         common.extend(["--config".into(), config.display().to_string()]);
     }
     let restart_failed = Some(settings.demo.restart_failed).filter(|d| !d.is_zero());
-    let parts = DemoParts::new(exe, common, restart_failed).start();
+    // One control token for the demo and every child of it.
+    let control_token = super::control_token(&settings.control, &dir.join(CONTROL_TOKEN_FILE))?;
+    let env = vec![("EVCHARGE_CONTROL__TOKEN".to_owned(), control_token.clone())];
+    let parts = DemoParts::new(exe, common, env, restart_failed).start();
     let launch = |name: &str, args: Vec<String>| {
         parts.send(Launch {
             name: name.to_owned(),
@@ -63,7 +67,7 @@ async fn run_network(
         .map(|i| format!("CP{i:03}"))
         .collect();
     let (admin_password, token, secrets) = prepare_accounts(&dir.join("central"), &cp_ids)?;
-    std::fs::write(dir.join(TOKEN_FILE), &token)
+    secret_file::write(&dir.join(TOKEN_FILE), &token)
         .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
     launch(
         "central",
@@ -84,7 +88,8 @@ async fn run_network(
     let mut pages = Vec::new();
     for (i, id) in cp_ids.iter().enumerate() {
         let secret_file = dir.join(format!("{id}.secret"));
-        super::cp_register::write_private(&secret_file, &secrets[i])?;
+        secret_file::write(&secret_file, &secrets[i])
+            .with_context(|| format!("cannot write {}", secret_file.display()))?;
         let data = dir.join(format!("engine-{id}")).display().to_string();
         // Engine and monitor apart, as on a real site: an engine crashed from the console
         // turns its CP red while its monitor goes on reporting.
@@ -128,17 +133,24 @@ async fn run_network(
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
     wait_until_available(api.with_token(&token), cp_ids.len()).await;
     let (broker_commands, mut commands) = tokio::sync::mpsc::unbounded_channel();
-    crate::web::control::demo::serve(&settings.demo.control, parts.clone(), broker_commands)?;
+    crate::web::control::demo::serve(
+        &settings.demo.control,
+        &control_token,
+        parts.clone(),
+        broker_commands,
+    )?;
     log::info!(
-        "network up: API at http://{central_http}/api/cps and /api/sessions (token in {}); demo control at http://{}/demo/parts; starting {} drivers",
+        "network up: API at http://{central_http}/api/cps and /api/sessions (token in {}); demo control at http://{}/demo/parts (token in {}); starting {} drivers",
         dir.join(TOKEN_FILE).display(),
         settings.demo.control,
+        control_token_shown(settings, dir),
         settings.demo.drivers
     );
     match &admin_password {
-        Some(password) => log::warn!(
-            "admin console: http://{central_http}/ — log in as \"{}\" with the one-time password {password}",
-            crate::accounts::FIRST_ADMIN
+        Some(file) => log::warn!(
+            "admin console: http://{central_http}/ — log in as \"{}\" with the one-time password in {}",
+            crate::accounts::FIRST_ADMIN,
+            file.display()
         ),
         None => log::info!(
             "admin console: http://{central_http}/ — log in as \"{}\" with the password you chose",
@@ -218,19 +230,47 @@ fn write_demo_file(
 
 /// Where the demo leaves its API token, for scripts.
 pub const TOKEN_FILE: &str = "api-token";
+/// Where the demo leaves the token of its control endpoint (and its children's).
+pub const CONTROL_TOKEN_FILE: &str = "control-token";
+/// The operator whose API token the demo uses to follow the network: not the first admin,
+/// whose tokens work only once the presenter has chosen a password (and end when it changes).
+const DEMO_OPERATOR: &str = "demo";
 
-/// Before the central opens its database: the first operator (with a one-time password,
-/// returned when new), an API token the demo uses to follow the network, and the demo's
-/// CPs registered as an operator would, each with a fresh secret (in `cp_ids` order).
-fn prepare_accounts(
-    data: &Path,
-    cp_ids: &[String],
-) -> anyhow::Result<(Option<String>, String, Vec<String>)> {
+/// Where the control token is, in words.
+fn control_token_shown(settings: &Settings, dir: &Path) -> String {
+    match (
+        &settings.control.given_token(),
+        &settings.control.token_file,
+    ) {
+        (Some(_), _) => "the setting control.token".into(),
+        (None, Some(file)) => file.display().to_string(),
+        (None, None) => dir.join(CONTROL_TOKEN_FILE).display().to_string(),
+    }
+}
+
+/// What [`prepare_accounts`] made: the first admin's password file when new, the demo's
+/// API token, and each CP's secret (in the order of the ids given).
+type Prepared = (Option<PathBuf>, String, Vec<String>);
+
+/// Before the central opens its database: the first operator (with a one-time password in
+/// a file readable by this user only, whose path is returned when new), the demo's own
+/// operator with an API token the demo uses to follow the network, and the demo's CPs
+/// registered as an operator would, each with a fresh secret.
+fn prepare_accounts(data: &Path, cp_ids: &[String]) -> anyhow::Result<Prepared> {
+    use crate::accounts::{one_time_password, Accounts, DEFAULT_TOKEN_LIFETIME};
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = crate::store::Store::open(data)
         .with_context(|| format!("cannot open the central's database in {}", data.display()))?;
-    let accounts = crate::accounts::Accounts::open(store.database())?;
-    let password = accounts.ensure_first_admin()?;
-    let token = accounts.issue_token(crate::accounts::FIRST_ADMIN, "demo")?;
+    let accounts = Accounts::open(store.database())?;
+    let first_admin = accounts.ensure_first_admin(data)?;
+    if accounts.operator(DEMO_OPERATOR)?.is_none() {
+        // Nobody logs in as it: a password nobody knows.
+        let password = one_time_password() + &one_time_password();
+        accounts.add_operator(DEMO_OPERATOR, &password, false)?;
+    }
+    let token = accounts
+        .issue_token(DEMO_OPERATOR, "the demo", DEFAULT_TOKEN_LIFETIME)?
+        .token;
     let mut secrets = Vec::with_capacity(cp_ids.len());
     for (i, id) in cp_ids.iter().enumerate() {
         let (secret, credential) = crate::accounts::cp_secrets::issue();
@@ -251,7 +291,7 @@ fn prepare_accounts(
         &format!("registered the demo's {} CPs", cp_ids.len()),
     );
     store.flush_blocking()?;
-    Ok((password, token, secrets))
+    Ok((first_admin, token, secrets))
 }
 
 /// Waits until the central's API answers (or a minute has passed).

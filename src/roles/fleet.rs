@@ -55,6 +55,27 @@ fn group_of(ids: &[String]) -> String {
     format!("evcharge-fleet-{}", ids.first().map_or("", |id| id))
 }
 
+/// A control endpoint to serve: its address, bound before the fleet starts (so that a bad
+/// address stops the process at once), and the token that opens it.
+struct Control {
+    address: String,
+    listener: std::net::TcpListener,
+    token: String,
+}
+
+fn bind_control(settings: &Settings, address: Option<String>) -> anyhow::Result<Option<Control>> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = crate::web::control::fleet::bind(&address)?;
+    let token = super::control_token(&settings.control, &super::default_token_file("fleet"))?;
+    Ok(Some(Control {
+        address,
+        listener,
+        token,
+    }))
+}
+
 /// Runs `cps.count` charging points until stopped.
 pub async fn run_cps(
     settings: Settings,
@@ -65,9 +86,7 @@ pub async fn run_cps(
 ) -> anyhow::Result<()> {
     let ids = cps.ids();
     let secrets = read_secrets(secrets, &ids)?;
-    let control = control
-        .map(|address| crate::web::control::fleet::bind(&address).map(|l| (address, l)))
-        .transpose()?;
+    let control = bind_control(&settings, control)?;
     // Per CP: the monitor's two links and the engine end of one of them.
     super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
     let bus = Bus::new(&settings.kafka, "fleet");
@@ -127,11 +146,11 @@ pub async fn run_cps(
             taking.do_send(TakingCommands(holds));
         }
     });
-    if let Some((address, listener)) = control {
-        let port = crate::web::control::fleet::serve_cps(listener, fleet)?;
+    if let Some(control) = control {
+        let port = crate::web::control::fleet::serve_cps(control.listener, &control.token, fleet)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
-            crate::web::shown_host(&address)
+            crate::web::shown_host(&control.address)
         );
     }
     tokio::select! {
@@ -152,9 +171,7 @@ pub async fn run_drivers(
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let ids = drivers.ids();
-    let control = control
-        .map(|address| crate::web::control::fleet::bind(&address).map(|l| (address, l)))
-        .transpose()?;
+    let control = bind_control(&settings, control)?;
     let bus = Bus::new(&settings.kafka, "fleet");
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
@@ -189,11 +206,16 @@ pub async fn run_drivers(
             flag.store(holds, Ordering::Relaxed);
         }
     });
-    if let Some((address, listener)) = control {
-        let port = crate::web::control::fleet::serve_drivers(listener, fleet, consuming)?;
+    if let Some(control) = control {
+        let port = crate::web::control::fleet::serve_drivers(
+            control.listener,
+            &control.token,
+            fleet,
+            consuming,
+        )?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
-            crate::web::shown_host(&address)
+            crate::web::shown_host(&control.address)
         );
     }
     super::shutdown_signal().await;

@@ -32,8 +32,54 @@ pub fn serve_control(
         allow_crash: settings.control.allow_crash,
         engine,
     };
-    crate::web::control::serve(listen, target)?;
+    let token = control_token(&settings.control, &default_token_file(role))?;
+    crate::web::control::serve(listen, &token, target)?;
     Ok(())
+}
+
+/// Where a process keeps the control token it made itself: a file of its own in the
+/// temporary directory (created afresh, this user's alone).
+pub fn default_token_file(role: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "evcharge-{role}-{}.control-token",
+        std::process::id()
+    ))
+}
+
+/// The token that opens this process's control endpoints: `control.token`, else the one in
+/// `control.token_file` (a new one written there when the file does not exist yet), else a
+/// new one written to `made_here`. The log names the file, never the token.
+pub fn control_token(
+    control: &crate::configuration::ControlSettings,
+    made_here: &std::path::Path,
+) -> anyhow::Result<String> {
+    use crate::accounts::{credentials::new_secret, secret_file};
+    use anyhow::Context;
+    if let Some(token) = control.given_token() {
+        return Ok(token.to_owned());
+    }
+    let file = control.token_file.as_deref().unwrap_or(made_here);
+    let read = secret_file::read(file)
+        .with_context(|| format!("cannot read the control token in {}", file.display()))?;
+    if let Some(token) = read {
+        if token.chars().count() < crate::configuration::MIN_CONTROL_TOKEN_LEN {
+            anyhow::bail!(
+                "the control token in {} is too short: at least {} characters",
+                file.display(),
+                crate::configuration::MIN_CONTROL_TOKEN_LEN
+            );
+        }
+        log::info!("control token read from {}", file.display());
+        return Ok(token);
+    }
+    let token = new_secret();
+    secret_file::write(file, &token)
+        .with_context(|| format!("cannot write the control token to {}", file.display()))?;
+    log::info!(
+        "control token written to {} (readable by this user only)",
+        file.display()
+    );
+    Ok(token)
 }
 
 /// Binds the monitor page's address when `monitor.http` is set; serve it with

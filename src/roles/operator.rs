@@ -44,14 +44,54 @@ pub fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Result<()> 
                 &format!("added {name}"),
             );
         }
-        OperatorCommand::Token { name, label, .. } => {
-            let token = accounts.issue_token(&name, &label)?;
+        OperatorCommand::Token {
+            name,
+            label,
+            expires_in,
+            ..
+        } => {
+            let lifetime =
+                chrono::Duration::from_std(*expires_in).context("--expires-in is too long")?;
+            let issued = accounts.issue_token(&name, &label, lifetime)?;
             accounts.audit(
                 "evcharge operator",
                 "this machine",
-                &format!("issued an API token for {name} ({label})"),
+                &format!(
+                    "issued an API token for {name} ({label}), id {}, expiring {}",
+                    issued.view.id, issued.view.expires_at
+                ),
             );
-            println!("{token}");
+            println!("{}", issued.token);
+        }
+        OperatorCommand::Tokens { .. } => {
+            for token in accounts.tokens()? {
+                println!(
+                    "{}  {}  expires {}  {}",
+                    token.id,
+                    token.operator,
+                    token
+                        .expires_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    token.label
+                );
+            }
+        }
+        OperatorCommand::Revoke { id, .. } => {
+            let revoked = accounts
+                .revoke_token(&id)?
+                .with_context(|| format!("no API token has the id {id}"))?;
+            accounts.audit(
+                "evcharge operator",
+                "this machine",
+                &format!(
+                    "revoked the API token {} of {} ({})",
+                    revoked.id, revoked.operator, revoked.label
+                ),
+            );
+            println!(
+                "revoked {} ({} {})",
+                revoked.id, revoked.operator, revoked.label
+            );
         }
         OperatorCommand::List { .. } => {
             for operator in accounts.operators()? {

@@ -17,6 +17,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooManyAttempts(crate::accounts::login_limit::TooManyAttempts),
     #[error("the central cannot answer now: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -31,15 +33,27 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({ "error": self.to_string() }))
+        match self {
+            ApiError::TooManyAttempts(refused) => too_many_attempts(refused),
+            _ => HttpResponse::build(self.status_code())
+                .json(serde_json::json!({ "error": self.to_string() })),
+        }
     }
+}
+
+/// `429` with `Retry-After` and `{"error": "...", "retry_after": seconds}`.
+pub fn too_many_attempts(refused: &crate::accounts::login_limit::TooManyAttempts) -> HttpResponse {
+    let seconds = refused.retry_after_secs();
+    HttpResponse::TooManyRequests()
+        .insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()))
+        .json(serde_json::json!({ "error": refused.to_string(), "retry_after": seconds }))
 }
 
 /// Bad JSON bodies get a 400 with the parser's words.

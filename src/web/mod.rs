@@ -5,7 +5,7 @@
 //! - [`driver`]: a driver's dashboard, served by the driver process;
 //! - [`monitor`]: a CP's monitor page, served by the monitor;
 //! - [`control`]: the small control endpoints of every process (crash injection, the
-//!   demo's, the broker's and the fleets').
+//!   demo's, the broker's and the fleets'), each behind the process's control token.
 
 pub mod api_error;
 pub mod assets;
@@ -17,15 +17,6 @@ pub mod monitor;
 
 pub use console::{AppState, Application};
 
-/// Binds `address` and serves the routes `configure` sets up, in the background of the
-/// current actix system, for the small control endpoints. Returns the bound port.
-pub(crate) fn serve_in_background<F>(address: &str, what: &str, configure: F) -> anyhow::Result<u16>
-where
-    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
-{
-    serve_listener_in_background(bind(address, what)?, what, configure)
-}
-
 /// Binds `address`, saying what for if it cannot.
 pub(crate) fn bind(address: &str, what: &str) -> anyhow::Result<std::net::TcpListener> {
     use anyhow::Context;
@@ -34,7 +25,8 @@ pub(crate) fn bind(address: &str, what: &str) -> anyhow::Result<std::net::TcpLis
 }
 
 /// Serves the routes `configure` sets up on an already bound `listener`, in the background
-/// of the current actix system. Returns the bound port.
+/// of the current actix system, for the small servers (a control endpoint, behind its lock,
+/// or a driver's dashboard). Returns the bound port.
 pub(crate) fn serve_listener_in_background<F>(
     listener: std::net::TcpListener,
     what: &str,

@@ -106,8 +106,8 @@ fn an_address_that_keeps_failing_is_locked_out_while_good_links_go_on() {
             (NACK, "REFUSED#wrong secret for CP002")
         );
     }
-    // The sixth failure locks the address; while locked, even the right secret is refused
-    // before it is looked at, so guesses gain nothing.
+    // Five failures lock the CP id and the address; while locked, even the right secret is
+    // refused before it is looked at, so guesses gain nothing.
     assert_eq!(ask(&mut link, "AUTH#CP002#evccp_wrong").0, NACK);
     let mut other = connect(net.central_tcp);
     let (verdict, text) = ask(
@@ -116,10 +116,16 @@ fn an_address_that_keeps_failing_is_locked_out_while_good_links_go_on() {
     );
     assert_eq!(verdict, NACK);
     assert!(
-        text.contains("too many failed AUTHs from 127.0.0.1"),
+        text.contains("too many failed AUTHs for \"CP002\" or from 127.0.0.1"),
         "{text}"
     );
-    assert!(audit(&net).iter().any(|w| w.contains("locked out of AUTH")));
+    let metrics = ureq::get(&net.url("/api/metrics"))
+        .set("Authorization", &net.bearer())
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains(r#"reason="locked_out"} 2"#), "{metrics}");
     // The CP that had authenticated before goes on reporting.
     let cp = net.wait_state("CP001", "available");
     assert_eq!(cp["state"], "available");

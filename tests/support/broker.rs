@@ -33,7 +33,8 @@ impl Broker {
                     "--control".into(),
                     "127.0.0.1:0".into(),
                 ];
-                let proc = Proc::spawn(dir, "broker", evcharge(), &args, &[]);
+                let token = [("EVCHARGE_CONTROL__TOKEN", CONTROL_TOKEN)];
+                let proc = Proc::spawn(dir, "broker", evcharge(), &args, &token);
                 let bootstrap = wait_for("the embedded broker's address", DEADLINE, || {
                     std::fs::read_to_string(&file)
                         .ok()
@@ -100,6 +101,11 @@ impl Broker {
         self.proc.kill();
     }
 
+    /// The port of the embedded broker's outage control.
+    pub fn control_port(&self) -> Option<u16> {
+        self.control
+    }
+
     /// The embedded broker drops every connection and refuses new ones, keeping its data.
     pub fn outage(&self) {
         self.control_post("outage");
@@ -113,10 +119,10 @@ impl Broker {
         let port = self
             .control
             .expect("only the embedded broker has outage control");
-        let r = ureq::post(&format!("http://127.0.0.1:{port}/control/{what}"))
-            .call()
+        let (status, body) = control(port)
+            .post_for_status(&format!("/control/{what}"), None)
             .unwrap();
-        assert_eq!(r.status(), 202);
+        assert_eq!(status, 202, "{body}");
     }
 }
 

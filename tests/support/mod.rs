@@ -14,7 +14,9 @@ mod process;
 #[allow(unused_imports)]
 pub use broker::{tansu_binary, Broker, BrokerKind};
 #[allow(unused_imports)]
-pub use network::{prepare_operator, wait_line, Network, FAST_ENV, OPERATOR, OPERATOR_PASSWORD};
+pub use network::{
+    prepare_operator, wait_line, Network, CONTROL_TOKEN, FAST_ENV, OPERATOR, OPERATOR_PASSWORD,
+};
 #[allow(unused_imports)]
 pub use process::{
     address_after, announced, announced_port, announces, listens_on, port_of, start_announcing,
@@ -41,6 +43,11 @@ pub fn free_port() -> u16 {
 /// Polls `check` until it gives a value or the deadline passes, then fails the test.
 pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     evcharge::harness::wait_for(what, deadline, || Ok(check())).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The control endpoint on `port` of a process a test started, opened with [`CONTROL_TOKEN`].
+pub fn control(port: u16) -> evcharge::harness::Endpoint {
+    evcharge::harness::Endpoint::new(format!("http://127.0.0.1:{port}")).with_token(CONTROL_TOKEN)
 }
 
 /// An address where nothing listens: port 1 (tcpmux) is below the range the system hands

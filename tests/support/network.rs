@@ -5,8 +5,14 @@ use super::*;
 use serde_json::Value;
 use std::path::Path;
 
-/// Fast timings for tests; every one is a setting a user could give too.
-pub const FAST_ENV: [(&str, &str); 11] = [
+/// The token that opens the control endpoints of every process a test starts (given to each
+/// in [`FAST_ENV`]).
+pub const CONTROL_TOKEN: &str = "tests-control-token-0123456789";
+
+/// Fast timings for tests, and the control token; every one is a setting a user could give
+/// too.
+pub const FAST_ENV: [(&str, &str); 12] = [
+    ("EVCHARGE_CONTROL__TOKEN", CONTROL_TOKEN),
     ("EVCHARGE_DRIVER__HEARTBEAT", "500ms"),
     ("EVCHARGE_ENGINE__HEARTBEAT", "500ms"),
     ("EVCHARGE_CENTRAL__LIVENESS", "2s"),

@@ -9,10 +9,10 @@ pub use registration::{
 
 use super::charge_point::{ChargePoint, CpControl, Crash, CrashMonitor, Reserve};
 use super::console_hub::{ConsoleHub, CpChanged};
+use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::accounts::Accounts;
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
-use crate::domain::attempts::Attempts;
 use crate::domain::presence::{Presence, Verdict};
 use crate::domain::{CpState, CpView, Denial, Reservation};
 use crate::messages::{CpCommand, CpEvent, DenyReason};
@@ -20,7 +20,7 @@ use crate::store::{CpRecord, Store};
 use actix::prelude::*;
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::sync::Arc;
 use uuid::Uuid;
 
 pub struct CpSupervisor {
@@ -29,8 +29,8 @@ pub struct CpSupervisor {
     settings: CentralSettings,
     store: Store,
     accounts: Accounts,
-    /// Failed monitor AUTHs per address.
-    auth_failures: Attempts<IpAddr>,
+    /// Failed monitor AUTHs per CP id and per address.
+    auth_failures: Arc<LoginLimiter>,
     publisher: Publisher,
     cps: HashMap<String, Addr<ChargePoint>>,
     views: BTreeMap<String, CpView>,
@@ -44,7 +44,7 @@ impl CpSupervisor {
         publisher: Publisher,
     ) -> CpSupervisor {
         CpSupervisor {
-            auth_failures: Attempts::new(registration::auth_failures(settings.auth_lockout)),
+            auth_failures: LoginLimiter::new(Policy::with_first_lockout(settings.auth_lockout)),
             engines: Presence::new(settings.liveness),
             settings,
             store,

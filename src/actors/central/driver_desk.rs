@@ -3,6 +3,7 @@
 use super::cp_supervisor::{CpSupervisor, ListCps, StopDriverSupply};
 use super::driver_request::{DriverRequest, Handle};
 use crate::accounts::credentials::{self, SignInVerdict};
+use crate::accounts::login_limit::{Attempt, LoginLimiter, TooManyAttempts};
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::domain::presence::{Presence, Verdict};
 use crate::domain::CpState;
@@ -17,6 +18,8 @@ pub struct DriverDesk {
     publisher: Publisher,
     /// Which instance holds each driver id.
     presence: Presence,
+    /// Wrong passwords per driver and per address.
+    sign_ins: std::sync::Arc<LoginLimiter>,
 }
 
 impl DriverDesk {
@@ -25,12 +28,14 @@ impl DriverDesk {
         store: Store,
         publisher: Publisher,
         liveness: Duration,
+        sign_ins: std::sync::Arc<LoginLimiter>,
     ) -> DriverDesk {
         DriverDesk {
             supervisor,
             store,
             publisher,
             presence: Presence::new(liveness),
+            sign_ins,
         }
     }
 }
@@ -141,7 +146,23 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 request_id,
                 driver_id,
                 password,
+                from,
             } => {
+                // Counted here, one record at a time, before the hash is checked: sign-ins
+                // sent at once cannot slip past the limit.
+                let attempt = match self.sign_ins.begin(&driver_id, from.as_deref()) {
+                    Ok(attempt) => attempt,
+                    Err(refused) => {
+                        log::warn!("driver {driver_id}: sign-in refused unheard ({refused})");
+                        actix::spawn(async move {
+                            let update = limited(request_id, driver_id, refused);
+                            if let Err(e) = publisher.driver_update(update).await {
+                                log::error!("cannot answer sign-in {request_id}: {e}");
+                            }
+                        });
+                        return Box::pin(async { Ok(()) });
+                    }
+                };
                 // Hashing is slow on purpose: it runs beside the consumer, not in its way, so
                 // other drivers' requests never wait behind a sign-in. A sign-in lost in a
                 // crash is not retried; the dashboard says the central did not answer.
@@ -149,6 +170,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                     request_id,
                     driver_id,
                     password,
+                    attempt,
                     self.store.clone(),
                     publisher,
                 ));
@@ -170,33 +192,47 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
 /// How many past sessions a driver's history shows.
 pub const HISTORY_LENGTH: usize = 50;
 
-/// Checks the password on a blocking thread, makes a newly set password durable, answers.
+/// The answer to a sign-in refused unheard.
+fn limited(request_id: uuid::Uuid, driver_id: String, refused: TooManyAttempts) -> DriverUpdate {
+    DriverUpdate::SignedIn {
+        request_id,
+        driver_id,
+        accepted: false,
+        first_time: false,
+        detail: refused.to_string(),
+        retry_after: Some(refused.retry_after_secs()),
+    }
+}
+
+/// Checks the password on a blocking thread (a few at a time), settles the attempt, makes a
+/// newly set password durable, answers.
 async fn answer_sign_in(
     request_id: uuid::Uuid,
     driver_id: String,
     password: messages::Secret,
+    attempt: Attempt,
     store: Store,
     publisher: Publisher,
 ) {
     let checked = {
         let store = store.clone();
         let driver_id = driver_id.clone();
-        tokio::task::spawn_blocking(move || {
-            credentials::sign_in(&store, &driver_id, password.expose())
-        })
-        .await
+        credentials::off_thread(move || credentials::sign_in(&store, &driver_id, password.expose()))
+            .await
     };
-    let verdict = match checked {
-        Ok(Ok(verdict)) => verdict,
-        Ok(Err(e)) => {
+    let verdict = match checked.and_then(|checked| checked) {
+        Ok(verdict) => verdict,
+        Err(e) => {
             log::error!("cannot check the sign-in of {driver_id}: {e}");
             return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
         }
-        Err(e) => {
-            log::error!("the sign-in check of {driver_id} failed: {e}");
-            return refuse_sign_in(request_id, driver_id, e.to_string(), &publisher).await;
-        }
     };
+    match verdict {
+        SignInVerdict::WrongPassword => attempt.failed(),
+        SignInVerdict::Accepted | SignInVerdict::FirstTime => attempt.succeeded(),
+        // Not a guess at the password: it counts for nothing.
+        SignInVerdict::Unacceptable => drop(attempt),
+    }
     if verdict == SignInVerdict::FirstTime {
         if let Err(e) = store.flush().await {
             log::error!("cannot store the password of {driver_id}: {e}");
@@ -212,6 +248,7 @@ async fn answer_sign_in(
         accepted: verdict.accepted(),
         first_time: verdict == SignInVerdict::FirstTime,
         detail: verdict.detail(),
+        retry_after: None,
     };
     if let Err(e) = publisher.driver_update(update).await {
         log::error!("cannot answer sign-in {request_id}: {e}");
@@ -230,6 +267,7 @@ async fn refuse_sign_in(
         accepted: false,
         first_time: false,
         detail: format!("the central cannot check passwords now: {why}"),
+        retry_after: None,
     };
     if let Err(e) = publisher.driver_update(update).await {
         log::error!("cannot answer sign-in {request_id}: {e}");

@@ -41,6 +41,9 @@ pub struct MonitorSession {
     peer: String,
     supervisor: Addr<CpSupervisor>,
     cp: Option<(String, Addr<ChargePoint>)>,
+    /// Whether an AUTH came at all: a link refused for a reason (another live monitor holds
+    /// the CP) keeps trying on its own link, bounded by its budget of bad requests.
+    tried_auth: bool,
     replies: mpsc::Sender<Packet>,
     errors: ErrorBudget,
     /// Held for as long as the link is open: it counts against the limits.
@@ -66,7 +69,7 @@ impl MonitorSession {
         MonitorSession::create(|ctx| {
             ctx.add_stream(FramedRead::new(read, FrameCodec));
             ctx.run_later(auth_timeout, move |act, ctx| {
-                if act.cp.is_none() {
+                if act.cp.is_none() && !act.tried_auth {
                     log::debug!("monitor link {} did not authenticate in time", act.peer);
                     act.refuse("ERR", &format!("no AUTH within {auth_timeout:?}: closing"));
                     ctx.stop();
@@ -77,6 +80,7 @@ impl MonitorSession {
                 peer,
                 supervisor,
                 cp: None,
+                tried_auth: false,
                 replies,
                 errors: ErrorBudget::default(),
                 _slot: slot,
@@ -155,6 +159,7 @@ impl MonitorSession {
     }
 
     fn authenticate(&mut self, fields: &[String], ctx: &mut Context<Self>) {
+        self.tried_auth = true;
         let [_, cp_id, secret] = fields else {
             return self.refuse_with("ERR", "AUTH takes the CP id and its secret", ctx);
         };
@@ -183,7 +188,9 @@ impl MonitorSession {
                         if act.errors.worth_logging() {
                             log::warn!("monitor at {} refused: {refusal}", act.peer);
                         }
-                        act.refuse_with("REFUSED", &refusal, ctx);
+                        // Not a bad request: wrong secrets are limited per CP and address
+                        // by the supervisor, a CP held by a live monitor is worth retrying.
+                        act.reply(false, vec!["REFUSED".into(), as_field(&refusal)], ctx);
                     }
                     Err(e) => act.refuse_with("REFUSED", &format!("the central is busy: {e}"), ctx),
                 },

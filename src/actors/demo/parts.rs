@@ -40,6 +40,8 @@ pub struct DemoParts {
     exe: PathBuf,
     /// Flags every child gets (the broker's address, the config file).
     common: Vec<String>,
+    /// Environment variables every child gets (the control token).
+    env: Vec<(String, String)>,
     parts: BTreeMap<String, Part>,
     /// A part that fails on its own (a crash injected from the console, a bug) comes back
     /// after this long; never when `None`.
@@ -47,10 +49,16 @@ pub struct DemoParts {
 }
 
 impl DemoParts {
-    pub fn new(exe: PathBuf, common: Vec<String>, restart_failed: Option<Duration>) -> DemoParts {
+    pub fn new(
+        exe: PathBuf,
+        common: Vec<String>,
+        env: Vec<(String, String)>,
+        restart_failed: Option<Duration>,
+    ) -> DemoParts {
         DemoParts {
             exe,
             common,
+            env,
             parts: BTreeMap::new(),
             restart_failed,
         }
@@ -86,6 +94,7 @@ impl DemoParts {
     fn spawn(&self, name: &str, args: &[String]) -> Result<Child, String> {
         let built = Program::new(&self.exe)
             .envs(crate::bus::client_fetch_wait())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .args(&self.common)
             .exit_with_parent()

@@ -193,6 +193,7 @@ fn sign_in() -> impl Strategy<Value = DriverRequest> {
             request_id,
             driver_id,
             password: Secret::new(password),
+            from: None,
         })
 }
 
@@ -216,13 +217,14 @@ fn driver_request() -> impl Strategy<Value = DriverRequest> {
                 probe,
             }
         }),
-        (uuid(), id(), id()).prop_map(|(request_id, driver_id, password)| {
-            DriverRequest::SignIn {
+        (uuid(), id(), id(), option::of("[0-9.]{7,15}")).prop_map(
+            |(request_id, driver_id, password, from)| DriverRequest::SignIn {
                 request_id,
                 driver_id,
                 password: Secret::new(password),
+                from,
             }
-        }),
+        ),
         (uuid(), id()).prop_map(|(request_id, driver_id)| DriverRequest::History {
             request_id,
             driver_id

@@ -27,7 +27,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
             .configure(super::registry::routes)
-            .configure(super::auth::routes),
+            .configure(super::auth::routes)
+            .configure(super::tokens::routes),
     )
     .default_service(web::to(not_found));
 }

@@ -1,8 +1,11 @@
 //! Operators log in: a session cookie for browsers, a bearer token for scripts. Every
 //! state-changing request made with the cookie must come from the console's own origin.
+//! Wrong passwords are limited per name and per address, counted before the password is
+//! checked; a new password shuts out whoever knew the old one.
 
 use super::AppState;
-use crate::accounts::{Accounts, WebSession};
+use crate::accounts::credentials::off_thread;
+use crate::accounts::{AccountError, Accounts, WebSession};
 use crate::web::api_error::ApiError;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -21,7 +24,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout))
         .route("/me", web::get().to(me))
         .route("/password", web::post().to(change_password))
-        .route("/tokens", web::post().to(issue_token))
         .route("/audit", web::get().to(audit_log));
 }
 
@@ -40,6 +42,8 @@ pub struct Authenticated {
     pub must_change_password: bool,
     /// The caller's address, for the audit log.
     pub from: String,
+    /// The session cookie's secret, when logged in with one.
+    cookie: Option<String>,
 }
 
 /// An operator free to operate: logged in, one-time password already changed.
@@ -70,15 +74,19 @@ impl FromRequest for Operator {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|who| {
-            if who.must_change_password {
-                Err(ApiError::Forbidden(
+        ready(
+            authenticate(req).and_then(|who| match (who.must_change_password, who.via) {
+                (false, _) => Ok(Operator(who)),
+                (true, Via::Cookie) => Err(ApiError::Forbidden(
                     "choose a new password first: the one-time password only allows that".into(),
-                ))
-            } else {
-                Ok(Operator(who))
-            }
-        }))
+                )),
+                (true, Via::Token) => Err(ApiError::Forbidden(format!(
+                    "choose a new password first: {} still has a one-time password, and their \
+                 tokens work only once it is changed",
+                    who.name
+                ))),
+            }),
+        )
     }
 }
 
@@ -107,17 +115,26 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
             .token(token.trim())
             .map_err(|e| ApiError::Internal(e.into()))?
             .ok_or_else(|| ApiError::Unauthorized("this API token is not valid".into()))?;
-        // A token is issued by someone who already chose a password.
+        let operator = accounts
+            .operator(&record.operator)
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .ok_or_else(|| {
+                ApiError::Unauthorized(format!("no operator named {} any more", record.operator))
+            })?;
+        // A token made for an operator who has not yet chosen a password (`evcharge
+        // operator token` right after `add`) waits for that choice.
         return Ok(Authenticated {
             name: record.operator,
             via: Via::Token,
-            must_change_password: false,
+            must_change_password: operator.must_change_password,
             from,
+            cookie: None,
         });
     }
-    let session = req
-        .cookie(SESSION_COOKIE)
-        .map(|cookie| accounts.session(cookie.value()))
+    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let session = cookie
+        .as_deref()
+        .map(|secret| accounts.session(secret))
         .transpose()
         .map_err(|e| ApiError::Internal(e.into()))?
         .flatten();
@@ -139,6 +156,7 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
         via: Via::Cookie,
         must_change_password: record.must_change_password,
         from,
+        cookie,
     })
 }
 
@@ -189,17 +207,23 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     check_same_origin(&req)?;
     let LoginForm { name, password } = form.into_inner();
+    let from = caller(&req);
+    let attempt = state
+        .logins
+        .begin(&name, Some(&from))
+        .map_err(ApiError::TooManyAttempts)?;
     let accounts = state.accounts.clone();
     let checked_name = name.clone();
-    let operator = web::block(move || accounts.verify(&checked_name, &password))
+    let operator = off_thread(move || accounts.verify(&checked_name, &password))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let from = caller(&req);
     let Some(operator) = operator else {
+        attempt.failed();
         state.accounts.audit(&name, &from, "failed login");
         return Err(ApiError::Unauthorized("wrong name or password".into()));
     };
+    attempt.succeeded();
     let secret = state
         .accounts
         .start_session(&operator.name, chrono::Duration::hours(SESSION_HOURS))
@@ -259,65 +283,65 @@ struct PasswordForm {
     new: String,
 }
 
+/// Checks the current password (limited as logins are), sets the new one, and ends every
+/// other session and API token of the operator.
 async fn change_password(
     who: Authenticated,
     state: web::Data<AppState>,
     form: web::Json<PasswordForm>,
 ) -> Result<HttpResponse, ApiError> {
     let PasswordForm { current, new } = form.into_inner();
+    let attempt = state
+        .logins
+        .begin(&who.name, Some(&who.from))
+        .map_err(ApiError::TooManyAttempts)?;
     let accounts = state.accounts.clone();
-    let name = who.name.clone();
-    web::block(move || {
+    let (name, keep) = (who.name.clone(), who.cookie.clone());
+    let changed = off_thread(move || {
         if accounts.verify(&name, &current)?.is_none() {
-            return Ok(Err("the current password is wrong"));
+            return Ok(None);
         }
-        accounts.set_password(&name, &new).map(Ok)
+        accounts
+            .set_password(&name, &new, keep.as_deref())
+            .map(Some)
     })
     .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))?
-    .map_err(|e| match e {
-        crate::accounts::AccountError::Invalid(why) => ApiError::BadRequest(why),
-        other => ApiError::Internal(other.into()),
-    })?
-    .map_err(|why| ApiError::Unauthorized(why.into()))?;
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let ended = match changed {
+        Ok(Some(ended)) => ended,
+        Ok(None) => {
+            attempt.failed();
+            return Err(ApiError::Unauthorized(
+                "the current password is wrong".into(),
+            ));
+        }
+        Err(AccountError::Invalid(why)) => {
+            // The current password was right; the new one will not do.
+            attempt.succeeded();
+            return Err(ApiError::BadRequest(why));
+        }
+        Err(other) => return Err(ApiError::Internal(other.into())),
+    };
+    attempt.succeeded();
     state
         .accounts
         .audit(&who.name, &who.from, "changed their password");
+    if ended.sessions + ended.tokens > 0 {
+        state.accounts.audit(
+            &who.name,
+            &who.from,
+            &format!(
+                "password changed: {} other sessions ended, {} API tokens revoked",
+                ended.sessions, ended.tokens
+            ),
+        );
+    }
     state
         .store
         .flush()
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize)]
-struct TokenForm {
-    #[serde(default)]
-    label: String,
-}
-
-async fn issue_token(
-    who: Operator,
-    state: web::Data<AppState>,
-    form: web::Json<TokenForm>,
-) -> Result<HttpResponse, ApiError> {
-    let label = form.into_inner().label;
-    if label.len() > 100 {
-        return Err(ApiError::BadRequest(
-            "a label has at most 100 characters".into(),
-        ));
-    }
-    let token = state
-        .accounts
-        .issue_token(who.name(), &label)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    state.accounts.audit(
-        who.name(),
-        who.from(),
-        &format!("issued an API token ({label})"),
-    );
-    Ok(HttpResponse::Created().json(serde_json::json!({ "token": token, "label": label })))
 }
 
 async fn audit_log(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

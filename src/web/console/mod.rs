@@ -8,7 +8,9 @@ mod auth;
 mod page;
 mod registry;
 mod socket;
+mod tokens;
 
+use crate::accounts::login_limit::LoginLimiter;
 use crate::accounts::Accounts;
 use crate::actors::CpSupervisor;
 use crate::store::Store;
@@ -23,6 +25,8 @@ pub struct AppState {
     pub supervisor: Addr<CpSupervisor>,
     pub store: Store,
     pub accounts: Accounts,
+    /// Wrong operator passwords per name and per address.
+    pub logins: std::sync::Arc<LoginLimiter>,
 }
 
 pub struct Application {

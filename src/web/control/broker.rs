@@ -5,10 +5,16 @@ use crate::bus::BrokerCommand;
 use actix_web::{web, HttpResponse};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Binds `address` and serves until the system stops; commands go to `owner`.
-pub fn serve(address: &str, owner: UnboundedSender<BrokerCommand>) -> anyhow::Result<u16> {
+/// Binds `address` and serves until the system stops, opened by `token`; commands go to
+/// `owner`.
+pub fn serve(
+    address: &str,
+    token: &str,
+    owner: UnboundedSender<BrokerCommand>,
+) -> anyhow::Result<u16> {
     let owner = web::Data::new(owner);
-    crate::web::serve_in_background(address, "broker control", move |cfg| {
+    let listener = crate::web::bind(address, "broker control")?;
+    super::serve_locked(listener, "broker control", token, move |cfg| {
         cfg.app_data(owner.clone()).service(
             web::scope("/control")
                 .route("/outage", web::post().to(outage))

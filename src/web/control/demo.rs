@@ -15,14 +15,16 @@ struct DemoControl {
     broker: UnboundedSender<BrokerCommand>,
 }
 
-/// Binds `address` and serves until the system stops.
+/// Binds `address` and serves until the system stops, opened by `token`.
 pub fn serve(
     address: &str,
+    token: &str,
     parts: Addr<DemoParts>,
     broker: UnboundedSender<BrokerCommand>,
 ) -> anyhow::Result<u16> {
     let control = web::Data::new(DemoControl { parts, broker });
-    let port = crate::web::serve_in_background(address, "demo control", move |cfg| {
+    let listener = crate::web::bind(address, "demo control")?;
+    let port = super::serve_locked(listener, "demo control", token, move |cfg| {
         cfg.app_data(control.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 actix_web::error::InternalError::from_response(

@@ -16,10 +16,15 @@ pub fn bind(address: &str) -> anyhow::Result<std::net::TcpListener> {
     crate::web::bind(address, "the fleet's control")
 }
 
-/// Serves the CP fleet's control endpoint on `listener`; returns the bound port.
-pub fn serve_cps(listener: std::net::TcpListener, fleet: Addr<CpFleet>) -> anyhow::Result<u16> {
+/// Serves the CP fleet's control endpoint on `listener`, opened by `token`; returns the
+/// bound port.
+pub fn serve_cps(
+    listener: std::net::TcpListener,
+    token: &str,
+    fleet: Addr<CpFleet>,
+) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
-    crate::web::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
+    super::serve_locked(listener, "the fleet's control", token, move |cfg| {
         cfg.app_data(fleet.clone()).service(
             web::scope("/fleet")
                 .route("/status", web::get().to(cps_status))
@@ -29,16 +34,17 @@ pub fn serve_cps(listener: std::net::TcpListener, fleet: Addr<CpFleet>) -> anyho
     })
 }
 
-/// Serves the driver fleet's control endpoint on `listener`; returns the bound port.
-/// `consuming` says whether the drivers' consumer holds its partitions.
+/// Serves the driver fleet's control endpoint on `listener`, opened by `token`; returns the
+/// bound port. `consuming` says whether the drivers' consumer holds its partitions.
 pub fn serve_drivers(
     listener: std::net::TcpListener,
+    token: &str,
     fleet: Addr<DriverFleet>,
     consuming: Arc<AtomicBool>,
 ) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
     let consuming = web::Data::from(consuming);
-    crate::web::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
+    super::serve_locked(listener, "the fleet's control", token, move |cfg| {
         cfg.app_data(fleet.clone())
             .app_data(consuming.clone())
             .app_data(crate::web::api_error::json_config())

@@ -1,9 +1,14 @@
-//! The control endpoint of an engine, monitor, CP or driver process: its status, the
-//! engine's simulated faults and plug, and — only when allowed — crash injection.
+//! The control endpoints: an engine's, monitor's, CP's or driver's (here: its status, the
+//! engine's simulated faults and plug, and — only when allowed — crash injection), the
+//! broker's, the demo's and the fleets'. Every one is behind a [`ControlLock`]: the
+//! process's control token, from this site, at this address.
 
 pub mod broker;
 pub mod demo;
 pub mod fleet;
+mod lock;
+
+pub use lock::ControlLock;
 
 use crate::actors::cp::engine::Action;
 use crate::actors::Engine;
@@ -22,10 +27,26 @@ pub struct ControlTarget {
     pub engine: Option<Addr<Engine>>,
 }
 
-/// Binds `address` and starts serving; returns the bound port.
-pub fn serve(address: &str, target: ControlTarget) -> anyhow::Result<u16> {
+/// Serves the routes `configure` sets up on `listener`, in the background, behind the lock
+/// that `token` opens; returns the bound port.
+pub(crate) fn serve_locked<F>(
+    listener: std::net::TcpListener,
+    what: &str,
+    token: &str,
+    configure: F,
+) -> anyhow::Result<u16>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let lock = ControlLock::new(token, &listener)?;
+    crate::web::serve_listener_in_background(listener, what, lock::locked(lock, configure))
+}
+
+/// Binds `address` and starts serving, opened by `token`; returns the bound port.
+pub fn serve(address: &str, token: &str, target: ControlTarget) -> anyhow::Result<u16> {
     let data = web::Data::new(target);
-    let port = crate::web::serve_in_background(address, "control", move |cfg| {
+    let listener = crate::web::bind(address, "control")?;
+    let port = serve_locked(listener, "control", token, move |cfg| {
         cfg.app_data(data.clone())
             .app_data(crate::web::api_error::json_config())
             .service(

@@ -4,11 +4,13 @@
 //!
 //! Security: every `/api` endpoint but `login` needs the session cookie (a random 256-bit
 //! token, kept in memory, `HttpOnly; SameSite=Strict`); every POST and the WebSocket refuse
-//! cross-site requests.
+//! cross-site requests. Sign-ins are limited per browser address here, before they reach
+//! the central, which limits them again per driver and per address.
 
 mod socket;
 
 use crate::accounts::credentials::{digest, new_secret};
+use crate::accounts::login_limit::{LoginLimiter, Policy, TooManyAttempts};
 use crate::actors::driver::session::{
     CurrentSupply, DriverCommandError, FetchAvailable, FetchHistory, RequestSupply, SignIn,
     StopMySupply,
@@ -35,9 +37,6 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 256;
 /// The longest CP id a request may name.
 const MAX_CP_ID: usize = 64;
-/// At most this many refused sign-ins per [`FAILURE_WINDOW`]; more are turned away unheard.
-const MAX_FAILURES: usize = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Binds `address` and serves the dashboard of `driver` in the background; returns the port.
 pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)> {
@@ -53,7 +52,7 @@ pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)
         // Cookies are shared by every port of a host: the port keeps two dashboards apart.
         cookie_name: format!("evcharge_driver_{port}"),
         sessions: SignedInBrowsers::default(),
-        failures: FailedSignIns::new(MAX_FAILURES, FAILURE_WINDOW),
+        sign_ins: LoginLimiter::new(Policy::default()),
     });
     crate::web::serve_listener_in_background(listener, "driver dashboard", move |cfg| {
         cfg.app_data(dashboard.clone())
@@ -113,7 +112,8 @@ pub struct Dashboard {
     page: String,
     cookie_name: String,
     sessions: SignedInBrowsers,
-    failures: FailedSignIns,
+    /// Wrong passwords per browser address.
+    sign_ins: std::sync::Arc<LoginLimiter>,
 }
 
 /// Errors of the dashboard, each with its status and a JSON body `{"error": "..."}`.
@@ -125,8 +125,8 @@ pub enum DashboardError {
     Refused(String),
     #[error("cross-site requests are refused")]
     CrossSite,
-    #[error("too many wrong passwords: try again in a minute")]
-    TooManyAttempts,
+    #[error("{0}")]
+    TooManyAttempts(TooManyAttempts),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -157,7 +157,7 @@ impl ResponseError for DashboardError {
         match self {
             DashboardError::NotSignedIn | DashboardError::Refused(_) => StatusCode::UNAUTHORIZED,
             DashboardError::CrossSite => StatusCode::FORBIDDEN,
-            DashboardError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            DashboardError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
             DashboardError::Conflict(_) => StatusCode::CONFLICT,
             DashboardError::Unavailable(_) | DashboardError::DriverGone(_) => {
@@ -169,9 +169,15 @@ impl ResponseError for DashboardError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-            .json(serde_json::json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]));
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let DashboardError::TooManyAttempts(refused) = self {
+            let seconds = refused.retry_after_secs();
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            body["retry_after"] = seconds.into();
+        }
+        response.json(body)
     }
 }
 
@@ -205,42 +211,6 @@ impl SignedInBrowsers {
     fn close(&self, token: &str) {
         let mut sessions = self.0.lock().unwrap_or_else(|p| p.into_inner());
         sessions.remove(&digest(token));
-    }
-}
-
-/// Recent refused sign-ins, to slow down password guessing.
-struct FailedSignIns {
-    limit: usize,
-    window: Duration,
-    at: Mutex<std::collections::VecDeque<Instant>>,
-}
-
-impl FailedSignIns {
-    fn new(limit: usize, window: Duration) -> FailedSignIns {
-        FailedSignIns {
-            limit,
-            window,
-            at: Mutex::default(),
-        }
-    }
-
-    /// Whether another attempt may be made at `now`.
-    fn allows(&self, now: Instant) -> bool {
-        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        while at
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
-        {
-            at.pop_front();
-        }
-        at.len() < self.limit
-    }
-
-    fn note(&self, now: Instant) {
-        self.at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(now);
     }
 }
 
@@ -338,24 +308,36 @@ struct LoginBody {
 /// Signs in through the central; on success a session cookie.
 async fn login(
     _same_site: SameSiteOnly,
+    req: HttpRequest,
     dashboard: web::Data<Dashboard>,
     body: web::Bytes,
 ) -> Result<HttpResponse, DashboardError> {
     let LoginBody { password } = parse_body(&body)?;
-    if !dashboard.failures.allows(Instant::now()) {
-        return Err(DashboardError::TooManyAttempts);
-    }
+    let from = req.peer_addr().map(|a| a.ip().to_string());
+    // Reserved before the central is asked: guesses sent at once cannot slip past.
+    let attempt = dashboard
+        .sign_ins
+        .begin(&dashboard.driver_id, from.as_deref())
+        .map_err(DashboardError::TooManyAttempts)?;
     let answer = dashboard
         .driver
         .get()?
         .send(SignIn {
             password: Secret::new(password),
+            from,
         })
         .await??;
+    if let Some(retry_after) = answer.retry_after {
+        // The central's own limit: nothing was checked, nothing to count here.
+        return Err(DashboardError::TooManyAttempts(TooManyAttempts {
+            retry_after,
+        }));
+    }
     if !answer.accepted {
-        dashboard.failures.note(Instant::now());
+        attempt.failed();
         return Err(DashboardError::Refused(answer.detail));
     }
+    attempt.succeeded();
     let token = dashboard.sessions.open()?;
     let cookie = Cookie::build(dashboard.cookie_name.clone(), token)
         .http_only(true)
@@ -502,19 +484,6 @@ async fn live(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn password_guessing_is_slowed_down() {
-        let failures = FailedSignIns::new(3, Duration::from_secs(60));
-        let start = Instant::now();
-        for i in 0..3 {
-            assert!(failures.allows(start + Duration::from_secs(i)));
-            failures.note(start + Duration::from_secs(i));
-        }
-        assert!(!failures.allows(start + Duration::from_secs(10)));
-        // The oldest failure leaves the window.
-        assert!(failures.allows(start + Duration::from_secs(60)));
-    }
 
     #[test]
     fn html_is_escaped() {

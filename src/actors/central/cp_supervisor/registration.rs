@@ -1,32 +1,19 @@
 //! Which CPs belong to the network and how they prove it: an operator registers a CP (its
 //! id, location and tariff) and hands it the secret issued once; its monitor presents the
 //! secret on every AUTH. Unknown ids and wrong secrets create nothing: they are refused
-//! with the reason, counted, audited and, from an address that keeps failing, locked out
-//! for longer and longer.
+//! with the reason, counted, audited and, for a CP id or an address that keeps failing,
+//! locked out for longer and longer (the limiter the logins use).
 
 use super::CpSupervisor;
 use crate::accounts::cp_secrets;
 use crate::actors::central::charge_point::{
     AttachMonitor, ChangeTerms, ChargePoint, ForgetMonitor,
 };
-use crate::domain::attempts::Policy;
 use crate::domain::registration::{check_cp_id, shown, CpTerms};
 use crate::messages::Secret;
 use crate::store::{CpRecord, RegisterError};
 use actix::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
-
-/// Failed AUTHs from one address: a few mistakes (a mistyped secret) are free, then the
-/// address waits `first_lock` (1 s by default), twice that, four times … up to 5 minutes.
-pub(super) fn auth_failures(first_lock: Duration) -> Policy {
-    Policy {
-        free_failures: 5,
-        first_delay: first_lock,
-        longest_delay: Duration::from_secs(300).max(first_lock),
-        capacity: 10_000,
-    }
-}
 
 /// Why an operator's registration request was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,42 +163,42 @@ impl Handler<MonitorHello> for CpSupervisor {
     /// Checks the secret, then hands the monitor to its CP's actor, which may still refuse
     /// it (another live monitor holds the CP).
     fn handle(&mut self, msg: MonitorHello, _ctx: &mut Self::Context) -> Self::Result {
-        let ip = address_of(&msg.peer);
-        let now = Instant::now();
-        let verdict = match self.auth_failures.check(&ip, now) {
-            Err(wait) => Err((
+        let ip = address_of(&msg.peer).to_string();
+        let verdict = match self.auth_failures.begin(&msg.cp_id, Some(&ip)) {
+            Err(locked) => Err((
                 "locked_out",
                 format!(
-                    "too many failed AUTHs from {ip}: try again in {} s",
-                    wait.as_secs().max(1)
+                    "too many failed AUTHs for {} or from {ip}: try again in {} s",
+                    shown(&msg.cp_id),
+                    locked.retry_after_secs()
                 ),
+                None,
             )),
-            Ok(()) => self.check_secret(&msg.cp_id, &msg.secret),
+            Ok(attempt) => match self.check_secret(&msg.cp_id, &msg.secret) {
+                Ok(cp) => Ok((cp, attempt)),
+                Err((reason, refusal)) => Err((reason, refusal, Some(attempt))),
+            },
         };
         let cp = match verdict {
-            Ok(cp) => cp,
-            Err((reason, refusal)) => {
+            Ok((cp, attempt)) => {
+                attempt.succeeded();
+                cp
+            }
+            Err((reason, refusal, attempt)) => {
                 crate::metrics::count_refusal("monitor_auth", reason);
-                // A locked-out address is not audited again for each try: the log stays
-                // bounded however fast it knocks.
-                if reason != "locked_out" {
+                // A locked-out try is not audited: the log stays bounded however fast an
+                // address knocks.
+                if let Some(attempt) = attempt {
+                    attempt.failed();
                     self.accounts.audit(
                         "monitor",
                         &msg.peer,
                         &format!("refused AUTH as {}: {refusal}", shown(&msg.cp_id)),
                     );
-                    if let Some(lock) = self.auth_failures.failed(&ip, now) {
-                        self.accounts.audit(
-                            "monitor",
-                            &msg.peer,
-                            &format!("{ip} locked out of AUTH for {} s", lock.as_secs()),
-                        );
-                    }
                 }
                 return Box::pin(async move { Err(refusal) });
             }
         };
-        self.auth_failures.succeeded(&ip);
         let cp_id = msg.cp_id;
         Box::pin(async move {
             let attach = AttachMonitor {

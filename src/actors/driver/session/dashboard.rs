@@ -162,6 +162,8 @@ pub struct SignInAnswer {
     pub accepted: bool,
     pub first_time: bool,
     pub detail: String,
+    /// Refused unheard (too many wrong passwords): try again after this long.
+    pub retry_after: Option<Duration>,
 }
 
 /// Sign this driver in at the central with a password.
@@ -169,6 +171,8 @@ pub struct SignInAnswer {
 #[rtype(result = "Result<SignInAnswer, DriverCommandError>")]
 pub struct SignIn {
     pub password: Secret,
+    /// The address the dashboard was reached from, if known.
+    pub from: Option<String>,
 }
 
 impl Handler<SignIn> for Driver {
@@ -181,6 +185,7 @@ impl Handler<SignIn> for Driver {
             request_id,
             driver_id: self.id.clone(),
             password: msg.password,
+            from: msg.from,
         };
         Box::pin(
             self.ask(request_id, question)
@@ -189,16 +194,19 @@ impl Handler<SignIn> for Driver {
                         accepted,
                         first_time,
                         detail,
+                        retry_after,
                         ..
                     } => Ok(SignInAnswer {
                         accepted,
                         first_time,
                         detail,
+                        retry_after: retry_after.map(Duration::from_secs),
                     }),
                     _ => Ok(SignInAnswer {
                         accepted: false,
                         first_time: false,
                         detail: "the central gave an answer of the wrong kind".into(),
+                        retry_after: None,
                     }),
                 }),
         )
