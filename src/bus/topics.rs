@@ -1,8 +1,8 @@
 //! Topic names, and their creation at start-up.
 
+use super::context::BusContext;
 use super::{Bus, BusError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
@@ -48,34 +48,26 @@ impl Bus {
     /// Makes sure every topic exists, creating what is missing with the configured partitions
     /// and replication. Waits, saying so, until the broker answers: start order never matters.
     pub async fn ensure_topics(&self) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().set("log_level", "0").create()?;
-        let mut waited = false;
+        // Our context: a broker refusing this role's credentials is said so, once.
+        let admin: AdminClient<BusContext> = self
+            .client_config()
+            .set("log_level", "0")
+            .create_with_context(self.context.clone())?;
         loop {
             match self.try_create_topics(&admin).await {
                 Ok(()) => {
-                    if waited {
-                        log::info!("Kafka broker at {} is reachable", self.bootstrap());
-                    }
+                    self.context.note_success();
                     return Ok(());
                 }
                 Err(why) => {
-                    waited = true;
-                    log::warn!(
-                        "cannot reach the Kafka broker at {} ({why}); retrying in {:?}",
-                        self.bootstrap(),
-                        self.settings.retry_backoff
-                    );
+                    self.context.complain(&why);
                     tokio::time::sleep(self.settings.retry_backoff).await;
                 }
             }
         }
     }
 
-    async fn try_create_topics(
-        &self,
-        admin: &AdminClient<DefaultClientContext>,
-    ) -> Result<(), String> {
+    async fn try_create_topics(&self, admin: &AdminClient<BusContext>) -> Result<(), String> {
         // Usually they exist already; asking first spares a slow CreateTopics (the embedded
         // broker does not implement it and answers only when the request times out).
         if self.check_topics_exist(admin).is_ok() {
@@ -115,7 +107,7 @@ impl Bus {
             .map_err(|e| format!("{e}; topic creation said {:?}", missing))
     }
 
-    fn check_topics_exist(&self, admin: &AdminClient<DefaultClientContext>) -> Result<(), String> {
+    fn check_topics_exist(&self, admin: &AdminClient<BusContext>) -> Result<(), String> {
         for name in self.topics.all() {
             let metadata = admin
                 .inner()
