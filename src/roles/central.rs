@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let central = &settings.central;
+    // A certificate that cannot be read stops the central before anything starts.
+    let tls = super::tls::listeners(&settings)?;
     let store = Store::open(&central.data)
         .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
     let bus = Bus::new(&settings.kafka, "central");
@@ -22,8 +24,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let monitors = TcpListener::bind(&central.listen)
         .await
         .with_context(|| format!("cannot listen for monitors on {}", central.listen))?;
-    log::info!("listening for monitors on {}", monitors.local_addr()?);
-    MonitorSession::accept_all(monitors, supervisor.clone());
+    let address = monitors.local_addr()?.to_string();
+    let acceptor = super::tls::monitor_port(&tls, &address);
+    log::info!("listening for monitors on {address}");
+    MonitorSession::accept_all(monitors, acceptor, supervisor.clone());
 
     let accounts = crate::accounts::Accounts::open(store.database())?;
     let app = Application::build(
@@ -33,13 +37,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             store: store.clone(),
             accounts: accounts.clone(),
         },
+        &tls,
     )?;
-    let console = format!(
-        "http://{}:{}/",
+    let console = crate::web::announce(
+        "admin console and API",
+        &tls,
         crate::web::shown_host(&central.http),
-        app.port()
+        app.port(),
+        "/",
     );
-    log::info!("admin console and API on {console}");
     if let Some(password) = accounts.ensure_first_admin()? {
         log::warn!(
             "first start: operator \"{}\" created with the one-time password {password} \

@@ -7,12 +7,14 @@ use actix::Actor;
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     // Bound before anything starts, so that a bad address stops the process cleanly.
     let page = super::bind_monitor_page(&settings)?;
+    let central = super::tls::central_link(&settings)?;
     let (refusals, refused) = tokio::sync::mpsc::unbounded_channel();
     let (engine, address) = super::engine::start_with_address(&settings, refusals.clone()).await?;
     // The monitor checks this process's own engine over the real health-check socket.
     settings.monitor.engine = address.to_string();
     let monitor = Monitor::new(settings.cp.clone(), settings.monitor.clone(), refusals)
         .allowing_crash(settings.control.allow_crash)
+        .linking_through(central)
         .start();
     if let Some(page) = page {
         crate::web::monitor::serve(page, monitor)?;

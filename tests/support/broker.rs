@@ -59,6 +59,17 @@ impl Broker {
     /// tansu on a port chosen beforehand; `None` when tansu could not listen there (another
     /// process had taken the port).
     pub fn try_start_tansu_on(port: u16, dir: &Path) -> Option<Broker> {
+        Broker::try_start_tansu_with(port, dir, "memory://tansu/", &[])
+    }
+
+    /// tansu on `port` over `storage` (e.g. `sqlite://…`), with `extra` flags (such as
+    /// `--authentication`, `--cert`, `--key`).
+    pub fn try_start_tansu_with(
+        port: u16,
+        dir: &Path,
+        storage: &str,
+        extra: &[&str],
+    ) -> Option<Broker> {
         let url = format!("tcp://127.0.0.1:{port}");
         let args = [
             "broker",
@@ -67,9 +78,9 @@ impl Broker {
             "--advertised-listener-url",
             &url,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ];
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let args: Vec<String> = args.iter().chain(extra).map(|a| a.to_string()).collect();
         let name = format!("tansu-{port}");
         let mut proc = Proc::spawn(dir, &name, &tansu_binary(), &args, &[]);
         let pid = proc.pid().expect("tansu was started");

@@ -8,12 +8,13 @@ use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, MonitorHello};
 use crate::domain::EngineHealth;
 use crate::link::frame::{is_valid_field, FrameCodec, Packet};
+use crate::link::{Acceptor, LinkStream};
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::WriteHalf;
+use tokio::net::TcpListener;
 use tokio_util::codec::FramedRead;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -23,18 +24,17 @@ pub struct MonitorSession {
     peer: String,
     supervisor: Addr<CpSupervisor>,
     cp: Option<(String, Addr<ChargePoint>)>,
-    writer: FramedWrite<Packet, OwnedWriteHalf, FrameCodec>,
+    writer: FramedWrite<Packet, WriteHalf<LinkStream>, FrameCodec>,
 }
 
 impl MonitorSession {
-    /// Serves one accepted connection.
-    pub fn serve(stream: TcpStream, supervisor: Addr<CpSupervisor>) -> Addr<MonitorSession> {
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+    /// Serves one accepted connection (plain or TLS) from `peer`.
+    pub fn serve(
+        stream: LinkStream,
+        peer: String,
+        supervisor: Addr<CpSupervisor>,
+    ) -> Addr<MonitorSession> {
+        let (read, write) = tokio::io::split(stream);
         MonitorSession::create(|ctx| {
             ctx.add_stream(FramedRead::new(read, FrameCodec));
             MonitorSession {
@@ -47,13 +47,25 @@ impl MonitorSession {
         })
     }
 
-    /// Accepts monitors on `listener` for as long as the system runs.
-    pub fn accept_all(listener: TcpListener, supervisor: Addr<CpSupervisor>) {
+    /// Accepts monitors on `listener` for as long as the system runs, each connection
+    /// through `acceptor` (a TLS handshake, when the central has a certificate).
+    pub fn accept_all(listener: TcpListener, acceptor: Acceptor, supervisor: Addr<CpSupervisor>) {
         actix::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => {
-                        MonitorSession::serve(stream, supervisor.clone());
+                    Ok((tcp, peer)) => {
+                        let (acceptor, supervisor) = (acceptor.clone(), supervisor.clone());
+                        // The handshake must not hold up the next monitor's accept.
+                        actix::spawn(async move {
+                            match acceptor.accept(tcp).await {
+                                Ok(stream) => {
+                                    MonitorSession::serve(stream, peer.to_string(), supervisor);
+                                }
+                                Err(e) => log::warn!(
+                                    "monitor connection from {peer} refused: no TLS handshake ({e})"
+                                ),
+                            }
+                        });
                     }
                     Err(e) => {
                         log::warn!("cannot accept a monitor connection: {e}");

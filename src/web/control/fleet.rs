@@ -19,7 +19,7 @@ pub fn bind(address: &str) -> anyhow::Result<std::net::TcpListener> {
 /// Serves the CP fleet's control endpoint on `listener`; returns the bound port.
 pub fn serve_cps(listener: std::net::TcpListener, fleet: Addr<CpFleet>) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
-    crate::web::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
+    crate::web::serve_listener_in_background(listener, "the fleet's control", &None, move |cfg| {
         cfg.app_data(fleet.clone()).service(
             web::scope("/fleet")
                 .route("/status", web::get().to(cps_status))
@@ -38,7 +38,7 @@ pub fn serve_drivers(
 ) -> anyhow::Result<u16> {
     let fleet = web::Data::new(fleet);
     let consuming = web::Data::from(consuming);
-    crate::web::serve_listener_in_background(listener, "the fleet's control", move |cfg| {
+    crate::web::serve_listener_in_background(listener, "the fleet's control", &None, move |cfg| {
         cfg.app_data(fleet.clone())
             .app_data(consuming.clone())
             .app_data(crate::web::api_error::json_config())
