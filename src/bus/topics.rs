@@ -5,6 +5,7 @@ use super::{Bus, BusError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The names of every topic, with the configured prefix.
@@ -49,10 +50,11 @@ impl Bus {
     /// and replication. Waits, saying so, until the broker answers: start order never matters.
     pub async fn ensure_topics(&self) -> Result<(), BusError> {
         // Our context: a broker refusing this role's credentials is said so, once.
-        let admin: AdminClient<BusContext> = self
-            .client_config()
-            .set("log_level", "0")
-            .create_with_context(self.context.clone())?;
+        let admin: Arc<AdminClient<BusContext>> = Arc::new(
+            self.client_config()
+                .set("log_level", "0")
+                .create_with_context(self.context.clone())?,
+        );
         loop {
             match self.try_create_topics(&admin).await {
                 Ok(()) => {
@@ -67,10 +69,10 @@ impl Bus {
         }
     }
 
-    async fn try_create_topics(&self, admin: &AdminClient<BusContext>) -> Result<(), String> {
+    async fn try_create_topics(&self, admin: &Arc<AdminClient<BusContext>>) -> Result<(), String> {
         // Usually they exist already; asking first spares a slow CreateTopics (the embedded
         // broker does not implement it and answers only when the request times out).
-        if self.check_topics_exist(admin).is_ok() {
+        if self.check_topics_exist(admin).await.is_ok() {
             return Ok(());
         }
         let new_topics: Vec<NewTopic> = self
@@ -104,23 +106,34 @@ impl Bus {
             return Ok(());
         }
         self.check_topics_exist(admin)
+            .await
             .map_err(|e| format!("{e}; topic creation said {:?}", missing))
     }
 
-    fn check_topics_exist(&self, admin: &AdminClient<BusContext>) -> Result<(), String> {
-        for name in self.topics.all() {
-            let metadata = admin
-                .inner()
-                .fetch_metadata(Some(name), Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            let ready = metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
-            if !ready {
-                return Err(format!("topic {name} does not exist"));
-            }
-        }
-        Ok(())
+    /// Off the actor thread: a metadata request blocks for up to its timeout when the broker
+    /// does not answer (or refuses this role), and the role's actors must go on meanwhile.
+    async fn check_topics_exist(&self, admin: &Arc<AdminClient<BusContext>>) -> Result<(), String> {
+        let admin = admin.clone();
+        let topics: Vec<String> = self.topics.all().iter().map(|t| t.to_string()).collect();
+        tokio::task::spawn_blocking(move || topics_exist(&admin, &topics))
+            .await
+            .map_err(|e| e.to_string())?
     }
+}
+
+fn topics_exist(admin: &AdminClient<BusContext>, topics: &[String]) -> Result<(), String> {
+    for name in topics {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        let ready = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
+        if !ready {
+            return Err(format!("topic {name} does not exist"));
+        }
+    }
+    Ok(())
 }

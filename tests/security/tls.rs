@@ -181,6 +181,13 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
         &dir.path().join("engine-CP001").display().to_string(),
         "--tls-ca",
         &pair.cert.display().to_string(),
+        // Its monitor page, with the same pair, over HTTPS.
+        "--http",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pair.cert.display().to_string(),
+        "--tls-key",
+        &pair.key.display().to_string(),
     ]);
     let cp = Proc::spawn(dir.path(), "cp-CP001", evcharge(), &args, &FAST_ENV);
     let client = https_client(&pair.cert);
@@ -199,6 +206,17 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
     });
     assert_eq!(shown["location"], "TLS street");
     assert!(cp.stderr_text().contains("over TLS"));
+    let page = announced_port(&cp, announces::MONITOR_PAGE);
+    assert!(cp
+        .stderr_text()
+        .contains(&format!("monitor page on https://127.0.0.1:{page}/")));
+    let status: Value = client
+        .get(&format!("https://127.0.0.1:{page}/api/status"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(status["cp_id"], "CP001");
 
     // A monitor speaking plain text gets no answer to its frame, and is told why in the
     // central's log.
@@ -231,20 +249,18 @@ fn sasl_env<'a>(protocol: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)>
 
 const KAFKA_PASSWORD: &str = "kafka-password-of-the-lab";
 
-/// tansu over the sqlite database `db` with `extra` flags, on a free port.
-fn tansu(dir: &Path, db: &Path, extra: &[&str]) -> Broker {
-    let storage = format!("sqlite://{}", db.display());
+/// tansu over the sqlite database `dir/tansu.db`, with `extra` flags, on a free port.
+fn tansu(dir: &Path, extra: &[&str]) -> Broker {
     wait_for("tansu on a free port", DEADLINE, || {
-        Broker::try_start_tansu_with(free_port(), dir, &storage, extra)
+        Broker::try_start_tansu_with(free_port(), dir, "sqlite://tansu.db", extra)
     })
 }
 
 #[test]
 fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tansu.db");
     // The user is made while the broker enforces nothing, then it restarts enforcing SCRAM.
-    let mut open = tansu(dir.path(), &db, &[]);
+    let mut open = tansu(dir.path(), &[]);
     let made = std::process::Command::new(tansu_binary())
         .args(["user", "create", "--broker"])
         .arg(format!("tcp://{}", open.bootstrap))
@@ -253,7 +269,7 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     open.kill();
-    let broker = tansu(dir.path(), &db, &["--authentication"]);
+    let broker = tansu(dir.path(), &["--authentication"]);
 
     let data = dir.path().join("central-data");
     let token = prepare_operator(&data);
