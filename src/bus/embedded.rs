@@ -39,7 +39,7 @@ impl EmbeddedBroker {
                 .map_err(|e| BusError::Embedded(format!("cannot create topic {topic}: {e}")))?;
         }
         log::warn!(
-            "the embedded Kafka broker on {} serves plain text without authentication: \
+            "the embedded Kafka broker at {} serves plain text without authentication: \
              for a one-machine lab only",
             cluster.bootstrap_servers()
         );
