@@ -7,15 +7,27 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 TANSU_VERSION=0.6.0
-if ! command -v tansu >/dev/null 2>&1; then
+# dynostore: memory storage; libsql: sqlite storage, which keeps SCRAM users across the restart
+# that turns authentication on (tests/security). An older install without it is redone.
+TANSU_FEATURES=dynostore,libsql
+tansu_has_sqlite() {
+  /usr/bin/python3 -c '
+import json, os, sys
+installs = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))["installs"]
+ok = any(k.startswith("tansu ") and "libsql" in v.get("features", []) for k, v in installs.items())
+sys.exit(0 if ok else 1)' 2>/dev/null
+}
+if ! command -v tansu >/dev/null 2>&1 || ! tansu_has_sqlite; then
   echo "== installing tansu $TANSU_VERSION, a Kafka-compatible broker the tests run against (several minutes, once)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
+  cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES"
 fi
 
 # Debian packages the tests use: Chromium and its driver (the pages, in a real headless
 # browser), python3-yaml (the compose files), shellcheck (the scripts), systemd
-# (systemd-analyze, the units), iproute2 (network namespaces for the multi-host test).
+# (systemd-analyze, the units), iproute2 (network namespaces for the multi-host test); and
+# the build's: OpenSSL's headers and pkg-config (librdkafka's TLS and SASL SCRAM).
 NEEDED=""
+pkg-config --exists openssl >/dev/null 2>&1 || NEEDED="$NEEDED libssl-dev pkg-config"
 [ -x /usr/bin/chromium ] || NEEDED="$NEEDED chromium"
 [ -x /usr/bin/chromedriver ] || NEEDED="$NEEDED chromium-driver"
 /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || NEEDED="$NEEDED python3-yaml"

@@ -24,6 +24,15 @@ pub struct Cli {
     /// TOML configuration file
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// PEM certificate chain: this process's console, dashboard, monitor page and port for monitors serve TLS only
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA (or self-signed certificate) the monitor trusts: it links to the central over TLS
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -55,6 +64,22 @@ pub enum Command {
     Fleet(FleetCommand),
     /// Measure a whole network at scale: telemetry, authorisation, crash detection, resources
     Bench(BenchArgs),
+    /// Certificates for TLS
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Write a self-signed certificate (cert.pem) and its key (key.pem, mode 0600), for a lab
+    SelfSigned {
+        /// Directory to write them in
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A name or IP address the certificate is for (repeatable); localhost, 127.0.0.1 and ::1 always are
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,6 +476,10 @@ impl Cli {
     pub fn overrides(&self) -> Overrides {
         let mut out = Overrides::new();
         push(&mut out, "kafka.bootstrap", &self.kafka);
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        push(&mut out, "tls.cert", &path(&self.tls_cert));
+        push(&mut out, "tls.key", &path(&self.tls_key));
+        push(&mut out, "tls.ca", &path(&self.tls_ca));
         match &self.command {
             Some(Command::Central(a)) => {
                 push(&mut out, "central.listen", &a.listen);
@@ -536,6 +565,7 @@ impl Cli {
             }
             Some(Command::Fleet(FleetCommand::Drivers(_)))
             | Some(Command::Bench(_))
+            | Some(Command::Tls(_))
             | Some(Command::Broker(_))
             | None => {}
         }

@@ -1,5 +1,11 @@
 //! Typed settings, layered: built-in defaults < config file < `EVCHARGE_…` environment
 //! variables (`__` between levels, e.g. `EVCHARGE_CENTRAL__LISTEN`) < command-line flags.
+//! A key that is no setting, in the file or a variable, is refused by name.
+
+mod keys;
+mod security;
+
+pub use security::{SaslMechanism, SecurityProtocol, TlsSettings};
 
 use crate::domain::registration::check_cp_id;
 use crate::messages::Secret;
@@ -18,6 +24,7 @@ pub struct Settings {
     pub driver: DriverSettings,
     pub demo: DemoSettings,
     pub control: ControlSettings,
+    pub tls: TlsSettings,
 }
 
 /// The control endpoint of an engine, monitor, CP or driver process: status, simulated
@@ -82,6 +89,18 @@ pub struct KafkaSettings {
     /// Longest a record waits in its producer for others to share its batch.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
+    /// `plaintext` (a one-machine lab only), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: SecurityProtocol,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with a SASL protocol.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    pub sasl_username: Option<String>,
+    /// Best given as `EVCHARGE_KAFKA__SASL_PASSWORD` or through `sasl_password_file`.
+    pub sasl_password: Option<Secret>,
+    /// A file holding the SASL password (its first line).
+    pub sasl_password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the brokers' certificates (`ssl`, `sasl_ssl`); the
+    /// system's CAs when unset.
+    pub ssl_ca_location: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -238,6 +257,12 @@ impl Default for KafkaSettings {
             retry_backoff: Duration::from_secs(2),
             fetch_wait: Duration::from_millis(100),
             linger: Duration::from_millis(1),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            sasl_password_file: None,
+            ssl_ca_location: None,
         }
     }
 }
@@ -325,7 +350,17 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("invalid setting {key}: {why}")]
     Invalid { key: &'static str, why: String },
+    #[error("unknown setting {name} (in the {found_in}); known here: {choices}")]
+    Unknown {
+        name: String,
+        found_in: String,
+        choices: String,
+    },
 }
+
+/// The environment variable that carries an operator's API token for the commands that
+/// call a running central's API (`evcharge cp-register --api`): not a setting.
+pub const API_TOKEN_VARIABLE: &str = "EVCHARGE_API_TOKEN";
 
 /// Builds the settings from every layer; `overrides` are the flags given on the command line,
 /// as (dotted key, value) pairs.
@@ -336,17 +371,23 @@ pub fn load(
     let mut builder =
         config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
     if let Some(path) = file {
-        builder = builder.add_source(config::File::from(path).required(true));
+        let source = config::File::from(path).required(true);
+        keys::file(&config::Source::collect(&source)?, path)?;
+        builder = builder.add_source(source);
     }
+    let variables = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
     builder = builder.add_source(
         config::Environment::with_prefix("EVCHARGE")
             .prefix_separator("_")
-            .separator("__"),
+            .separator("__")
+            .source(Some(keys::environment(variables)?)),
     );
     for (key, value) in overrides {
         builder = builder.set_override(*key, value.as_str())?;
     }
-    let settings: Settings = builder.build()?.try_deserialize()?;
+    let mut settings: Settings = builder.build()?.try_deserialize()?;
+    settings.kafka.read_password_file()?;
     settings.validate()?;
     Ok(settings)
 }
@@ -392,7 +433,8 @@ impl Settings {
         if self.central.login_lockout.is_zero() {
             return invalid("central.login_lockout", "must be above zero");
         }
-        Ok(())
+        self.kafka.validate_security()?;
+        self.tls.validate()
     }
 
     /// Fails with a clear message when a role needs an id that was not given.
@@ -500,5 +542,56 @@ mod tests {
         .unwrap();
         assert_eq!(settings.control.given_token(), Some("a-long-enough-secret"));
         assert!(!format!("{settings:?}").contains("a-long-enough-secret"));
+    }
+
+    #[test]
+    fn a_key_of_the_file_that_is_no_setting_is_refused_by_name() {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(
+            file,
+            "[kafka]\nbootstrap = \"k:1\"\nsecurity_protocl = \"ssl\""
+        )
+        .unwrap();
+        let err = load(Some(file.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("kafka.security_protocl"), "{err}");
+        assert!(
+            err.contains("security_protocol"),
+            "the known keys are listed: {err}"
+        );
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(file, "[kafak]\nbootstrap = \"k:1\"").unwrap();
+        let err = load(Some(file.path()), &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown setting kafak"), "{err}");
+    }
+
+    #[test]
+    fn sasl_needs_its_credentials_and_reads_the_password_file() {
+        let sasl = |extra: &[(&'static str, &str)]| {
+            let mut o = vec![
+                ("kafka.security_protocol", "sasl_ssl".to_string()),
+                ("kafka.sasl_mechanism", "SCRAM-SHA-512".to_string()),
+                ("kafka.sasl_username", "evcharge".to_string()),
+            ];
+            o.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            load(None, &o)
+        };
+        let err = sasl(&[]).unwrap_err().to_string();
+        assert!(err.contains("kafka.sasl_password"), "{err}");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "s3cret").unwrap();
+        let path = file.path().display().to_string();
+        let settings = sasl(&[("kafka.sasl_password_file", &path)]).unwrap();
+        assert_eq!(
+            settings.kafka.sasl_password.as_ref().unwrap().expose(),
+            "s3cret"
+        );
+        assert!(
+            !format!("{settings:?}").contains("s3cret"),
+            "a secret is never shown"
+        );
+        let err = load(None, &[("kafka.sasl_username", "evcharge".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("kafka.security_protocol"), "{err}");
+        let err = load(None, &[("tls.cert", "/c.pem".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("tls.key"), "{err}");
     }
 }

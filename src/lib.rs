@@ -14,6 +14,7 @@ pub mod messages;
 pub mod metrics;
 pub mod roles;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use cli::Command;
@@ -76,6 +77,7 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
             actix::System::new().block_on(fleet::run_drivers(settings, drivers, cps, args.control))
         }
         Command::Bench(args) => bench::run(settings, args),
+        Command::Tls(cli::TlsCommand::SelfSigned { out, hosts }) => tls::self_signed(&out, &hosts),
         Command::Central(_) => actix::System::new().block_on(central::run(settings)),
         Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),
         Command::Monitor(_) => actix::System::new().block_on(monitor::run(settings)),

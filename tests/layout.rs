@@ -13,6 +13,7 @@ const MAX_LINES: usize = 600;
 /// way (a layer reaching up) and fails the test.
 const MAY_USE: &[(&str, &[&str])] = &[
     ("messages", &[]),
+    ("tls", &[]),
     ("link", &[]),
     ("domain", &["messages"]),
     ("configuration", &["domain", "link", "messages"]),
@@ -47,6 +48,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "messages",
             "metrics",
             "store",
+            "tls",
         ],
     ),
     // The benchmark drives whole processes, as a role does, and reads the fleets' reports;

@@ -1,10 +1,13 @@
-//! What the Kafka client says to people: one plain line when the broker is out of reach;
-//! and what its statistics say of consumer lag, for the metrics.
+//! What the Kafka client says to people: one plain line when the broker is out of reach or
+//! refuses this role's credentials; and what its statistics say of consumer lag, for the
+//! metrics.
 
+use crate::configuration::KafkaSettings;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Statistics;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,15 +20,31 @@ const COMPLAINT_INTERVAL: Duration = Duration::from_secs(10);
 pub struct BusContext {
     bootstrap: Arc<str>,
     role: Arc<str>,
-    last_complaint: Arc<Mutex<Option<Instant>>>,
+    /// Who this role says it is to the broker, for the line saying it was refused.
+    credentials: Arc<str>,
+    complaints: Arc<Mutex<Complaints>>,
+}
+
+/// What was said, and whether the broker is refusing this role rather than out of reach.
+#[derive(Debug, Default)]
+struct Complaints {
+    last: Option<Instant>,
+    refused: Option<String>,
 }
 
 impl BusContext {
-    pub fn new(bootstrap: &str, role: &str) -> BusContext {
+    pub fn new(settings: &KafkaSettings, role: &str) -> BusContext {
+        let credentials = match (settings.sasl_mechanism, &settings.sasl_username) {
+            (Some(mechanism), Some(user)) => {
+                format!("user {user:?} over SASL {}", mechanism.as_str())
+            }
+            _ => format!("security protocol {}", settings.security_protocol.as_str()),
+        };
         BusContext {
-            bootstrap: bootstrap.into(),
+            bootstrap: settings.bootstrap.as_str().into(),
             role: role.into(),
-            last_complaint: Arc::new(Mutex::new(None)),
+            credentials: credentials.into(),
+            complaints: Arc::default(),
         }
     }
 
@@ -33,28 +52,59 @@ impl BusContext {
         &self.role
     }
 
-    /// Says once that the broker is out of reach (again at most every few seconds).
+    /// Says once that the broker is out of reach (again at most every few seconds). While
+    /// the broker refuses this role's credentials, says that instead: it is why.
     pub fn complain(&self, reason: &str) {
-        let mut last = self
-            .last_complaint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|at| at.elapsed() >= COMPLAINT_INTERVAL) {
-            log::warn!(
+        let mut complaints = self.complaints();
+        if complaints
+            .last
+            .is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL)
+        {
+            return;
+        }
+        complaints.last = Some(Instant::now());
+        match &complaints.refused {
+            Some(refusal) => self.say_refused(refusal),
+            None => log::warn!(
                 "cannot reach the Kafka broker at {} ({reason}); retrying",
                 self.bootstrap
-            );
-            *last = Some(Instant::now());
+            ),
         }
+    }
+
+    /// Says once that the broker refuses this role's credentials (again at most every few
+    /// seconds); the role keeps retrying, as for a broker out of reach.
+    pub fn complain_refused(&self, reason: &str) {
+        let mut complaints = self.complaints();
+        complaints.refused = Some(reason.to_owned());
+        if complaints
+            .last
+            .is_none_or(|at| at.elapsed() >= COMPLAINT_INTERVAL)
+        {
+            complaints.last = Some(Instant::now());
+            self.say_refused(reason);
+        }
+    }
+
+    fn say_refused(&self, reason: &str) {
+        log::error!(
+            "the Kafka broker at {} refuses the credentials of this {} ({}): {reason}; \
+             check kafka.sasl_username and its password; retrying",
+            self.bootstrap,
+            self.role,
+            self.credentials
+        );
+    }
+
+    fn complaints(&self) -> std::sync::MutexGuard<'_, Complaints> {
+        self.complaints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Says that the broker answers again, if a complaint was made.
     pub fn note_success(&self) {
-        let mut last = self
-            .last_complaint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if last.take().is_some() {
+        let mut complaints = self.complaints();
+        complaints.refused = None;
+        if complaints.last.take().is_some() {
             log::info!("Kafka broker at {} is reachable again", self.bootstrap);
         }
     }
@@ -72,8 +122,11 @@ impl ClientContext for BusContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let _ = error;
-        self.complain(reason);
+        if is_refusal(&error) {
+            self.complain_refused(reason);
+        } else {
+            self.complain(reason);
+        }
     }
 
     /// Consumers only (they alone ask for statistics): the records of each topic not yet
@@ -94,3 +147,11 @@ impl ClientContext for BusContext {
 }
 
 impl ConsumerContext for BusContext {}
+
+/// Whether the broker refused who this client says it is (SASL), as opposed to being away.
+pub fn is_refusal(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
+    )
+}

@@ -1,5 +1,6 @@
 //! The embedded broker: librdkafka's mock cluster, a real Kafka-protocol broker on loopback,
-//! in memory, living as long as its owner. For one machine with no Kafka installed.
+//! in memory, living as long as its owner. For one machine with no Kafka installed: plain
+//! text, no authentication.
 
 use super::{BusError, Topics};
 use crate::configuration::KafkaSettings;
@@ -37,6 +38,11 @@ impl EmbeddedBroker {
                 .create_topic(topic, settings.partitions, 1)
                 .map_err(|e| BusError::Embedded(format!("cannot create topic {topic}: {e}")))?;
         }
+        log::warn!(
+            "the embedded Kafka broker at {} serves plain text without authentication: \
+             for a one-machine lab only",
+            cluster.bootstrap_servers()
+        );
         Ok(EmbeddedBroker { cluster })
     }
 

@@ -22,7 +22,7 @@ pub use producer::Publisher;
 pub use tap::{shown_value, BusRecord, Tapped};
 pub use topics::Topics;
 
-use crate::configuration::KafkaSettings;
+use crate::configuration::{KafkaSettings, SecurityProtocol};
 use context::BusContext;
 use rdkafka::ClientConfig;
 
@@ -48,9 +48,16 @@ pub struct Bus {
 impl Bus {
     /// `role` names this process in broker logs and in our own messages.
     pub fn new(settings: &KafkaSettings, role: &str) -> Bus {
+        if settings.security_protocol == SecurityProtocol::Plaintext {
+            log::warn!(
+                "Kafka at {} in plain text, without authentication: for a one-machine lab only \
+                 (set kafka.security_protocol = \"sasl_ssl\" and its credentials)",
+                settings.bootstrap
+            );
+        }
         Bus {
             topics: Topics::new(&settings.topic_prefix),
-            context: BusContext::new(&settings.bootstrap, role),
+            context: BusContext::new(settings, role),
             settings: settings.clone(),
         }
     }
@@ -73,7 +80,59 @@ impl Bus {
                 self.settings.retry_backoff.as_millis().max(100).to_string(),
             )
             // Keyed records land where Java clients would put them, so any client agrees.
-            .set("partitioner", "murmur2_random");
+            .set("partitioner", "murmur2_random")
+            .set(
+                "security.protocol",
+                self.settings.security_protocol.as_str(),
+            );
+        let security = &self.settings;
+        if let Some(mechanism) = security.sasl_mechanism {
+            config.set("sasl.mechanism", mechanism.as_str());
+        }
+        if let Some(username) = &security.sasl_username {
+            config.set("sasl.username", username);
+        }
+        if let Some(password) = &security.sasl_password {
+            config.set("sasl.password", password.expose());
+        }
+        if let Some(ca) = &security.ssl_ca_location {
+            config.set("ssl.ca.location", ca.display().to_string());
+        }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::SaslMechanism;
+    use crate::messages::Secret;
+
+    /// librdkafka refuses a client whose security it was built without (OpenSSL for TLS and
+    /// SCRAM): creating one needs no broker, so this shows the build has them.
+    #[test]
+    fn clients_take_tls_and_sasl_scram() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(&ca, pair.cert.pem()).unwrap();
+        for mechanism in [
+            SaslMechanism::ScramSha512,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::Plain,
+        ] {
+            let settings = KafkaSettings {
+                bootstrap: "127.0.0.1:1".into(),
+                security_protocol: SecurityProtocol::SaslSsl,
+                sasl_mechanism: Some(mechanism),
+                sasl_username: Some("evcharge".into()),
+                sasl_password: Some(Secret::new("secret")),
+                ssl_ca_location: Some(ca.clone()),
+                ..KafkaSettings::default()
+            };
+            let bus = Bus::new(&settings, "test");
+            let producer = bus.publisher();
+            assert!(producer.is_ok(), "{mechanism:?}: {:?}", producer.err());
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Topic names, and their creation at start-up.
 
+use super::context::BusContext;
 use super::{Bus, BusError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The names of every topic, with the configured prefix.
@@ -48,37 +49,30 @@ impl Bus {
     /// Makes sure every topic exists, creating what is missing with the configured partitions
     /// and replication. Waits, saying so, until the broker answers: start order never matters.
     pub async fn ensure_topics(&self) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client_config().set("log_level", "0").create()?;
-        let mut waited = false;
+        // Our context: a broker refusing this role's credentials is said so, once.
+        let admin: Arc<AdminClient<BusContext>> = Arc::new(
+            self.client_config()
+                .set("log_level", "0")
+                .create_with_context(self.context.clone())?,
+        );
         loop {
             match self.try_create_topics(&admin).await {
                 Ok(()) => {
-                    if waited {
-                        log::info!("Kafka broker at {} is reachable", self.bootstrap());
-                    }
+                    self.context.note_success();
                     return Ok(());
                 }
                 Err(why) => {
-                    waited = true;
-                    log::warn!(
-                        "cannot reach the Kafka broker at {} ({why}); retrying in {:?}",
-                        self.bootstrap(),
-                        self.settings.retry_backoff
-                    );
+                    self.context.complain(&why);
                     tokio::time::sleep(self.settings.retry_backoff).await;
                 }
             }
         }
     }
 
-    async fn try_create_topics(
-        &self,
-        admin: &AdminClient<DefaultClientContext>,
-    ) -> Result<(), String> {
+    async fn try_create_topics(&self, admin: &Arc<AdminClient<BusContext>>) -> Result<(), String> {
         // Usually they exist already; asking first spares a slow CreateTopics (the embedded
         // broker does not implement it and answers only when the request times out).
-        if self.check_topics_exist(admin).is_ok() {
+        if self.check_topics_exist(admin).await.is_ok() {
             return Ok(());
         }
         let new_topics: Vec<NewTopic> = self
@@ -112,23 +106,34 @@ impl Bus {
             return Ok(());
         }
         self.check_topics_exist(admin)
+            .await
             .map_err(|e| format!("{e}; topic creation said {:?}", missing))
     }
 
-    fn check_topics_exist(&self, admin: &AdminClient<DefaultClientContext>) -> Result<(), String> {
-        for name in self.topics.all() {
-            let metadata = admin
-                .inner()
-                .fetch_metadata(Some(name), Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            let ready = metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
-            if !ready {
-                return Err(format!("topic {name} does not exist"));
-            }
-        }
-        Ok(())
+    /// Off the actor thread: a metadata request blocks for up to its timeout when the broker
+    /// does not answer (or refuses this role), and the role's actors must go on meanwhile.
+    async fn check_topics_exist(&self, admin: &Arc<AdminClient<BusContext>>) -> Result<(), String> {
+        let admin = admin.clone();
+        let topics: Vec<String> = self.topics.all().iter().map(|t| t.to_string()).collect();
+        tokio::task::spawn_blocking(move || topics_exist(&admin, &topics))
+            .await
+            .map_err(|e| e.to_string())?
     }
+}
+
+fn topics_exist(admin: &AdminClient<BusContext>, topics: &[String]) -> Result<(), String> {
+    for name in topics {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        let ready = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
+        if !ready {
+            return Err(format!("topic {name} does not exist"));
+        }
+    }
+    Ok(())
 }

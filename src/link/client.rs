@@ -1,9 +1,9 @@
-//! A request/reply client over one framed TCP link that reconnects on demand.
+//! A request/reply client over one framed TCP link (plain or TLS) that reconnects on demand.
 
 use super::frame::{FrameCodec, Packet};
+use super::stream::{Connector, LinkStream};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
@@ -37,11 +37,21 @@ pub struct Reply {
 
 /// A client for one peer. Holds at most one connection, opened on the first request and
 /// dropped after any error so that the next request reconnects.
-#[derive(Debug)]
 pub struct FrameClient {
     addr: String,
     timeout: Duration,
-    conn: Option<Framed<TcpStream, FrameCodec>>,
+    connector: Connector,
+    conn: Option<Framed<LinkStream, FrameCodec>>,
+}
+
+impl std::fmt::Debug for FrameClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameClient")
+            .field("addr", &self.addr)
+            .field("connector", &self.connector)
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
 }
 
 impl FrameClient {
@@ -49,8 +59,15 @@ impl FrameClient {
         FrameClient {
             addr: addr.into(),
             timeout,
+            connector: Connector::plain(),
             conn: None,
         }
+    }
+
+    /// Connects through `connector` (TLS or not) from the next connection on.
+    pub fn set_connector(&mut self, connector: Connector) {
+        self.connector = connector;
+        self.conn = None;
     }
 
     pub fn addr(&self) -> &str {
@@ -78,14 +95,13 @@ impl FrameClient {
             after: limit,
         };
         if self.conn.is_none() {
-            let stream = timeout(limit, TcpStream::connect(&self.addr))
+            let stream = timeout(limit, self.connector.connect(&self.addr))
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(|source| LinkError::Connect {
                     addr: addr.clone(),
                     source,
                 })?;
-            let _ = stream.set_nodelay(true);
             self.conn = Some(Framed::new(stream, FrameCodec));
         }
         let conn = self.conn.as_mut().expect("connection was just opened");
@@ -123,7 +139,7 @@ impl FrameClient {
 }
 
 async fn next_packet(
-    conn: &mut Framed<TcpStream, FrameCodec>,
+    conn: &mut Framed<LinkStream, FrameCodec>,
     addr: &str,
 ) -> Result<Packet, LinkError> {
     match conn.next().await {

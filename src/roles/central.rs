@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let central = &settings.central;
+    // A certificate that cannot be read stops the central before anything starts.
+    let tls = super::tls::listeners(&settings)?;
     let store = Store::open(&central.data)
         .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
     let accounts = crate::accounts::Accounts::open(store.database())?;
@@ -33,8 +35,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let monitors = TcpListener::bind(&central.listen)
         .await
         .with_context(|| format!("cannot listen for monitors on {}", central.listen))?;
-    log::info!("listening for monitors on {}", monitors.local_addr()?);
-    MonitorSession::accept_all(monitors, LinkLimits::new(central), supervisor.clone());
+    let address = monitors.local_addr()?.to_string();
+    let acceptor = super::tls::monitor_port(&tls, &address);
+    log::info!("listening for monitors on {address}");
+    MonitorSession::accept_all(
+        monitors,
+        acceptor,
+        LinkLimits::new(central),
+        supervisor.clone(),
+    );
 
     let policy = Policy::with_first_lockout(central.login_lockout);
     let app = Application::build(
@@ -45,13 +54,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             accounts: accounts.clone(),
             logins: LoginLimiter::new(policy),
         },
+        &tls,
     )?;
-    let console = format!(
-        "http://{}:{}/",
+    let console = crate::web::announce(
+        "admin console and API",
+        &tls,
         crate::web::shown_host(&central.http),
-        app.port()
+        app.port(),
+        "/",
     );
-    log::info!("admin console and API on {console}");
     if let Some(file) = accounts.ensure_first_admin(&central.data)? {
         log::warn!(
             "first start: operator \"{}\" created with a one-time password, written to {} \

@@ -3,15 +3,12 @@
 
 use crate::accounts::{cp_secrets, Accounts};
 use crate::cli::CpRegisterArgs;
-use crate::configuration::Settings;
+use crate::configuration::{Settings, API_TOKEN_VARIABLE};
 use crate::domain::registration::{check_cp_id, CpTerms};
 use crate::harness::Endpoint;
 use crate::store::{CpRecord, Store};
 use anyhow::Context;
 use std::path::Path;
-
-/// The environment variable that carries an operator's API token for `--api`.
-pub const API_TOKEN_VARIABLE: &str = "EVCHARGE_API_TOKEN";
 
 pub fn run(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
     let terms = CpTerms::new(&args.location, args.price).map_err(anyhow::Error::msg)?;

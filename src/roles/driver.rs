@@ -35,11 +35,8 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
     // The dashboard answers at once, saying why nothing works while the bus is out of reach.
     let dashboard = match &settings.driver.http {
         Some(address) => {
-            let (port, slot) = crate::web::driver::serve(address, &driver_id)?;
-            log::info!(
-                "driver dashboard on http://{}:{port}/",
-                crate::web::shown_host(address)
-            );
+            let tls = super::tls::listeners(&settings)?;
+            let (_, slot) = crate::web::driver::serve(address, &driver_id, &tls)?;
             Some(slot)
         }
         None => None,

@@ -89,6 +89,7 @@ pub async fn run_cps(
     let control = bind_control(&settings, control)?;
     // Per CP: the monitor's two links and the engine end of one of them.
     super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
+    let central_link = super::tls::central_link(&settings)?;
     let bus = Bus::new(&settings.kafka, "fleet");
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
@@ -125,6 +126,7 @@ pub async fn run_cps(
             router: router.clone(),
             engines,
             refusals,
+            central_link,
         },
         ids.clone(),
     )

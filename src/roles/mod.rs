@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fleet;
 pub mod monitor;
 pub mod operator;
+pub mod tls;
 
 /// Starts the process's control endpoint when `control.listen` is set.
 pub fn serve_control(
@@ -87,12 +88,11 @@ pub fn control_token(
 pub fn bind_monitor_page(
     settings: &crate::configuration::Settings,
 ) -> anyhow::Result<Option<crate::web::monitor::PageListener>> {
-    settings
-        .monitor
-        .http
-        .as_deref()
-        .map(crate::web::monitor::bind)
-        .transpose()
+    let Some(address) = settings.monitor.http.as_deref() else {
+        return Ok(None);
+    };
+    let tls = tls::listeners(settings)?;
+    crate::web::monitor::bind(address, tls).map(Some)
 }
 
 pub use crate::actors::Refusals;

@@ -28,7 +28,8 @@ fn the_dockerfile_builds_the_one_binary_in_stages_and_runs_it_unprivileged() {
         lines[stages[stages.len() - 1]].contains("-slim"),
         "a small runtime image"
     );
-    for tool in ["cmake", "build-essential"] {
+    assert!(runtime.contains("libssl3"), "librdkafka links OpenSSL");
+    for tool in ["cmake", "build-essential", "libssl-dev"] {
         assert!(
             builder.contains(tool),
             "the builder installs {tool} for librdkafka"
@@ -112,6 +113,9 @@ fn the_dockerfile_builds_the_one_binary_in_stages_and_runs_it_unprivileged() {
             "libm.so",
             "libgcc_s.so",
             "libz.so",
+            // libssl3: librdkafka's TLS and SASL SCRAM.
+            "libssl.so",
+            "libcrypto.so",
             "ld-linux",
             "libpthread.so",
             "libdl.so",

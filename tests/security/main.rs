@@ -8,6 +8,7 @@ mod support;
 mod doors;
 mod monitor_port;
 mod registration;
+mod tls;
 
 use serde_json::Value;
 

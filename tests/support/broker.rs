@@ -60,6 +60,18 @@ impl Broker {
     /// tansu on a port chosen beforehand; `None` when tansu could not listen there (another
     /// process had taken the port).
     pub fn try_start_tansu_on(port: u16, dir: &Path) -> Option<Broker> {
+        Broker::try_start_tansu_with(port, dir, "memory://tansu/", &[])
+    }
+
+    /// tansu on `port` over `storage`, with `extra` flags (such as `--authentication`). It
+    /// runs in `dir`, where tansu puts a sqlite database (`sqlite://tansu.db`: tansu takes
+    /// the path as relative to its working directory).
+    pub fn try_start_tansu_with(
+        port: u16,
+        dir: &Path,
+        storage: &str,
+        extra: &[&str],
+    ) -> Option<Broker> {
         let url = format!("tcp://127.0.0.1:{port}");
         let args = [
             "broker",
@@ -68,11 +80,18 @@ impl Broker {
             "--advertised-listener-url",
             &url,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ];
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let tansu = tansu_binary();
+        // `env -C` runs tansu itself (the same process) in `dir`.
+        let args: Vec<String> = ["-C", &dir.display().to_string(), &tansu]
+            .into_iter()
+            .chain(args)
+            .chain(extra.iter().copied())
+            .map(str::to_string)
+            .collect();
         let name = format!("tansu-{port}");
-        let mut proc = Proc::spawn(dir, &name, &tansu_binary(), &args, &[]);
+        let mut proc = Proc::spawn(dir, &name, "env", &args, &[]);
         let pid = proc.pid().expect("tansu was started");
         // Whose listener the port has, not only whether it answers: if the port was taken,
         // the connection would reach the process that took it.

@@ -163,7 +163,7 @@ impl Drop for Proc {
 }
 
 /// What each role logs when a listener is bound, followed by the address as bound (with
-/// port 0, the port the system chose): `… on 127.0.0.1:PORT` or `… on http://127.0.0.1:PORT/…`.
+/// port 0, the port the system chose): `… on 127.0.0.1:PORT` or `… on http(s)://127.0.0.1:PORT/…`.
 pub mod announces {
     /// The central's TCP listener for monitors.
     pub const MONITORS: &str = "listening for monitors on ";
@@ -190,7 +190,10 @@ pub const ADDRESS_IN_USE: &str = "Address already in use";
 pub fn address_after(text: &str, marker: &str) -> Option<String> {
     text.lines().find_map(|line| {
         let rest = line.split_once(marker)?.1;
-        let rest = rest.strip_prefix("http://").unwrap_or(rest);
+        let rest = rest
+            .strip_prefix("http://")
+            .or_else(|| rest.strip_prefix("https://"))
+            .unwrap_or(rest);
         let end = rest
             .find(|c: char| c == '/' || c.is_whitespace())
             .unwrap_or(rest.len());

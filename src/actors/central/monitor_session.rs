@@ -1,4 +1,5 @@
-//! The central's end of one monitor's TCP link: authentication, then status reports.
+//! The central's end of one monitor's TCP link (plain, or TLS with the frames unchanged
+//! inside): authentication, then status reports.
 //!
 //! Frames in: `AUTH#cp#secret`, `STATUS#cp#OK` or `STATUS#cp#KO#reason`.
 //! Replies: ACK + `WELCOME#cp#location#price` / `STATE#cp#state` (`STATE#cp#state#CRASH`
@@ -17,6 +18,7 @@ use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, MonitorHello};
 use crate::domain::EngineHealth;
 use crate::link::frame::{is_valid_field, FrameCodec, Packet};
+use crate::link::Acceptor;
 use crate::messages::Secret;
 use actix::prelude::*;
 use futures_util::SinkExt;
@@ -88,29 +90,42 @@ impl MonitorSession {
         })
     }
 
-    /// Accepts monitors on `listener` for as long as the system runs, within `limits`.
+    /// Accepts monitors on `listener` for as long as the system runs, within `limits`, each
+    /// connection through `acceptor` (a TLS handshake, when the central has a certificate).
     pub fn accept_all(
         listener: TcpListener,
+        acceptor: Acceptor,
         limits: Arc<LinkLimits>,
         supervisor: Addr<CpSupervisor>,
     ) {
         actix::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, peer)) => match limits.admit(peer.ip()) {
-                        Ok(slot) => {
-                            let _ = stream.set_nodelay(true);
-                            let (read, write) = stream.into_split();
-                            MonitorSession::serve(
-                                read,
-                                write,
-                                peer.to_string(),
-                                slot,
-                                supervisor.clone(),
-                            );
-                        }
-                        Err(refusal) => refusal.tell(stream),
-                    },
+                    Ok((tcp, peer)) => {
+                        // The slot is taken before the handshake: handshakes count too.
+                        let slot = match limits.admit(peer.ip()) {
+                            Ok(slot) => slot,
+                            Err(refusal) => {
+                                refusal.tell(tcp, acceptor.is_tls());
+                                continue;
+                            }
+                        };
+                        let (acceptor, supervisor) = (acceptor.clone(), supervisor.clone());
+                        // The handshake must not hold up the next monitor's accept.
+                        actix::spawn(async move {
+                            match acceptor.accept(tcp).await {
+                                Ok(stream) => {
+                                    let (read, write) = tokio::io::split(stream);
+                                    let peer = peer.to_string();
+                                    MonitorSession::serve(read, write, peer, slot, supervisor);
+                                }
+                                Err(e) if limits::logs_allowed() => log::warn!(
+                                    "monitor connection from {peer} refused: no TLS handshake ({e})"
+                                ),
+                                Err(_) => {}
+                            }
+                        });
+                    }
                     Err(e) => {
                         log::warn!("cannot accept a monitor connection: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

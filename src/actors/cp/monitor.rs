@@ -84,6 +84,14 @@ impl Monitor {
         }
     }
 
+    /// Links to the central through `connector`: over TLS when it says so.
+    pub fn linking_through(mut self, connector: crate::link::Connector) -> Monitor {
+        if let Some((_, central)) = &mut self.clients {
+            central.set_connector(connector);
+        }
+        self
+    }
+
     /// Lets the central's crash injection kill this process.
     pub fn allowing_crash(mut self, allow: bool) -> Monitor {
         self.allow_crash = allow;

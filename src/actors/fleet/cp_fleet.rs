@@ -59,6 +59,8 @@ pub struct FleetParts {
     pub engines: EngineDirectory,
     /// Told why when the central refuses a monitor for good.
     pub refusals: crate::actors::Refusals,
+    /// How every monitor reaches the central (TLS or not).
+    pub central_link: crate::link::Connector,
 }
 
 #[derive(Default)]
@@ -123,8 +125,9 @@ impl CpFleet {
             id: id.to_owned(),
             secret: secret.clone(),
         };
-        let monitor =
-            Monitor::new(cp, self.parts.monitor.clone(), self.parts.refusals.clone()).start();
+        let monitor = Monitor::new(cp, self.parts.monitor.clone(), self.parts.refusals.clone())
+            .linking_through(self.parts.central_link.clone())
+            .start();
         self.running.entry(id.to_owned()).or_default().monitor = Some(monitor);
     }
 

@@ -35,8 +35,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `address` and prepares the server; nothing is served until [`Self::run`].
-    pub fn build(address: &str, state: AppState) -> anyhow::Result<Application> {
+    /// Binds `address` and prepares the server, HTTPS only when `tls` is given; nothing is
+    /// served until [`Self::run`]. The session cookie is `Secure` under TLS.
+    pub fn build(
+        address: &str,
+        state: AppState,
+        tls: &crate::web::ServerTls,
+    ) -> anyhow::Result<Application> {
         use anyhow::Context;
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen for HTTP on {address}"))?;
@@ -52,9 +57,8 @@ impl Application {
                 .configure(api::routes)
         })
         .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        .disable_signals();
+        let server = crate::web::listen!(server, listener, tls)?.run();
         Ok(Application { port, server })
     }
 

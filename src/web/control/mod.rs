@@ -39,7 +39,7 @@ where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     let lock = ControlLock::new(token, &listener)?;
-    crate::web::serve_listener_in_background(listener, what, lock::locked(lock, configure))
+    crate::web::serve_listener_in_background(listener, what, &None, lock::locked(lock, configure))
 }
 
 /// Binds `address` and starts serving, opened by `token`; returns the bound port.

@@ -38,8 +38,13 @@ const MAX_SESSIONS: usize = 256;
 /// The longest CP id a request may name.
 const MAX_CP_ID: usize = 64;
 
-/// Binds `address` and serves the dashboard of `driver` in the background; returns the port.
-pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)> {
+/// Binds `address` and serves the dashboard of `driver` in the background, over `tls` if
+/// given (its cookie `Secure` then); says where and returns the port.
+pub fn serve(
+    address: &str,
+    driver_id: &str,
+    tls: &crate::web::ServerTls,
+) -> anyhow::Result<(u16, DriverSlot)> {
     use anyhow::Context;
     let listener = std::net::TcpListener::bind(address)
         .with_context(|| format!("cannot listen for the driver dashboard on {address}"))?;
@@ -53,12 +58,15 @@ pub fn serve(address: &str, driver_id: &str) -> anyhow::Result<(u16, DriverSlot)
         cookie_name: format!("evcharge_driver_{port}"),
         sessions: SignedInBrowsers::default(),
         sign_ins: LoginLimiter::new(Policy::default()),
+        secure: tls.is_some(),
     });
-    crate::web::serve_listener_in_background(listener, "driver dashboard", move |cfg| {
+    crate::web::serve_listener_in_background(listener, "driver dashboard", tls, move |cfg| {
         cfg.app_data(dashboard.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .configure(routes);
     })?;
+    let host = crate::web::shown_host(address);
+    crate::web::announce("driver dashboard", tls, host, port, "/");
     Ok((port, slot))
 }
 
@@ -111,6 +119,8 @@ pub struct Dashboard {
     /// The page with the driver id filled in.
     page: String,
     cookie_name: String,
+    /// Served over TLS: the cookie never travels in clear.
+    secure: bool,
     sessions: SignedInBrowsers,
     /// Wrong passwords per browser address.
     sign_ins: std::sync::Arc<LoginLimiter>,
@@ -342,6 +352,7 @@ async fn login(
     let cookie = Cookie::build(dashboard.cookie_name.clone(), token)
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(dashboard.secure)
         .path("/")
         .finish();
     Ok(HttpResponse::Ok().cookie(cookie).json(serde_json::json!({

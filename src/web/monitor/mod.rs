@@ -1,6 +1,6 @@
 //! The monitor page (SPEC §8): one CP's health checks, faults and link with the central,
 //! live. Read-only and without login: it is meant for the CP's own machine and listens on
-//! 127.0.0.1 unless told otherwise.
+//! 127.0.0.1 unless told otherwise; HTTPS only when the process has a certificate.
 //!
 //! `GET /` the page, `GET /api/status` its data as JSON, `GET /ws` its live updates.
 
@@ -18,27 +18,36 @@ use socket::MonitorSocket;
 pub struct PageListener {
     listener: std::net::TcpListener,
     host: String,
+    tls: crate::web::ServerTls,
 }
 
-/// Binds `address` for the page.
-pub fn bind(address: &str) -> anyhow::Result<PageListener> {
+/// Binds `address` for the page, to be served over `tls` if given.
+pub fn bind(address: &str, tls: crate::web::ServerTls) -> anyhow::Result<PageListener> {
     let listener = crate::web::bind(address, "the monitor page")?;
     let host = match listener.local_addr()?.ip() {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    Ok(PageListener { listener, host })
+    Ok(PageListener {
+        listener,
+        host,
+        tls,
+    })
 }
 
 /// Serves the page of `monitor` on `page` until the system stops; returns the bound port.
 pub fn serve(page: PageListener, monitor: Addr<Monitor>) -> anyhow::Result<u16> {
     let monitor = web::Data::new(monitor);
-    let port =
-        crate::web::serve_listener_in_background(page.listener, "monitor page", move |cfg| {
+    let port = crate::web::serve_listener_in_background(
+        page.listener,
+        "monitor page",
+        &page.tls,
+        move |cfg| {
             cfg.app_data(monitor.clone());
             routes(cfg);
-        })?;
-    log::info!("monitor page on http://{}:{port}/", page.host);
+        },
+    )?;
+    crate::web::announce("monitor page", &page.tls, &page.host, port, "/");
     Ok(port)
 }
 

@@ -98,8 +98,9 @@ impl Drop for LinkSlot {
 pub struct Refused(String);
 
 impl Refused {
-    /// Tells the peer why in one reply, if it can take it at once, then hangs up.
-    pub fn tell(self, stream: TcpStream) {
+    /// Tells the peer why in one reply, if it can take it at once, then hangs up. A peer of
+    /// a TLS port is not told in plain text: it just sees the connection close.
+    pub fn tell(self, stream: TcpStream, tls: bool) {
         if logs_allowed() {
             log::warn!(
                 "monitor connection from {} refused: {}",
@@ -108,6 +109,9 @@ impl Refused {
                     .map_or_else(|_| "?".into(), |a| a.to_string()),
                 self.0
             );
+        }
+        if tls {
+            return;
         }
         let mut bytes = BytesMut::new();
         for packet in [
@@ -166,7 +170,7 @@ impl ErrorBudget {
 /// At most this many lines a second about bad monitor links, whatever their number.
 const LINES_PER_SECOND: u32 = 20;
 
-fn logs_allowed() -> bool {
+pub(super) fn logs_allowed() -> bool {
     static WRITTEN: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
     let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
