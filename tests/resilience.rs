@@ -308,7 +308,7 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
     let code = net.cps[second].wait_exit(DEADLINE);
     assert_ne!(code, 0);
     let said = net.cps[second].stderr_text();
-    assert!(said.contains("CP001 is already connected from"), "{said}");
+    assert!(said.contains("CP001 already has a live monitor"), "{said}");
 
     // A second engine for CP001 sharing the first one's data is refused at once…
     let engine2 = net.start_engine("CP001", 0, &[]);

@@ -164,6 +164,7 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
     let data = dir.path().join("central-data");
     let token = prepare_operator(&data);
+    let secret_file = register_offline(&data, "CP001", 0.30);
     let (central, tcp, https) = tls_central(dir.path(), &broker.bootstrap, &pair, &data);
 
     // The monitor's frames, unchanged, inside TLS: the CP authenticates and reports.
@@ -175,8 +176,8 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
         "CP001",
         "--central",
         &format!("127.0.0.1:{tcp}"),
-        "--location",
-        "TLS street",
+        "--secret-file",
+        &secret_file,
         "--data",
         &dir.path().join("engine-CP001").display().to_string(),
         "--tls-ca",
@@ -204,7 +205,7 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
             .find(|c| c["id"] == "CP001" && c["state"] == "available")
             .cloned()
     });
-    assert_eq!(shown["location"], "TLS street");
+    assert_eq!(shown["location"], "Street of CP001");
     assert!(cp.stderr_text().contains("over TLS"));
     let page = announced_port(&cp, announces::MONITOR_PAGE);
     assert!(cp
@@ -273,6 +274,9 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
 
     let data = dir.path().join("central-data");
     let token = prepare_operator(&data);
+    for id in ["CP001", "CP002"] {
+        register_offline(&data, id, 0.30);
+    }
     let args = strings(&[
         "--kafka",
         &broker.bootstrap,
@@ -297,6 +301,11 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
             id,
             "--central",
             &format!("127.0.0.1:{tcp}"),
+            "--secret-file",
+            &dir.path()
+                .join(format!("{id}.secret"))
+                .display()
+                .to_string(),
             "--data",
             &dir.path()
                 .join(format!("engine-{id}"))

@@ -15,7 +15,8 @@ mod process;
 pub use broker::{tansu_binary, Broker, BrokerKind};
 #[allow(unused_imports)]
 pub use network::{
-    prepare_operator, wait_line, Network, CONTROL_TOKEN, FAST_ENV, OPERATOR, OPERATOR_PASSWORD,
+    prepare_operator, register_offline, wait_line, Network, CONTROL_TOKEN, FAST_ENV, OPERATOR,
+    OPERATOR_PASSWORD,
 };
 #[allow(unused_imports)]
 pub use process::{

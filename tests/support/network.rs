@@ -44,6 +44,23 @@ pub fn prepare_operator(data: &Path) -> String {
     .unwrap_or_else(|e| panic!("cannot prepare the operator: {e:#}"))
 }
 
+/// Registers `id` at `price` in the central's database in `data` (the central must not be
+/// running) with the real `evcharge cp-register`; returns the file holding its secret,
+/// beside the database.
+pub fn register_offline(data: &Path, id: &str, price: f64) -> String {
+    let file = data.with_file_name(format!("{id}.secret"));
+    evcharge::harness::register_cps(
+        Path::new(evcharge()),
+        data,
+        id,
+        None,
+        (&format!("Street of {id}"), price),
+        &file,
+    )
+    .unwrap_or_else(|e| panic!("cannot register {id}: {e:#}"));
+    file.display().to_string()
+}
+
 /// A network under test: a broker, a central, CPs and drivers, each a real process.
 pub struct Network {
     pub broker: Broker,
@@ -206,15 +223,8 @@ impl Network {
             assert_eq!(status, 201, "cannot register {id}: {body}");
             std::fs::write(&file, body["secret"].as_str().unwrap()).unwrap();
         } else {
-            evcharge::harness::register_cps(
-                Path::new(evcharge()),
-                &self.dir.path().join("central-data"),
-                id,
-                None,
-                (&location, price),
-                &file,
-            )
-            .unwrap_or_else(|e| panic!("cannot register {id}: {e:#}"));
+            let registered = register_offline(&self.dir.path().join("central-data"), id, price);
+            assert_eq!(Path::new(&registered), file);
         }
         let file = file.display().to_string();
         self.registered.insert(id.into(), (file.clone(), price));
