@@ -72,9 +72,21 @@ fn flags_in(text: &str) -> BTreeSet<String> {
     flags
 }
 
-const SUBCOMMANDS: [&str; 8] = [
-    "central", "engine", "monitor", "cp", "driver", "broker", "demo", "operator",
+const SUBCOMMANDS: [&str; 10] = [
+    "central",
+    "engine",
+    "monitor",
+    "cp",
+    "driver",
+    "broker",
+    "demo",
+    "operator",
+    "cp-register",
+    "fleet",
 ];
+
+/// Subcommands whose next word is a subcommand of theirs (`operator token`, `fleet cps`).
+const GROUPS: [(&str, &str); 2] = [("operator", "list"), ("fleet", "cps")];
 
 /// Checks one command line given to the binary (without the binary itself): its subcommand
 /// exists and it knows every flag.
@@ -91,8 +103,8 @@ fn check_invocation(argv: &[String], where_: &str) {
         "{where_}: `{sub}` is not a subcommand of evcharge"
     );
     let mut words = vec![sub.as_str()];
-    if sub == "operator" {
-        words.push(argv.get(i + 1).map(String::as_str).unwrap_or("list"));
+    if let Some((_, default)) = GROUPS.iter().find(|(group, _)| group == sub) {
+        words.push(argv.get(i + 1).map(String::as_str).unwrap_or(default));
     }
     let known = flags_of(&words);
     for arg in argv {
@@ -139,6 +151,8 @@ fn check_variables(text: &str, where_: &str) {
             "EVCHARGE_RUN_DIR",
             "EVCHARGE_IMAGE",
             "EVCHARGE_TEST_KEEP",
+            // Not a setting: the operator's token `evcharge cp-register --api` reads.
+            evcharge::roles::cp_register::API_TOKEN_VARIABLE,
         ];
         // `EVCHARGE_SECTION__KEY` and `EVCHARGE_…` are how the docs name them all.
         let generic = name == "EVCHARGE_" || name == "EVCHARGE_SECTION__KEY";

@@ -391,10 +391,12 @@ fn the_demo_script_crashes_a_random_part_and_brings_it_back() {
 fn the_scripts_are_sound_bash_and_use_only_flags_that_exist() {
     let all_binary_flags: BTreeSet<String> = SUBCOMMANDS
         .iter()
-        .filter(|s| **s != "operator")
+        .filter(|s| !["operator", "fleet"].contains(*s))
         .flat_map(|s| flags_of(&[s]))
         .chain(flags_of(&["operator", "add"]))
         .chain(flags_of(&["operator", "token"]))
+        .chain(flags_of(&["fleet", "cps"]))
+        .chain(flags_of(&["fleet", "drivers"]))
         .collect();
     // demo.sh drives evcharge-local.sh: the options of both are theirs.
     let mut own = BTreeSet::new();
