@@ -2,11 +2,18 @@
 //! and the CP and driver services run, interpolated as compose would.
 
 use crate::support::*;
-use crate::{check_addresses, check_invocation, check_variables, deploy, read, repo, text};
+use crate::{
+    check_addresses, check_compose_runs, check_invocation, check_variables, compose_runs, deploy,
+    read, repo, text, ComposeRun,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Where the CPs' secrets are on machine 2 (beside the compose files) and in the containers.
+const SECRETS_FROM: &str = "./secrets";
+const SECRETS_IN: &str = "/run/secrets";
 
 fn compose_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(deploy("compose"))
@@ -106,11 +113,14 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
     check_addresses(&example, ".env.example", true);
     let deploy_doc = read(&repo().join("docs/DEPLOY.md"));
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut shown = 0;
     for file in &files {
         let where_ = file.file_name().unwrap().to_string_lossy().into_owned();
         let raw = read(file);
         check_addresses(&raw, &where_, false);
         check_variables(&raw, &where_);
+        // What the comments tell to run (`docker compose -f … run SERVICE ARGS…`) exists.
+        shown += check_compose_runs(&raw, &where_);
         assert!(
             !raw.to_lowercase().contains("zookeeper"),
             "{where_}: KRaft only"
@@ -163,7 +173,7 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
                     .iter()
                     .position(|a| a == "--id")
                     .map(|i| command[i + 1].clone());
-                roles.entry(role.clone()).or_default().extend(id);
+                roles.entry(role.clone()).or_default().extend(id.clone());
                 assert!(
                     env.get("EVCHARGE_KAFKA__BOOTSTRAP")
                         .is_some_and(|v| v.contains("${KAFKA_BOOTSTRAP")),
@@ -178,6 +188,18 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
                     assert!(
                         env["EVCHARGE_MONITOR__CENTRAL"].starts_with("${CENTRAL_HOST:?"),
                         "{where_}: the central's address from CENTRAL_HOST"
+                    );
+                    // Its secret from the read-only secrets/ beside the file, named by its id.
+                    let id = id.clone().unwrap_or_default();
+                    assert_eq!(
+                        env.get("EVCHARGE_CP__SECRET_FILE"),
+                        Some(&format!("{SECRETS_IN}/{id}")),
+                        "{where_}: the CP's secret file"
+                    );
+                    assert!(
+                        strings_of(&service["volumes"])
+                            .contains(&format!("{SECRETS_FROM}:{SECRETS_IN}:ro")),
+                        "{where_}: {SECRETS_FROM} mounted read-only at {SECRETS_IN}"
                     );
                 }
             } else if image.starts_with("${KAFKA_IMAGE:-apache/kafka:") {
@@ -199,6 +221,11 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
             }
         }
     }
+    // The registrations of central.yml, a CP and a driver more in cps.yml and drivers.yml.
+    assert!(
+        shown >= 6,
+        "only {shown} commands shown in the compose files"
+    );
     // One central; three CPs and two drivers, each id once.
     assert_eq!(roles.get("central").map(Vec::len), Some(0), "{roles:?}");
     let cps = &roles["cp"];
@@ -316,80 +343,255 @@ fn interpolate(text: &str, vars: &BTreeMap<&str, String>) -> String {
     out
 }
 
+/// The value after `flag` in `argv`.
+fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = argv.iter().position(|a| a == flag)?;
+    argv.get(at + 1).map(String::as_str)
+}
+
+/// A service of a compose file run here as compose would run it: its command (or `argv`, as
+/// `docker compose run SERVICE ARGS…` gives), its environment interpolated with `.env`'s
+/// `vars`; the container's own ports become ports the process binds itself (port 0, read
+/// back from its log), its bind mounts (`./secrets:/run/secrets:ro`) the folder of that
+/// name in `dir`, its data volume a temporary folder.
+fn run_service(
+    dir: &Path,
+    file: &str,
+    service: &str,
+    argv: Option<&[String]>,
+    vars: &BTreeMap<&str, String>,
+    name: &str,
+) -> Proc {
+    let compose = yaml(&deploy(&format!("compose/{file}")));
+    let spec = &compose["services"][service];
+    assert!(spec.is_object(), "{file} has a service {service}");
+    let mounts: Vec<(String, String)> = strings_of(&spec["volumes"])
+        .iter()
+        .filter_map(|v| {
+            let mut parts = v.split(':');
+            let from = parts.next()?.strip_prefix("./")?;
+            let inside = parts.next()?;
+            Some((inside.to_owned(), dir.join(from).display().to_string()))
+        })
+        .collect();
+    let local = |value: String| -> String {
+        if value == "0.0.0.0:8001" || value == "0.0.0.0:8003" {
+            return "127.0.0.1:0".into();
+        }
+        for (inside, here) in &mounts {
+            if let Some(rest) = value.strip_prefix(inside.as_str()) {
+                return format!("{here}{rest}");
+            }
+        }
+        value
+    };
+    let argv: Vec<String> = match argv {
+        Some(argv) => argv.to_vec(),
+        None => strings_of(&spec["command"]),
+    }
+    .iter()
+    .map(|a| local(interpolate(a, vars)))
+    .collect();
+    let mut env: Vec<(String, String)> = env_map(spec)
+        .into_iter()
+        .map(|(k, v)| (k, local(interpolate(&v, vars))))
+        .collect();
+    let data = dir.join(format!("volume-{name}"));
+    env.push(("EVCHARGE_ENGINE__DATA".into(), data.display().to_string()));
+    env.extend(FAST_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Proc::spawn(dir, &format!("compose-{name}"), evcharge(), &argv, &env)
+}
+
+/// Runs a `docker compose -f central.yml run … central cp-register …` line of central.yml
+/// here: the central's database volume is `data`, its API inside the compose network the
+/// test central's at `api`; the secret goes where the line sends it, under `dir`. Returns
+/// the CP's id and location.
+fn register_as_shown(
+    run: &ComposeRun,
+    dir: &Path,
+    (data_inside, data): (&str, &Path),
+    (api_inside, api): (&str, &str),
+    token: &str,
+) -> (String, String) {
+    assert_eq!(
+        (run.file.as_str(), run.service.as_str()),
+        ("central.yml", "central"),
+        "{}",
+        run.line
+    );
+    let compose = yaml(&deploy("compose/central.yml"));
+    let mut env: Vec<(String, String)> = env_map(&compose["services"]["central"])
+        .into_iter()
+        .map(|(k, v)| (k, interpolate(&v, &BTreeMap::new())))
+        .collect();
+    for given in &run.env {
+        match given.split_once('=') {
+            Some((k, v)) => env.push((k.into(), v.into())),
+            None if given == evcharge::roles::cp_register::API_TOKEN_VARIABLE => {
+                env.push((given.clone(), token.into()))
+            }
+            None => panic!("{}: -e {given} is not for cp-register", run.line),
+        }
+    }
+    match (
+        flag_value(&run.argv, "--data"),
+        flag_value(&run.argv, "--api"),
+    ) {
+        (Some(d), None) => assert_eq!(d, data_inside, "{}: the central's database", run.line),
+        (None, Some(a)) => {
+            assert_eq!(a, api_inside, "{}: the central's API", run.line);
+            assert!(
+                run.env
+                    .iter()
+                    .any(|e| e == evcharge::roles::cp_register::API_TOKEN_VARIABLE),
+                "{}: the token goes into the container",
+                run.line
+            );
+        }
+        _ => panic!("{}: on the database or through the API", run.line),
+    }
+    let argv: Vec<String> = run
+        .argv
+        .iter()
+        .map(|a| match a.as_str() {
+            a if a == data_inside => data.display().to_string(),
+            a if a == api_inside => api.to_owned(),
+            a => a.to_owned(),
+        })
+        .collect();
+    let out = Command::new(evcharge())
+        .args(&argv)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        run.line,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let id = flag_value(&argv, "--id").unwrap().to_owned();
+    let output = run.output.as_deref().unwrap_or_default();
+    assert_eq!(
+        output,
+        format!("secrets/{id}"),
+        "{}: the secret to secrets/{id}",
+        run.line
+    );
+    std::fs::write(dir.join(output), out.stdout).unwrap();
+    let location = flag_value(&argv, "--location").unwrap().to_owned();
+    (id, location)
+}
+
 #[test]
-fn the_compose_cp_and_driver_services_join_a_central_with_their_own_settings() {
-    let net = Network::start(BrokerKind::Embedded);
-    // What .env says on the CP and driver machines.
+fn the_compose_registration_and_cp_and_driver_services_join_a_central() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    // The central's database and API as the other services and `run` see them.
+    let central_yml = yaml(&deploy("compose/central.yml"));
+    let central = &central_yml["services"]["central"];
+    let command = strings_of(&central["command"]);
+    let data_inside = flag_value(&command, "--data")
+        .expect("the central's --data")
+        .to_owned();
+    let http = env_map(central)["EVCHARGE_CENTRAL__HTTP"].clone();
+    let api_inside = format!("http://central:{}", port_of(&http));
+    let api = format!("http://127.0.0.1:{}", net.http);
+    let data = net.dir.path().join("central-data");
+
+    // Machine 1: every registration central.yml shows, on the database with the central
+    // stopped, then through the API of the running central. Their secrets/ is machine 2's.
+    std::fs::create_dir(net.dir.path().join("secrets")).unwrap();
+    let runs: Vec<ComposeRun> = compose_runs(&read(&deploy("compose/central.yml")))
+        .into_iter()
+        .filter(|r| r.argv.first().is_some_and(|a| a == "cp-register"))
+        .collect();
+    let (on_data, on_api): (Vec<&ComposeRun>, Vec<&ComposeRun>) = runs
+        .iter()
+        .partition(|r| r.argv.iter().any(|a| a == "--data"));
+    assert!(
+        !on_data.is_empty() && !on_api.is_empty(),
+        "central.yml shows both ways to register: {runs:?}"
+    );
+    let mut locations = BTreeMap::new();
+    net.kill_central();
+    for run in on_data {
+        let (id, location) = register_as_shown(
+            run,
+            net.dir.path(),
+            (&data_inside, &data),
+            (&api_inside, &api),
+            &net.token,
+        );
+        locations.insert(id, location);
+    }
+    net.start_central();
+    for run in on_api {
+        let (id, location) = register_as_shown(
+            run,
+            net.dir.path(),
+            (&data_inside, &data),
+            (&api_inside, &api),
+            &net.token,
+        );
+        locations.insert(id, location);
+    }
+    // Every CP cps.yml starts is registered there.
+    let cps_yml = yaml(&deploy("compose/cps.yml"));
+    for (name, service) in cps_yml["services"].as_object().unwrap() {
+        let command = strings_of(&service["command"]);
+        let id = flag_value(&command, "--id").unwrap();
+        assert!(
+            locations.contains_key(id),
+            "cps.yml: {name} runs {id}, which central.yml does not register: {locations:?}"
+        );
+    }
+
+    // Machines 2 and 3: what .env says there.
     let vars: BTreeMap<&str, String> = [
         ("KAFKA_BOOTSTRAP", net.broker.bootstrap.clone()),
         ("CENTRAL_HOST", "127.0.0.1".to_string()),
         ("CENTRAL_TCP_PORT", net.central_tcp.to_string()),
-        ("CP002_LOCATION", "Dock two".to_string()),
     ]
     .into_iter()
     .collect();
-    let mut procs = Vec::new();
-    let mut pages = BTreeMap::new();
-    for (file, service) in [
-        ("cps.yml", "cp001"),
-        ("cps.yml", "cp002"),
-        ("drivers.yml", "d001"),
-    ] {
-        let compose = yaml(&deploy(&format!("compose/{file}")));
-        let spec = &compose["services"][service];
-        let argv: Vec<String> = strings_of(&spec["command"])
-            .iter()
-            .map(|a| interpolate(a, &vars))
-            .collect();
-        let mut env: Vec<(String, String)> = env_map(spec)
-            .into_iter()
-            .map(|(k, v)| (k, interpolate(&v, &vars)))
-            .collect();
-        // The container's own ports, published elsewhere by docker, become ports the
-        // process binds itself here (port 0, read back from its log); its working directory
-        // (the data volume) becomes a temporary one.
-        let page = 0;
-        for (_, value) in env.iter_mut() {
-            for inside in ["0.0.0.0:8003", "0.0.0.0:8001"] {
-                if value == inside {
-                    *value = format!("127.0.0.1:{page}");
-                }
-            }
-        }
-        let argv: Vec<String> = argv
-            .into_iter()
-            .map(|a| {
-                if a == "0.0.0.0:8001" || a == "0.0.0.0:8003" {
-                    format!("127.0.0.1:{page}")
-                } else {
-                    a
-                }
-            })
-            .collect();
-        let data = net.dir.path().join(format!("volume-{service}"));
-        env.push(("EVCHARGE_ENGINE__DATA".into(), data.display().to_string()));
-        env.extend(FAST_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        procs.push(Proc::spawn(
-            net.dir.path(),
-            &format!("compose-{service}"),
-            evcharge(),
-            &argv,
-            &env,
-        ));
-        pages.insert(service, procs.len() - 1);
+    let dir = net.dir.path();
+    let cp001 = run_service(dir, "cps.yml", "cp001", None, &vars, "cp001");
+    let _cp002 = run_service(dir, "cps.yml", "cp002", None, &vars, "cp002");
+    // One more, as cps.yml's comment shows: another id on cp001's settings.
+    let grow = compose_runs(&read(&deploy("compose/cps.yml")))
+        .into_iter()
+        .find(|r| r.argv.first().is_some_and(|a| a == "cp"))
+        .expect("cps.yml shows how to run one more CP");
+    let grown = flag_value(&grow.argv, "--id").unwrap().to_owned();
+    assert!(
+        locations.contains_key(&grown),
+        "{}: {grown} is not registered in central.yml",
+        grow.line
+    );
+    let _more = run_service(
+        dir,
+        &grow.file,
+        &grow.service,
+        Some(&grow.argv),
+        &vars,
+        "grown",
+    );
+    let d001 = run_service(dir, "drivers.yml", "d001", None, &vars, "d001");
+
+    // Each with the location it was registered at.
+    for id in ["CP001", "CP002", grown.as_str()] {
+        let cp = net.wait_state(id, "available");
+        assert_eq!(cp["location"], locations[id], "{id}: its registration's");
     }
-    let cp1 = net.wait_state("CP001", "available");
-    let cp2 = net.wait_state("CP002", "available");
-    assert_eq!(cp1["location"], "Dock 1", "the default location");
-    assert_eq!(cp2["location"], "Dock two", "CP002_LOCATION from .env");
     // The monitor page and the dashboard answer on the ports the services publish.
-    for (service, page) in [
-        ("cp001", announces::MONITOR_PAGE),
-        ("d001", announces::DASHBOARD),
+    for (proc, page) in [
+        (&cp001, announces::MONITOR_PAGE),
+        (&d001, announces::DASHBOARD),
     ] {
-        let port = announced_port(&procs[pages[service]], page);
-        wait_for(&format!("{service}'s page"), DEADLINE, || {
+        let port = announced_port(proc, page);
+        wait_for(&format!("{}'s page", proc.name), DEADLINE, || {
             ureq::get(&format!("http://127.0.0.1:{port}/")).call().ok()
         });
     }
