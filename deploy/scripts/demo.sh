@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A whole network on this machine, started part by part with evcharge-local.sh: an embedded
-# broker, the central, N CPs, N drivers; after a while a random part (a CP, a driver or the
-# central) is crashed with SIGKILL and brought back. Says each step. Ctrl-C stops everything.
+# broker, the central, N CPs (each registered, with its secret), N drivers; after a while a
+# random part (a CP, a driver or the central) is crashed with SIGKILL and brought back. Says
+# each step. Ctrl-C stops everything.
 set -euo pipefail
 
 usage() {
@@ -96,6 +97,7 @@ step "embedded Kafka broker"
 parts start-broker
 
 # An operator for scripts, with its API token next to the logs: the database is free now.
+# evcharge-local.sh registers the CPs through the central's API with this token.
 if [[ -n ${EVCHARGE_BIN:-} ]]; then
   bin=$EVCHARGE_BIN
 elif command -v evcharge >/dev/null 2>&1; then

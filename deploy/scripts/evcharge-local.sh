@@ -2,6 +2,7 @@
 # Runs evcharge processes on this machine in the background — any number of CPs and drivers,
 # and if wanted the central and an embedded broker — each with its own data directory, log
 # file and pid file under one run directory. Lists them, stops one, crashes a random one.
+# Registers every CP it starts (evcharge cp-register) and hands it its secret in a file.
 set -euo pipefail
 
 usage() {
@@ -12,14 +13,19 @@ Runs evcharge processes on this machine in the background, each with its own dat
 directory, log file (ID.log) and pid file (ID.pid) under the run directory.
 
 Commands:
-  start-cps N [--first K] [--pages PORT] [--location TEXT] [--price EUR]
-                      start CPs CP00K … (K+N-1), default K=1; the monitor page of the
-                      first on 127.0.0.1:PORT, the next ones 10 apart (default: no pages)
+  start-cps N [--first K] [--pages PORT] [--location TEXT] [--price EUR] [--api URL]
+                      register and start CPs CP00K … (K+N-1), default K=1; the monitor
+                      page of the first on 127.0.0.1:PORT, the next ones 10 apart (default:
+                      no pages). Each CP is registered at --location (default "ID on HOST")
+                      and --price (default 0.35 EUR/kWh) unless RUN_DIR/ID.secret holds its
+                      secret already, and started with that file (see Registration below)
   start-drivers N [--first K] [--requests M] [--file PATH] [--pages PORT]
                       start drivers D00K …, each serving M requests at any available CP
                       (default 10) or the requests of PATH, then leaving; with --pages,
                       dashboards on 127.0.0.1:PORT, +10, … (and the driver stays)
-  start-central       the central, its database in RUN_DIR/central
+  start-central       the central, its database in RUN_DIR/central; before its first start
+                      an API token for this script in RUN_DIR/api-token (and, on a new
+                      database, the operator admin, its one-time password in first-admin-password)
   start-broker        an embedded Kafka-protocol broker (in memory, loopback only); later
                       starts use it when EVCHARGE_KAFKA__BOOTSTRAP is not set
   start ID…           start again what was started before under these ids, the same way
@@ -36,6 +42,17 @@ Addresses come from the environment, as for evcharge itself:
   EVCHARGE_MONITOR__CENTRAL  the central's TCP address for monitors (default 127.0.0.1:5000)
   EVCHARGE_CENTRAL__LISTEN, EVCHARGE_CENTRAL__HTTP  the central's own addresses
 Any other EVCHARGE_SECTION__KEY variable is passed on to every process.
+
+Registration: a CP joins only once registered, with the secret issued then (written to
+RUN_DIR/ID.secret, readable by its owner only). start-cps registers it with evcharge
+cp-register:
+  - through the central's API, when the central runs: the central of this run directory
+    (start-central; its address from EVCHARGE_CENTRAL__HTTP when it was started) with the
+    token in RUN_DIR/api-token, or any other central at --api URL (default: EVCHARGE_CENTRAL__HTTP,
+    else port 8002 of the host of EVCHARGE_MONITOR__CENTRAL) with an operator's API token
+    in EVCHARGE_API_TOKEN (evcharge operator token NAME, or the console);
+  - on the database RUN_DIR/central, when the central of this run directory is stopped.
+  EVCHARGE_API_TOKEN wins over RUN_DIR/api-token and is never passed on to the processes.
 
   EVCHARGE_BIN      the evcharge binary (default: evcharge on PATH, else target/release/evcharge)
   EVCHARGE_RUN_DIR  the run directory (default: ./evcharge-run); --run-dir wins
@@ -147,6 +164,8 @@ launch() {
     # shellcheck disable=SC1090
     source "$RUN_DIR/$id.env"
     cd "$RUN_DIR"
+    # The operator's token is start-cps's, and each CP has its own secret file.
+    unset EVCHARGE_API_TOKEN EVCHARGE_CP__SECRET
     exec "$bin" "${argv[@]}" </dev/null >>"$RUN_DIR/$id.log" 2>&1
   ) &
   pid=$!
@@ -159,9 +178,10 @@ record_and_launch() {
   local id=$1
   shift
   printf '%s\0' "$@" >"$RUN_DIR/$id.cmd"
-  # Only exported EVCHARGE_ variables, written so that sourcing gives them back exactly.
-  export -p | grep -E '^declare -x EVCHARGE_[A-Z0-9_]+=' | grep -v '^declare -x EVCHARGE_BIN=' \
-    | grep -v '^declare -x EVCHARGE_RUN_DIR=' >"$RUN_DIR/$id.env" || true
+  # Only exported EVCHARGE_ variables, written so that sourcing gives them back exactly;
+  # not the script's own, nor the operator's token or a secret.
+  export -p | grep -E '^declare -x EVCHARGE_[A-Z0-9_]+=' \
+    | grep -Ev '^declare -x EVCHARGE_(BIN|RUN_DIR|API_TOKEN|CP__SECRET)=' >"$RUN_DIR/$id.env" || true
   launch "$id"
 }
 
@@ -170,9 +190,76 @@ number() {
   echo "$2"
 }
 
+# An address `host:port` the central binds, as a URL of this machine's: the wildcard
+# becomes loopback.
+local_url() {
+  local host=${1%:*} port=${1##*:}
+  case $host in
+    0.0.0.0 | "") host=127.0.0.1 ;;
+    "[::]") host="[::1]" ;;
+  esac
+  echo "http://$host:$port"
+}
+
+# Where the central's API is (without --api): the central of this run directory at the
+# address it was started with; else EVCHARGE_CENTRAL__HTTP; else port 8002 of the host the
+# monitors reach the central at.
+api_url() {
+  local address
+  if [[ -f $RUN_DIR/central.cmd ]]; then
+    # shellcheck disable=SC1090,SC1091
+    address=$(source "$RUN_DIR/central.env" && echo "${EVCHARGE_CENTRAL__HTTP:-0.0.0.0:8002}")
+    local_url "$address"
+  elif [[ -n ${EVCHARGE_CENTRAL__HTTP:-} ]]; then
+    local_url "$EVCHARGE_CENTRAL__HTTP"
+  else
+    address=${EVCHARGE_MONITOR__CENTRAL:-127.0.0.1:5000}
+    local_url "${address%:*}:8002"
+  fi
+}
+
+# Waits until the API at URL takes connections (a central started just now opens it within
+# a second or two).
+wait_api() {
+  local rest=${1#*://} host port tries=0
+  rest=${rest%%/*}
+  host=${rest%:*} port=${rest##*:}
+  host=${host#[}
+  host=${host%]}
+  until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
+    ((tries++ < 300)) || die "the central's API at $1 does not answer (see --help, Registration)"
+    sleep 0.1
+  done
+}
+
+# Registers the CP ID at LOCATION for PRICE, its secret in RUN_DIR/ID.secret, unless that file
+# holds a secret already (the CP was registered before).
+register_cp() {
+  local id=$1 location=$2 price=$3 api=$4 secret=$RUN_DIR/$1.secret bin out token
+  [[ ! -s $secret ]] || return 0
+  bin=$(find_binary)
+  local -a argv=(cp-register --id "$id" --location "$location" --price "$price" --secret-file "$secret")
+  if [[ -z $api && -f $RUN_DIR/central.cmd ]] && ! running_pid central >/dev/null; then
+    # This run directory's central is stopped: its database is free.
+    out=$("$bin" "${argv[@]}" --data "$RUN_DIR/central" 2>&1) ||
+      die "cannot register $id on $RUN_DIR/central: $out"
+    echo "registered $id on $RUN_DIR/central ($location, $price EUR/kWh)"
+    return 0
+  fi
+  api=${api:-$(api_url)}
+  token=${EVCHARGE_API_TOKEN:-}
+  if [[ -z $token && -s $RUN_DIR/api-token ]]; then token=$(<"$RUN_DIR/api-token"); fi
+  [[ -n $token ]] ||
+    die "start-cps registers $id through the central's API ($api) and needs an operator's API token in EVCHARGE_API_TOKEN (evcharge operator token NAME, or the console), or a central started here with start-central"
+  wait_api "$api"
+  out=$(EVCHARGE_API_TOKEN=$token "$bin" "${argv[@]}" --api "$api" 2>&1) ||
+    die "cannot register $id through $api: $out (a CP registered before needs its secret in $secret)"
+  echo "registered $id through $api ($location, $price EUR/kWh)"
+}
+
 start_cps() {
   [[ $# -ge 1 ]] || die "start-cps needs a number of CPs (see --help)"
-  local n first=1 pages="" location="" price=""
+  local n first=1 pages="" location="" price=0.35 api=""
   n=$(number "the number of CPs" "$1")
   shift
   while [[ $# -gt 0 ]]; do
@@ -181,15 +268,21 @@ start_cps() {
       --pages) pages=$(number --pages "${2:-}"); shift 2 ;;
       --location) location=${2:?--location needs a text}; shift 2 ;;
       --price) price=${2:?--price needs a price}; shift 2 ;;
+      --api) api=${2:?--api needs a URL}; shift 2 ;;
       *) die "start-cps: unknown option $1" ;;
     esac
   done
+  find_binary >/dev/null
   kafka_env
   local i id
   for ((i = first; i < first + n; i++)); do
     id=$(printf 'CP%03d' "$i")
-    local -a argv=(cp --id "$id" --data "$RUN_DIR/$id" --location "${location:-$id on $(hostname)}")
-    if [[ -n $price ]]; then argv+=(--price "$price"); fi
+    if running_pid "$id" >/dev/null; then
+      launch "$id"
+      continue
+    fi
+    register_cp "$id" "${location:-$id on $(hostname)}" "$price" "$api"
+    local -a argv=(cp --id "$id" --data "$RUN_DIR/$id" --secret-file "$RUN_DIR/$id.secret")
     if [[ -n $pages ]]; then argv+=(--http "127.0.0.1:$((pages + 10 * (i - first)))"); fi
     record_and_launch "$id" "${argv[@]}"
   done
@@ -228,10 +321,37 @@ start_drivers() {
   done
 }
 
+# An API token for start-cps, made while the central's database is free, for an operator
+# of the script's own (a token of an operator whose one-time password is unchanged would be
+# refused). On a new database the first operator is made here too: admin, with a one-time
+# password in a file only this user can read, RUN_DIR/first-admin-password.
+prepare_token() {
+  local bin data=$RUN_DIR/central operators
+  bin=$(find_binary)
+  operators=$("$bin" operator list --data "$data" 2>>"$RUN_DIR/central.log") ||
+    die "cannot read the operators of $data; see $RUN_DIR/central.log"
+  if [[ -z $operators ]]; then
+    (umask 077 && "$bin" operator add admin --data "$data" >"$RUN_DIR/first-admin-password" \
+      2>>"$RUN_DIR/central.log") ||
+      die "cannot add the operator admin to $data; see $RUN_DIR/central.log"
+  fi
+  if ! grep -qx 'evcharge-local' <<<"$operators"; then
+    # Nobody logs in as it: a long random password, never shown.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' |
+      "$bin" operator add evcharge-local --password-stdin --data "$data" >/dev/null \
+        2>>"$RUN_DIR/central.log" ||
+      die "cannot add the operator evcharge-local to $data; see $RUN_DIR/central.log"
+  fi
+  (umask 077 && "$bin" operator token evcharge-local --label evcharge-local.sh --data "$data" \
+    >"$RUN_DIR/api-token" 2>>"$RUN_DIR/central.log") ||
+    die "cannot issue an API token in $data"
+}
+
 start_central() {
   local -a argv=(central --data "$RUN_DIR/central")
   [[ $# -eq 0 ]] || die "start-central takes no arguments (its addresses come from EVCHARGE_CENTRAL__LISTEN and EVCHARGE_CENTRAL__HTTP)"
   kafka_env
+  if [[ ! -s $RUN_DIR/api-token ]] && ! running_pid central >/dev/null; then prepare_token; fi
   record_and_launch central "${argv[@]}"
 }
 

@@ -2,8 +2,8 @@
 //! commands against the real settings and binary; the README against the files of `deploy/`.
 
 use crate::{
-    check_addresses, check_invocation, check_variables, deploy, read, repo, settings_keys,
-    variable_of, SUBCOMMANDS,
+    check_addresses, check_compose_runs, check_invocation, check_variables, deploy, read, repo,
+    settings_keys, variable_of, SUBCOMMANDS,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,17 +96,21 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
     }
     check_variables(&doc, "docs/DEPLOY.md");
     check_addresses(&doc, "docs/DEPLOY.md", true);
-    // Every `evcharge …` command in a code block exists, with flags it knows.
+    // Every `evcharge …` command in a code block exists, with flags it knows; so does every
+    // one a `docker compose … run SERVICE …` gives, in a service that exists.
     let mut in_code = false;
     let mut checked = 0;
+    let mut code = String::new();
     for line in doc.lines() {
-        if line.starts_with("```") {
+        if line.trim_start().starts_with("```") {
             in_code = !in_code;
             continue;
         }
         if !in_code {
             continue;
         }
+        code.push_str(line);
+        code.push('\n');
         let line = line.split(" #").next().unwrap();
         let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
         for (i, word) in words.iter().enumerate() {
@@ -129,6 +133,46 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
         checked >= 5,
         "only {checked} evcharge commands in docs/DEPLOY.md"
     );
+    let shown = check_compose_runs(&code, "docs/DEPLOY.md");
+    assert!(
+        shown >= 5,
+        "only {shown} docker compose run commands in docs/DEPLOY.md"
+    );
+    // Each way of deploying registers its CPs, and hands each its secret.
+    let section = |heading: &str| -> String {
+        let from = doc.find(heading).unwrap();
+        let rest = &doc[from + heading.len()..];
+        let to = rest.find("\n## ").unwrap_or(rest.len());
+        rest[..to].to_owned()
+    };
+    for heading in [
+        "## One machine, embedded broker",
+        "### With containers (compose)",
+        "### With plain binaries",
+        "## With systemd",
+    ] {
+        let text = section(heading);
+        let text = text.split("\n### ").next().unwrap();
+        assert!(
+            text.contains("cp-register") || text.contains("start-cps"),
+            "docs/DEPLOY.md: {heading} registers no CP"
+        );
+        assert!(
+            text.contains("--secret-file") || text.contains("SECRET_FILE"),
+            "docs/DEPLOY.md: {heading} gives no CP its secret"
+        );
+    }
+    for removed in [
+        "cp.location",
+        "cp.price_eur_kwh",
+        "CP__LOCATION",
+        "CP__PRICE",
+    ] {
+        assert!(
+            !doc.contains(removed),
+            "docs/DEPLOY.md: {removed} is no setting any more"
+        );
+    }
     // Every file of deploy/ is described in deploy/README.md, and the README links the guide.
     let readme = read(&deploy("README.md"));
     for file in [

@@ -72,9 +72,21 @@ fn flags_in(text: &str) -> BTreeSet<String> {
     flags
 }
 
-const SUBCOMMANDS: [&str; 8] = [
-    "central", "engine", "monitor", "cp", "driver", "broker", "demo", "operator",
+const SUBCOMMANDS: [&str; 10] = [
+    "central",
+    "engine",
+    "monitor",
+    "cp",
+    "driver",
+    "broker",
+    "demo",
+    "operator",
+    "cp-register",
+    "fleet",
 ];
+
+/// Subcommands whose next word is a subcommand of theirs (`operator token`, `fleet cps`).
+const GROUPS: [(&str, &str); 2] = [("operator", "list"), ("fleet", "cps")];
 
 /// Checks one command line given to the binary (without the binary itself): its subcommand
 /// exists and it knows every flag.
@@ -91,8 +103,8 @@ fn check_invocation(argv: &[String], where_: &str) {
         "{where_}: `{sub}` is not a subcommand of evcharge"
     );
     let mut words = vec![sub.as_str()];
-    if sub == "operator" {
-        words.push(argv.get(i + 1).map(String::as_str).unwrap_or("list"));
+    if let Some((_, default)) = GROUPS.iter().find(|(group, _)| group == sub) {
+        words.push(argv.get(i + 1).map(String::as_str).unwrap_or(default));
     }
     let known = flags_of(&words);
     for arg in argv {
@@ -139,6 +151,8 @@ fn check_variables(text: &str, where_: &str) {
             "EVCHARGE_RUN_DIR",
             "EVCHARGE_IMAGE",
             "EVCHARGE_TEST_KEEP",
+            // Not a setting: the operator's token `evcharge cp-register --api` reads.
+            evcharge::configuration::API_TOKEN_VARIABLE,
         ];
         // `EVCHARGE_SECTION__KEY` and `EVCHARGE_…` are how the docs name them all.
         let generic = name == "EVCHARGE_" || name == "EVCHARGE_SECTION__KEY";
@@ -168,4 +182,146 @@ fn check_addresses(text: &str, where_: &str, examples: bool) {
             "{where_}: hard-coded address {address}; addresses come from the environment"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command lines the files and the guide show.
+
+/// The words of a shell command line, as the shell splits them (double and single quotes,
+/// backslashes); enough for the lines the guide and the comments show.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => words.extend(word.take()),
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                    w.push(c);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    w.push(c);
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// A `docker compose -f FILE run [OPTIONS] SERVICE [ARGS…] [> OUTPUT]` line.
+#[derive(Debug)]
+struct ComposeRun {
+    line: String,
+    file: String,
+    service: String,
+    /// The `-e` options: `NAME` (from the caller's environment) or `NAME=value`.
+    env: Vec<String>,
+    /// What the service runs instead of its command: the binary's arguments.
+    argv: Vec<String>,
+    /// Where the shell writes its output.
+    output: Option<String>,
+}
+
+/// Every `docker compose … run …` line of `text` (comment signs and trailing comments off).
+fn compose_runs(text: &str) -> Vec<ComposeRun> {
+    let mut runs = Vec::new();
+    for line in text.lines() {
+        let line = line
+            .trim_start_matches([' ', '#'])
+            .split("  #")
+            .next()
+            .unwrap();
+        let line = line.split(" # ").next().unwrap().trim();
+        let words = shell_words(line);
+        let Some(at) = words.windows(2).position(|w| w == ["docker", "compose"]) else {
+            continue;
+        };
+        let mut rest = words[at + 2..].iter();
+        let mut file = String::new();
+        let mut is_run = false;
+        while let Some(word) = rest.next() {
+            match word.as_str() {
+                "-f" | "--file" => file = rest.next().cloned().unwrap_or_default(),
+                "run" => {
+                    is_run = true;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if !is_run {
+            continue;
+        }
+        let (mut env, mut service) = (Vec::new(), None);
+        while let Some(word) = rest.next() {
+            match word.as_str() {
+                "-e" | "--env" => env.extend(rest.next().cloned()),
+                "--name" | "-u" | "--user" | "-w" | "--workdir" | "-v" | "--volume" | "-p"
+                | "--publish" | "--entrypoint" | "-l" | "--label" => {
+                    rest.next();
+                }
+                option if option.starts_with('-') => {}
+                name => {
+                    service = Some(name.to_owned());
+                    break;
+                }
+            }
+        }
+        let Some(service) = service else { continue };
+        let mut argv = Vec::new();
+        let mut output = None;
+        while let Some(word) = rest.next() {
+            match word.as_str() {
+                ">" => output = rest.next().cloned(),
+                "|" | "&&" | ";" | "&" => break,
+                _ => argv.push(word.clone()),
+            }
+        }
+        runs.push(ComposeRun {
+            line: line.to_owned(),
+            file,
+            service,
+            env,
+            argv,
+            output,
+        });
+    }
+    runs
+}
+
+/// Every `docker compose … run SERVICE ARGS…` line of `text` runs one of the binary's
+/// subcommands with flags it knows, in a service of the compose file it names.
+fn check_compose_runs(text: &str, where_: &str) -> usize {
+    let mut checked = 0;
+    for run in compose_runs(text) {
+        let compose = deploy(&format!("compose/{}", run.file));
+        assert!(compose.exists(), "{where_}: no compose file {}", run.line);
+        let raw = read(&compose);
+        assert!(
+            raw.contains(&format!("\n  {}:\n", run.service)),
+            "{where_}: {} has no service {}: {}",
+            run.file,
+            run.service,
+            run.line
+        );
+        if !run.argv.is_empty() {
+            check_invocation(&run.argv, &format!("{where_}: {}", run.line));
+            checked += 1;
+        }
+    }
+    checked
 }

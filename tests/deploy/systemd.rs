@@ -72,6 +72,19 @@ fn every_systemd_unit_is_valid_and_runs_the_binary_with_flags_it_knows() {
             assert!(exec.contains("--id %i"), "{unit}: {exec}");
             assert!(get("Service", "StateDirectory")[0].contains("%i"), "{unit}");
         }
+        if unit.starts_with("evcharge-cp@") {
+            // The CP's secret, root's in /etc/evcharge, handed to the service as a credential.
+            let credentials = get("Service", "LoadCredential");
+            let name = credentials
+                .iter()
+                .find_map(|c| c.strip_suffix(":/etc/evcharge/cp-%i.secret"))
+                .unwrap_or_else(|| panic!("{unit}: the secret's credential: {credentials:?}"));
+            assert!(
+                get("Service", "Environment")
+                    .contains(&format!("EVCHARGE_CP__SECRET_FILE=%d/{name}")),
+                "{unit}: the secret file is the credential"
+            );
+        }
         if let Some(data) = argv.iter().position(|a| a == "--data") {
             let state = get("Service", "StateDirectory").remove(0);
             assert_eq!(
@@ -130,17 +143,21 @@ fn the_environment_file_sets_only_real_settings() {
 
 /// The command line and environment a unit's `ExecStart=` runs with, for `instance`, with
 /// `%S` at `state` and `extra` as the environment files would add (they win over
-/// `Environment=`).
+/// `Environment=`). Its credentials (`LoadCredential=NAME:PATH`) are copied as systemd would,
+/// from `PATH` in `/etc/evcharge` (here `etc`) to `NAME` in their own directory (`%d`).
 fn unit_command(
     unit: &str,
     instance: &str,
-    state: &Path,
+    (state, etc): (&Path, &Path),
     extra: &[(String, String)],
 ) -> (Vec<String>, Vec<(String, String)>) {
+    use std::os::unix::fs::PermissionsExt;
     let raw = read(&deploy(&format!("systemd/{unit}")));
+    let credentials = state.join(format!("credentials/{unit}-{instance}"));
     let expand = |s: &str| {
         s.replace("%i", instance)
             .replace("%S", &state.display().to_string())
+            .replace("%d", &credentials.display().to_string())
     };
     let entries = unit_entries(&raw);
     let mut env: Vec<(String, String)> = entries
@@ -164,6 +181,21 @@ fn unit_command(
     {
         std::fs::create_dir_all(state.join(expand(&state_dir.2))).unwrap();
     }
+    for (_, _, credential) in entries
+        .iter()
+        .filter(|(s, k, _)| s == "Service" && k == "LoadCredential")
+    {
+        let (name, path) = credential.split_once(':').unwrap();
+        let path = expand(path);
+        let file = path
+            .strip_prefix("/etc/evcharge/")
+            .unwrap_or_else(|| panic!("{unit}: a credential from /etc/evcharge: {path}"));
+        std::fs::create_dir_all(&credentials).unwrap();
+        let to = credentials.join(name);
+        std::fs::copy(etc.join(file), &to)
+            .unwrap_or_else(|e| panic!("{unit}: the credential {path} cannot be loaded: {e}"));
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o400)).unwrap();
+    }
     (argv, env)
 }
 
@@ -171,6 +203,8 @@ fn unit_command(
 fn the_systemd_units_command_lines_run_a_network() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
     // Every listener binds port 0; the test reads back where each process announces it is.
     let any = "127.0.0.1:0".to_string();
@@ -187,7 +221,7 @@ fn the_systemd_units_command_lines_run_a_network() {
     let start = |unit: &str, instance: &str, extra: &[(String, String)]| -> Proc {
         let mut files = shared.clone();
         files.extend(extra.iter().cloned());
-        let (argv, env) = unit_command(unit, instance, &state, &files);
+        let (argv, env) = unit_command(unit, instance, (&state, &etc), &files);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let name = format!("{}-{instance}", unit.split('.').next().unwrap());
         Proc::spawn(dir.path(), &name, evcharge(), &argv, &env)
@@ -207,18 +241,29 @@ fn the_systemd_units_command_lines_run_a_network() {
             .ok()?;
         all.as_array()?.iter().find(|c| c["id"] == id).cloned()
     };
-    let location = [
-        ("EVCHARGE_CP__LOCATION".to_string(), "Dock 1".to_string()),
-        ("EVCHARGE_MONITOR__CENTRAL".to_string(), tcp),
-    ];
-    let _cp = start("evcharge-cp@.service", "CP001", &location);
+    // CP001 registered as DEPLOY.md shows, through the API: the secret in
+    // /etc/evcharge/cp-CP001.secret, which its unit loads.
+    let secret = etc.join("cp-CP001.secret");
+    let out = Command::new(evcharge())
+        .args(["cp-register", "--id", "CP001", "--location", "Dock 1"])
+        .args([
+            "--price",
+            "0.35",
+            "--api",
+            &format!("http://127.0.0.1:{http}"),
+        ])
+        .arg("--secret-file")
+        .arg(&secret)
+        .env(evcharge::configuration::API_TOKEN_VARIABLE, &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let central_address = [("EVCHARGE_MONITOR__CENTRAL".to_string(), tcp)];
+    let _cp = start("evcharge-cp@.service", "CP001", &central_address);
     let cp = wait_for("CP001 from its unit to be available", DEADLINE, || {
         cps("CP001").filter(|c| c["state"] == "available")
     });
-    assert_eq!(
-        cp["location"], "Dock 1",
-        "the per-CP environment file is read"
-    );
+    assert_eq!(cp["location"], "Dock 1", "its registration's");
     assert!(state.join("evcharge/cp-CP001").is_dir());
 
     // The driver serves its dashboard where its own environment file says.

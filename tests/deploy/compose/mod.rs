@@ -1,12 +1,20 @@
-//! `deploy/compose/`: the compose files read as YAML against the binary and the settings,
-//! and the CP and driver services run, interpolated as compose would.
+//! `deploy/compose/`: the compose files read as YAML against the binary and the settings;
+//! in `run`, the registrations and services run as compose would.
 
-use crate::support::*;
-use crate::{check_addresses, check_invocation, check_variables, deploy, read, repo, text};
+use crate::{
+    check_addresses, check_compose_runs, check_invocation, check_variables, deploy, read, repo,
+    text,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Where the CPs' secrets are on machine 2 (beside the compose files) and in the containers.
+const SECRETS_FROM: &str = "./secrets";
+const SECRETS_IN: &str = "/run/secrets";
+
+mod run;
 
 fn compose_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(deploy("compose"))
@@ -106,11 +114,14 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
     check_addresses(&example, ".env.example", true);
     let deploy_doc = read(&repo().join("docs/DEPLOY.md"));
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut shown = 0;
     for file in &files {
         let where_ = file.file_name().unwrap().to_string_lossy().into_owned();
         let raw = read(file);
         check_addresses(&raw, &where_, false);
         check_variables(&raw, &where_);
+        // What the comments tell to run (`docker compose -f … run SERVICE ARGS…`) exists.
+        shown += check_compose_runs(&raw, &where_);
         assert!(
             !raw.to_lowercase().contains("zookeeper"),
             "{where_}: KRaft only"
@@ -163,7 +174,7 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
                     .iter()
                     .position(|a| a == "--id")
                     .map(|i| command[i + 1].clone());
-                roles.entry(role.clone()).or_default().extend(id);
+                roles.entry(role.clone()).or_default().extend(id.clone());
                 assert!(
                     env.get("EVCHARGE_KAFKA__BOOTSTRAP")
                         .is_some_and(|v| v.contains("${KAFKA_BOOTSTRAP")),
@@ -178,6 +189,18 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
                     assert!(
                         env["EVCHARGE_MONITOR__CENTRAL"].starts_with("${CENTRAL_HOST:?"),
                         "{where_}: the central's address from CENTRAL_HOST"
+                    );
+                    // Its secret from the read-only secrets/ beside the file, named by its id.
+                    let id = id.clone().unwrap_or_default();
+                    assert_eq!(
+                        env.get("EVCHARGE_CP__SECRET_FILE"),
+                        Some(&format!("{SECRETS_IN}/{id}")),
+                        "{where_}: the CP's secret file"
+                    );
+                    assert!(
+                        strings_of(&service["volumes"])
+                            .contains(&format!("{SECRETS_FROM}:{SECRETS_IN}:ro")),
+                        "{where_}: {SECRETS_FROM} mounted read-only at {SECRETS_IN}"
                     );
                 }
             } else if image.starts_with("${KAFKA_IMAGE:-apache/kafka:") {
@@ -199,6 +222,11 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
             }
         }
     }
+    // The registrations of central.yml, a CP and a driver more in cps.yml and drivers.yml.
+    assert!(
+        shown >= 6,
+        "only {shown} commands shown in the compose files"
+    );
     // One central; three CPs and two drivers, each id once.
     assert_eq!(roles.get("central").map(Vec::len), Some(0), "{roles:?}");
     let cps = &roles["cp"];
@@ -277,120 +305,4 @@ fn the_three_broker_cluster_replicates_every_topic_three_times_with_two_in_sync(
         "{script}"
     );
     assert!(script.contains("--if-not-exists"), "{script}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Run as compose would.
-
-/// Compose's interpolation of `${VAR}`, `${VAR:-default}` and `${VAR:?message}` (and `$$`).
-fn interpolate(text: &str, vars: &BTreeMap<&str, String>) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(body) = tail.strip_prefix("${") {
-            let end = body.find('}').expect("a closing brace");
-            let expr = &body[..end];
-            let name_end = expr
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(expr.len());
-            let (name, op) = expr.split_at(name_end);
-            let value = match (vars.get(name), op) {
-                (Some(v), _) if !v.is_empty() => v.clone(),
-                (_, op) if op.starts_with(":-") => op[2..].to_string(),
-                (_, op) if op.starts_with(":?") => panic!("{name} must be set: {}", &op[2..]),
-                _ => String::new(),
-            };
-            out.push_str(&value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[test]
-fn the_compose_cp_and_driver_services_join_a_central_with_their_own_settings() {
-    let net = Network::start(BrokerKind::Embedded);
-    // What .env says on the CP and driver machines.
-    let vars: BTreeMap<&str, String> = [
-        ("KAFKA_BOOTSTRAP", net.broker.bootstrap.clone()),
-        ("CENTRAL_HOST", "127.0.0.1".to_string()),
-        ("CENTRAL_TCP_PORT", net.central_tcp.to_string()),
-        ("CP002_LOCATION", "Dock two".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let mut procs = Vec::new();
-    let mut pages = BTreeMap::new();
-    for (file, service) in [
-        ("cps.yml", "cp001"),
-        ("cps.yml", "cp002"),
-        ("drivers.yml", "d001"),
-    ] {
-        let compose = yaml(&deploy(&format!("compose/{file}")));
-        let spec = &compose["services"][service];
-        let argv: Vec<String> = strings_of(&spec["command"])
-            .iter()
-            .map(|a| interpolate(a, &vars))
-            .collect();
-        let mut env: Vec<(String, String)> = env_map(spec)
-            .into_iter()
-            .map(|(k, v)| (k, interpolate(&v, &vars)))
-            .collect();
-        // The container's own ports, published elsewhere by docker, become ports the
-        // process binds itself here (port 0, read back from its log); its working directory
-        // (the data volume) becomes a temporary one.
-        let page = 0;
-        for (_, value) in env.iter_mut() {
-            for inside in ["0.0.0.0:8003", "0.0.0.0:8001"] {
-                if value == inside {
-                    *value = format!("127.0.0.1:{page}");
-                }
-            }
-        }
-        let argv: Vec<String> = argv
-            .into_iter()
-            .map(|a| {
-                if a == "0.0.0.0:8001" || a == "0.0.0.0:8003" {
-                    format!("127.0.0.1:{page}")
-                } else {
-                    a
-                }
-            })
-            .collect();
-        let data = net.dir.path().join(format!("volume-{service}"));
-        env.push(("EVCHARGE_ENGINE__DATA".into(), data.display().to_string()));
-        env.extend(FAST_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        procs.push(Proc::spawn(
-            net.dir.path(),
-            &format!("compose-{service}"),
-            evcharge(),
-            &argv,
-            &env,
-        ));
-        pages.insert(service, procs.len() - 1);
-    }
-    let cp1 = net.wait_state("CP001", "available");
-    let cp2 = net.wait_state("CP002", "available");
-    assert_eq!(cp1["location"], "Dock 1", "the default location");
-    assert_eq!(cp2["location"], "Dock two", "CP002_LOCATION from .env");
-    // The monitor page and the dashboard answer on the ports the services publish.
-    for (service, page) in [
-        ("cp001", announces::MONITOR_PAGE),
-        ("d001", announces::DASHBOARD),
-    ] {
-        let port = announced_port(&procs[pages[service]], page);
-        wait_for(&format!("{service}'s page"), DEADLINE, || {
-            ureq::get(&format!("http://127.0.0.1:{port}/")).call().ok()
-        });
-    }
 }

@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod registration;
+use registration::assert_started_with_their_secrets;
+
 // ---------------------------------------------------------------------------------------------
 // The scripts, end to end.
 
@@ -156,25 +159,59 @@ fn wait_gone(pid: u32) {
 fn the_local_script_starts_lists_stops_and_crashes_cps_and_drivers() {
     let net = Network::start(BrokerKind::Embedded);
     let central = format!("127.0.0.1:{}", net.central_tcp);
+    let console = format!("127.0.0.1:{}", net.http);
+    // A central of another machine: the script registers through its API, as an operator.
     let run = LocalRun::new(&[
         ("EVCHARGE_KAFKA__BOOTSTRAP", &net.broker.bootstrap),
         ("EVCHARGE_MONITOR__CENTRAL", &central),
+        ("EVCHARGE_CENTRAL__HTTP", &console),
+        ("EVCHARGE_API_TOKEN", &net.token),
     ]);
 
-    // Three CPs, each with its data, log and pid file, all available at the central.
-    let out = run.ok(&["start-cps", "3"]);
+    // Three CPs, each registered, with its secret, data, log and pid file, all available at
+    // the central; the third at the location and tariff given.
+    let out = run.ok(&["start-cps", "2"]);
+    let third = run.ok(&[
+        "start-cps",
+        "1",
+        "--first",
+        "3",
+        "--location",
+        "Dock three",
+        "--price",
+        "0.42",
+    ]);
+    let out = format!("{out}{third}");
     for id in ["CP001", "CP002", "CP003"] {
+        assert!(out.contains(&format!("registered {id} through ")), "{out}");
         assert!(out.contains(&format!("started {id} (pid ")), "{out}");
         net.wait_state(id, "available");
         assert!(run.run.join(format!("{id}.log")).exists());
     }
+    assert_started_with_their_secrets(&run, &["CP001", "CP002", "CP003"], Some(&net.token));
+    let cp3 = net.cp("CP003").unwrap();
+    assert_eq!(
+        (cp3["location"].as_str(), cp3["price_eur_kwh"].as_f64()),
+        (Some("Dock three"), Some(0.42))
+    );
+    let cp1 = net.cp("CP001").unwrap();
+    assert!(
+        cp1["location"].as_str().unwrap().starts_with("CP001 on "),
+        "the default location: {cp1}"
+    );
+    assert_eq!(cp1["price_eur_kwh"], 0.35, "the default tariff");
     let listed = run.list();
     for id in ["CP001", "CP002", "CP003"] {
         assert_eq!(listed[id].1, "running", "{listed:?}");
     }
-    // Starting one again does not make a second instance.
+    // Starting one again does not make a second instance, nor a second registration.
     let again = run.ok(&["start", "CP001"]);
     assert!(again.contains("CP001 already runs"), "{again}");
+    let again = run.ok(&["start-cps", "1"]);
+    assert!(
+        again.contains("CP001 already runs") && !again.contains("registered"),
+        "{again}"
+    );
 
     // `stop CP002` stops exactly that one.
     let (cp1, cp2, cp3) = (
@@ -213,8 +250,13 @@ fn the_local_script_starts_lists_stops_and_crashes_cps_and_drivers() {
     assert_eq!(run.state_of(survivor), "running");
     assert_eq!(net.cp(survivor).unwrap()["state"], "available");
 
-    // Started again the same way, it comes back.
-    run.ok(&["start", victim, "CP002"]);
+    // Started again the same way, it comes back; or with start-cps, with the secret it has.
+    run.ok(&["start", victim]);
+    let out = run.ok(&["start-cps", "1", "--first", "2"]);
+    assert!(
+        out.contains("started CP002") && !out.contains("registered"),
+        "{out}"
+    );
     for id in ["CP001", "CP002", "CP003"] {
         net.wait_state(id, "available");
     }
@@ -266,6 +308,11 @@ fn the_local_script_says_what_is_wrong() {
         (
             vec!["start-drivers", "1", "--file", "/nonexistent"],
             "cannot read",
+        ),
+        // No central here and no operator's token: no way to register the CP.
+        (
+            vec!["start-cps", "1"],
+            "needs an operator's API token in EVCHARGE_API_TOKEN",
         ),
     ] {
         let out = run.script(&args);
@@ -391,10 +438,12 @@ fn the_demo_script_crashes_a_random_part_and_brings_it_back() {
 fn the_scripts_are_sound_bash_and_use_only_flags_that_exist() {
     let all_binary_flags: BTreeSet<String> = SUBCOMMANDS
         .iter()
-        .filter(|s| **s != "operator")
+        .filter(|s| !["operator", "fleet"].contains(*s))
         .flat_map(|s| flags_of(&[s]))
         .chain(flags_of(&["operator", "add"]))
         .chain(flags_of(&["operator", "token"]))
+        .chain(flags_of(&["fleet", "cps"]))
+        .chain(flags_of(&["fleet", "drivers"]))
         .collect();
     // demo.sh drives evcharge-local.sh: the options of both are theirs.
     let mut own = BTreeSet::new();
