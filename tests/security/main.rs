@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bus;
 mod doors;
 mod monitor_port;
 mod registration;

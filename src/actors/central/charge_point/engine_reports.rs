@@ -12,9 +12,14 @@ use uuid::Uuid;
 impl Handler<Inbound<CpEvent>> for ChargePoint {
     type Result = ResponseFuture<Result<(), Rejection>>;
 
-    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored.
+    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored;
+    /// figures no supply can have are set aside with the reason.
     fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
         let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
+        if let Err(why) = check_figures(&msg.envelope.body) {
+            log::warn!("{}: a report set aside: {why}", self.id);
+            return Box::pin(async move { Err(Rejection(why)) });
+        }
         match msg.envelope.body {
             // Answered by the supervisor, which keeps the engines' presence.
             CpEvent::EngineHello { .. } => done(),
@@ -72,10 +77,7 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 done()
             }
             CpEvent::SupplyProgress {
-                session_id,
-                kwh,
-                eur,
-                ..
+                session_id, kwh, ..
             } => {
                 crate::metrics::observe_telemetry(msg.envelope.ts);
                 let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
@@ -83,7 +85,10 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 };
                 if kwh >= session.kwh {
                     session.kwh = kwh;
-                    session.eur = eur;
+                    // The central prices the energy at the reserved tariff, whatever the
+                    // engine says it costs.
+                    session.eur = cost_eur(kwh, session.price_eur_kwh);
+                    let eur = session.eur;
                     if session.started_at.is_none() {
                         session.started_at = Some(msg.envelope.ts);
                     }
@@ -108,6 +113,10 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 outcome,
                 ..
             } => {
+                if ended_at < started_at {
+                    let why = format!("session {session_id} ends before it starts");
+                    return Box::pin(async move { Err(Rejection(why)) });
+                }
                 if !self.is_current(session_id) {
                     // Already closed: a redelivery, perhaps after a crash that came between
                     // storing the session and sending its ticket, or an engine that supplied
@@ -143,6 +152,22 @@ impl ChargePoint {
                 None
             }
         };
+        // A closed session is amended only by its own CP, and never to less than was billed.
+        let refusal = match &session {
+            Some(s) if s.cp_id != self.id => Some(format!(
+                "session {session_id} is {}'s, not {}'s",
+                s.cp_id, self.id
+            )),
+            Some(s) if kwh < s.kwh => Some(format!(
+                "session {session_id} was billed {:.3} kWh; {kwh:.3} kWh would bill less",
+                s.kwh
+            )),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            log::warn!("{}: an amendment set aside: {why}", self.id);
+            return futures_util::future::Either::Left(async move { Err(Rejection(why)) });
+        }
         if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
             log::warn!(
                 "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
@@ -162,12 +187,12 @@ impl ChargePoint {
         let ticket = session.and_then(|s| s.ticket());
         let store = self.store.clone();
         let publisher = self.publisher.clone();
-        async move {
+        futures_util::future::Either::Right(async move {
             match ticket {
                 Some(ticket) => send_ticket(store, publisher, ticket).await,
                 None => Ok(()),
             }
-        }
+        })
     }
 
     /// The engine supplies a session the central does not hold open: stop it.
@@ -181,5 +206,38 @@ impl ChargePoint {
             session_id,
             outcome: Outcome::Expired,
         });
+    }
+}
+
+/// The most energy one session can deliver: far above any real supply (350 kW for a day is
+/// 8,400 kWh), far below anything that could overflow a bill.
+pub const MAX_SESSION_KWH: f64 = 10_000.0;
+
+/// Energy and money in a report are finite, not negative and within [`MAX_SESSION_KWH`].
+fn check_figures(event: &CpEvent) -> Result<(), String> {
+    let (kwh, eur) = match event {
+        CpEvent::SupplyProgress { kwh, eur, .. } | CpEvent::SupplyEnded { kwh, eur, .. } => {
+            (*kwh, *eur)
+        }
+        _ => return Ok(()),
+    };
+    if !(kwh.is_finite() && (0.0..=MAX_SESSION_KWH).contains(&kwh)) {
+        return Err(format!(
+            "{} kWh is not an amount of energy one supply can deliver (0 to {MAX_SESSION_KWH})",
+            short(kwh)
+        ));
+    }
+    if !(eur.is_finite() && eur >= 0.0) {
+        return Err(format!("{} € is not an amount of money", short(eur)));
+    }
+    Ok(())
+}
+
+/// A number as a refusal shows it: huge ones in scientific notation, not 300 digits.
+fn short(x: f64) -> String {
+    if x.abs() >= 1e6 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
     }
 }
