@@ -21,15 +21,47 @@ use cli::Command;
 use configuration::Settings;
 use std::path::Path;
 
-/// Logs go to stderr, one line each, `info` unless `RUST_LOG` says otherwise.
+/// Logs go to stderr, one line each, `info` unless `RUST_LOG` says otherwise. Whatever a
+/// message quotes (ids, names, reasons that came from outside), it stays one line of bounded
+/// length: control characters are escaped, so nobody can forge a line of the log.
 pub fn init_logging() {
+    use std::io::Write;
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,actix_server=warn"),
     )
-    .format_timestamp_millis()
-    .format_target(false)
+    .format(|out, record| {
+        writeln!(
+            out,
+            "[{} {:<5}] {}",
+            out.timestamp_millis(),
+            record.level(),
+            log_safe(&record.args().to_string())
+        )
+    })
     .init();
 }
+
+/// The longest log message kept, in characters.
+const LONGEST_LOG_MESSAGE: usize = 2_000;
+
+/// `message` as one line of the log: control characters escaped, cut past
+/// [`LONGEST_LOG_MESSAGE`] characters.
+fn log_safe(message: &str) -> String {
+    let mut line = String::with_capacity(message.len().min(LONGEST_LOG_MESSAGE));
+    for (i, c) in message.chars().enumerate() {
+        if i == LONGEST_LOG_MESSAGE {
+            line.push_str("… (cut)");
+            break;
+        }
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 
 /// Set by `evcharge demo` on its children: they leave when the demo's pipe to them closes,
 /// so that no child outlives a demo that was killed.
@@ -95,5 +127,18 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
             };
             actix::System::new().block_on(driver::run(settings, plan, args.json))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_message_stays_one_bounded_line() {
+        let forged = "CP1\n[2026-12-01T00:00:00Z INFO ] operator admin logged in\u{1b}[2J";
+        let line = super::log_safe(forged);
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
+        assert!(line.contains("\\n"));
+        let long = super::log_safe(&"x".repeat(10_000));
+        assert!(long.chars().count() < super::LONGEST_LOG_MESSAGE + 10);
     }
 }

@@ -324,6 +324,33 @@ impl Store {
     pub fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
         all(&self.sessions, "sessions")
     }
+
+    /// At most `limit` sessions, oldest first, from the first one after `after` (session
+    /// ids are UUIDv7: their order is the sessions').
+    pub fn sessions_page(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let entries = match after {
+            Some(id) => self.sessions.range((
+                std::ops::Bound::Excluded(id.as_bytes().to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.sessions.iter(),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for entry in entries.take(limit) {
+            let (_, bytes) = entry?;
+            page.push(
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    tree: "sessions",
+                    source,
+                })?,
+            );
+        }
+        Ok(page)
+    }
 }
 
 #[cfg(test)]

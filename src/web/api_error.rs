@@ -63,6 +63,11 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|err, _| ApiError::BadRequest(format!("invalid JSON body: {err}")).into())
 }
 
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::BadRequest(format!("invalid query: {err}")).into())
+}
+
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default()
         .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into())

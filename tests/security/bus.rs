@@ -89,4 +89,29 @@ fn forged_billing_amendments_are_set_aside_and_change_nothing() {
     let mut driver = net.start_driver("D2", &["--cp", "CP002"]);
     assert_eq!(driver.wait_exit(DEADLINE), 0);
     assert_eq!(net.sessions().len(), 2);
+
+    // History comes a page at a time, however long it grows.
+    let page = |query: &str| {
+        let answer = ureq::get(&net.url(&format!("/api/sessions?{query}")))
+            .set("Authorization", &net.bearer())
+            .call();
+        match answer {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("x-next-page").map(str::to_owned),
+                r.into_json::<Value>().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (status, next, first) = page("limit=1");
+    assert_eq!(status, 200);
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    assert_eq!(first[0]["id"], billed["id"]);
+    let (_, _, second) = page(&next.expect("a next page"));
+    assert_eq!(second.as_array().unwrap().len(), 1);
+    assert_ne!(second[0]["id"], billed["id"]);
+    let (status, _, refused) = page("after=not-an-id");
+    assert_eq!(status, 400);
+    assert!(refused["error"].as_str().unwrap().contains("invalid query"));
 }

@@ -79,17 +79,47 @@ async fn metrics(_who: Operator, state: web::Data<AppState>) -> Result<HttpRespo
         .body(text))
 }
 
+/// The most sessions one page of `GET /api/sessions` holds.
+const SESSIONS_PER_PAGE: usize = 1_000;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsPage {
+    /// The id of the last session of the previous page.
+    after: Option<uuid::Uuid>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/sessions[?after=<id>&limit=<n>]`: sessions oldest first, a page at a time; the
+/// header `X-Next-Page` carries the query of the next page while there is one.
 async fn list_sessions(
     _who: Operator,
     state: web::Data<AppState>,
+    page: web::Query<SessionsPage>,
 ) -> Result<HttpResponse, ApiError> {
+    let limit = page
+        .limit
+        .unwrap_or(SESSIONS_PER_PAGE)
+        .clamp(1, SESSIONS_PER_PAGE);
+    let after = page.after;
     let store = state.store.clone();
-    let sessions = web::block(move || store.sessions())
+    let sessions = web::block(move || store.sessions_page(after, limit))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let next = (sessions.len() == limit)
+        .then(|| {
+            sessions
+                .last()
+                .map(|s| format!("after={}&limit={limit}", s.id))
+        })
+        .flatten();
     let views: Vec<SessionView> = sessions.into_iter().map(SessionView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    let mut answer = HttpResponse::Ok();
+    if let Some(next) = next {
+        answer.insert_header(("X-Next-Page", next));
+    }
+    Ok(answer.json(views))
 }
 
 async fn operate(

@@ -52,6 +52,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(crate::web::api_error::json_config())
                 .app_data(crate::web::api_error::path_config())
+                .app_data(crate::web::api_error::query_config())
                 .configure(crate::web::assets::routes)
                 .configure(page::routes)
                 .configure(api::routes)
