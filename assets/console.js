@@ -85,47 +85,7 @@ $("password-form").addEventListener("submit", async (event) => {
   try {
     await Live.api("POST", "/api/password", { current: view.password || "", new: fresh });
     view.password = null;
-    // ---- registering charging points -------------------------------------------------------
-
-function termsForm() {
-  const id = $("register-id").value.trim();
-  const location = $("register-location").value.trim();
-  const price = $("register-price").value.trim();
-  const terms = {};
-  if (location) terms.location = location;
-  if (price) terms.price_eur_kwh = Number(price);
-  return { id, terms };
-}
-
-async function registry(action) {
-  const { id, terms } = termsForm();
-  try {
-    if (action === "register") {
-      const made = await Live.api("POST", "/api/cps", { id, ...terms });
-      $("cp-secret").textContent =
-        `${made.id} registered; its secret:\n${made.secret}\n(shown once: put it in the CP's secret file now)`;
-    } else if (action === "terms") {
-      const changed = await Live.api("PATCH", `/api/cps/${encodeURIComponent(id)}`, terms);
-      $("cp-secret").textContent =
-        `${changed.id}: ${changed.location}, ${Live.eur(changed.price_eur_kwh)} / kWh`;
-    } else {
-      const issued = await Live.api("POST", `/api/cps/${encodeURIComponent(id)}/secret`);
-      $("cp-secret").textContent =
-        `${issued.id}: new secret\n${issued.secret}\n(shown once; the old one no longer works)`;
-    }
-  } catch (e) {
-    $("cp-secret").textContent = e.message;
-  }
-}
-
-$("register-cp").addEventListener("submit", (event) => {
-  event.preventDefault();
-  registry("register");
-});
-$("change-terms").addEventListener("click", () => registry("terms"));
-$("new-secret").addEventListener("click", () => registry("secret"));
-
-boot();
+    boot();
   } catch (e) {
     $("password-error").textContent = e.message;
   }

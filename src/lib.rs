@@ -62,7 +62,6 @@ fn log_safe(message: &str) -> String {
     line
 }
 
-
 /// Set by `evcharge demo` on its children: they leave when the demo's pipe to them closes,
 /// so that no child outlives a demo that was killed.
 pub const EXIT_WITH_PARENT: &str = "EVCHARGE_EXIT_WITH_PARENT";

@@ -69,6 +69,20 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
     );
     console.screenshot("02-all-available");
 
+    // The operator registers a CP: its secret is shown once, its tile appears, disconnected
+    // until its monitor authenticates with that secret.
+    console.fill("#register-id", "CP003");
+    console.fill("#register-location", "Browser street");
+    console.fill("#register-price", "0.45");
+    console.click("#register-submit");
+    console.wait_text("#cp-secret", "the secret, shown once", |t| {
+        t.contains("CP003 registered") && t.contains("evccp_")
+    });
+    console.wait_text(".tile[data-cp=CP003] .state", "the new CP's tile", |t| {
+        t.eq_ignore_ascii_case("disconnected")
+    });
+    console.screenshot("02b-registered");
+
     // The driver: signs in (the first time sets the password), sees the CPs available now.
     let driver = Browser::start("driver");
     wait_page(&format!("http://{dashboard_http}/api/ready"));
