@@ -33,10 +33,33 @@ impl<T: 'static> actix::Message for Inbound<T> {
     type Result = Result<(), Rejection>;
 }
 
-/// Why a handler set a well-formed record aside: it goes to the dead-letter topic.
+/// Why a handler did not take a well-formed record: set aside (it goes to the dead-letter
+/// topic with the reason), or not taken *yet* (a write that could not be made durable): the
+/// record is handed again after the retry backoff, never answered as done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejection(pub String);
+#[error("{reason}")]
+pub struct Rejection {
+    pub reason: String,
+    pub retry: bool,
+}
+
+impl Rejection {
+    /// The record is wrong for good: set it aside with `reason`.
+    pub fn set_aside(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            reason: reason.into(),
+            retry: false,
+        }
+    }
+
+    /// The record could not be handled now (e.g. a failed flush): hand it again later.
+    pub fn retry_later(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            reason: reason.into(),
+            retry: true,
+        }
+    }
+}
 
 /// Where a consumer starts when its group has no stored position yet.
 #[derive(Debug, Clone, Copy)]
@@ -297,9 +320,19 @@ where
         loop {
             match verdict {
                 Ok(Ok(())) => return position,
-                Ok(Err(rejection)) => {
-                    set_aside(&record, rejection.0, &dead_letters).await;
+                Ok(Err(rejection)) if !rejection.retry => {
+                    set_aside(&record, rejection.reason, &dead_letters).await;
                     return position;
+                }
+                Ok(Err(not_yet)) => {
+                    log::warn!("record for {key} not handled yet ({not_yet}); retrying");
+                    tokio::time::sleep(backoff).await;
+                    verdict = sink
+                        .send(Inbound {
+                            key: key.clone(),
+                            envelope: envelope.clone(),
+                        })
+                        .await;
                 }
                 Err(mailbox) => {
                     // The owning actor is being restarted: the record waits, it is not lost.

@@ -206,20 +206,21 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
                     Some(command) => publisher
                         .cp_command(command)
                         .await
-                        .map_err(|e| Rejection(e.to_string())),
+                        .map_err(|e| Rejection::set_aside(e.to_string())),
                     None => Ok(()),
                 }
             });
         }
         let Some(cp) = self.cp(&msg.key) else {
             let reason = format!("no charging point {} is known", msg.key);
-            return Box::pin(async move { Err(Rejection(reason)) });
+            return Box::pin(async move { Err(Rejection::set_aside(reason)) });
         };
         // Sent now, not when the future first runs, so that records keep their order.
         let sent = cp.send(msg);
         Box::pin(async move {
-            sent.await
-                .map_err(|e| Rejection(format!("charging point actor unavailable: {e}")))?
+            sent.await.map_err(|e| {
+                Rejection::set_aside(format!("charging point actor unavailable: {e}"))
+            })?
         })
     }
 }

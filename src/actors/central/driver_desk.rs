@@ -83,7 +83,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                     request
                         .send(Handle)
                         .await
-                        .map_err(|e| Rejection(format!("request not handled: {e}")))
+                        .map_err(|e| Rejection::set_aside(format!("request not handled: {e}")))
                 })
             }
             messages::DriverRequest::Hello {
@@ -108,7 +108,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                         Some(update) => publisher
                             .driver_update(update)
                             .await
-                            .map_err(|e| Rejection(e.to_string())),
+                            .map_err(|e| Rejection::set_aside(e.to_string())),
                         None => Ok(()),
                     }
                 })
@@ -140,7 +140,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                         cps: offers,
                     })
                     .await
-                    .map_err(|e| Rejection(e.to_string()))
+                    .map_err(|e| Rejection::set_aside(e.to_string()))
             }),
             messages::DriverRequest::SignIn {
                 request_id,
@@ -288,8 +288,16 @@ async fn answer_history(
     };
     let sessions = match read {
         Ok(Ok(sessions)) => sessions,
-        Ok(Err(e)) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
-        Err(e) => return Err(Rejection(format!("cannot read the sessions: {e}"))),
+        Ok(Err(e)) => {
+            return Err(Rejection::set_aside(format!(
+                "cannot read the sessions: {e}"
+            )))
+        }
+        Err(e) => {
+            return Err(Rejection::set_aside(format!(
+                "cannot read the sessions: {e}"
+            )))
+        }
     };
     let sessions = sessions
         .into_iter()
@@ -312,7 +320,7 @@ async fn answer_history(
             sessions,
         })
         .await
-        .map_err(|e| Rejection(e.to_string()))
+        .map_err(|e| Rejection::set_aside(e.to_string()))
 }
 
 /// The answer a request already had: its reservation while open, its ticket once closed.
@@ -345,5 +353,5 @@ async fn answer_again(
     publisher
         .driver_update(update)
         .await
-        .map_err(|e| Rejection(e.to_string()))
+        .map_err(|e| Rejection::set_aside(e.to_string()))
 }

@@ -18,7 +18,7 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
         let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
         if let Err(why) = check_figures(&msg.envelope.body) {
             log::warn!("{}: a report set aside: {why}", self.id);
-            return Box::pin(async move { Err(Rejection(why)) });
+            return Box::pin(async move { Err(Rejection::set_aside(why)) });
         }
         match msg.envelope.body {
             // Answered by the supervisor, which keeps the engines' presence.
@@ -115,7 +115,7 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
             } => {
                 if ended_at < started_at {
                     let why = format!("session {session_id} ends before it starts");
-                    return Box::pin(async move { Err(Rejection(why)) });
+                    return Box::pin(async move { Err(Rejection::set_aside(why)) });
                 }
                 if !self.is_current(session_id) {
                     // Already closed: a redelivery, perhaps after a crash that came between
@@ -166,7 +166,9 @@ impl ChargePoint {
         };
         if let Some(why) = refusal {
             log::warn!("{}: an amendment set aside: {why}", self.id);
-            return futures_util::future::Either::Left(async move { Err(Rejection(why)) });
+            return futures_util::future::Either::Left(
+                async move { Err(Rejection::set_aside(why)) },
+            );
         }
         if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
             log::warn!(

@@ -194,7 +194,7 @@ impl ChargePoint {
             );
             store
                 .put_session(&session)
-                .map_err(|e| Rejection(e.to_string()))?;
+                .map_err(|e| Rejection::set_aside(e.to_string()))?;
             ConsoleHub::from_registry().do_send(SessionClosed(session.into()));
             send_ticket(store, publisher, ticket).await
         }
@@ -250,10 +250,15 @@ impl ChargePoint {
     }
 }
 
-/// Makes the closed session durable, then sends its ticket to the driver.
+/// Makes the closed session durable, then sends its ticket to the driver. A ticket is never
+/// sent for a session that is not durable: the record is handed again instead.
 async fn send_ticket(store: Store, publisher: Publisher, ticket: Ticket) -> Result<(), Rejection> {
     if let Err(e) = store.flush().await {
         log::error!("cannot make session {} durable: {e}", ticket.session_id);
+        return Err(Rejection::retry_later(format!(
+            "session {} is not durable yet: {e}",
+            ticket.session_id
+        )));
     }
     publisher
         .driver_update(DriverUpdate::Ticket {
@@ -261,7 +266,7 @@ async fn send_ticket(store: Store, publisher: Publisher, ticket: Ticket) -> Resu
             ticket,
         })
         .await
-        .map_err(|e| Rejection(e.to_string()))
+        .map_err(|e| Rejection::set_aside(e.to_string()))
 }
 
 impl Actor for ChargePoint {
