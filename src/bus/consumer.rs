@@ -324,19 +324,15 @@ where
                     set_aside(&record, rejection.reason, &dead_letters).await;
                     return position;
                 }
-                Ok(Err(not_yet)) => {
-                    log::warn!("record for {key} not handled yet ({not_yet}); retrying");
-                    tokio::time::sleep(backoff).await;
-                    verdict = sink
-                        .send(Inbound {
-                            key: key.clone(),
-                            envelope: envelope.clone(),
-                        })
-                        .await;
-                }
-                Err(mailbox) => {
-                    // The owning actor is being restarted: the record waits, it is not lost.
-                    log::warn!("record for {key} not handled yet ({mailbox}); retrying");
+                // Not taken yet (a write not durable) or the owning actor is being
+                // restarted: the record waits and is handed again, it is not lost.
+                not_yet => {
+                    let why = match not_yet {
+                        Ok(Err(rejection)) => rejection.reason,
+                        Err(mailbox) => mailbox.to_string(),
+                        Ok(Ok(())) => unreachable!("handled above"),
+                    };
+                    log::warn!("record for {key} not handled yet ({why}); retrying");
                     tokio::time::sleep(backoff).await;
                     verdict = sink
                         .send(Inbound {
