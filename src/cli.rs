@@ -5,7 +5,7 @@
 
 mod accounts;
 
-pub use accounts::{CentralDataArgs, CpRegisterArgs, OperatorCommand};
+pub use accounts::{CentralDataArgs, CpRegisterArgs, DriverRegisterArgs, OperatorCommand};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -63,6 +63,9 @@ pub enum Command {
     /// Register charging points and issue their secrets: on the central's database (with the
     /// central stopped) or through a running central's API (--api)
     CpRegister(CpRegisterArgs),
+    /// Register drivers and issue their secrets (which prove their requests on the bus): on
+    /// the central's database (with the central stopped) or through its API (--api)
+    DriverRegister(DriverRegisterArgs),
     /// Many simulated charging points, or many drivers, in one process (load tests)
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -139,6 +142,10 @@ pub struct FleetDriversArgs {
     /// Id prefix: D00001, D00002, …
     #[arg(long, value_name = "TEXT", default_value = "D")]
     pub prefix: String,
+    /// The drivers' secrets: one `ID SECRET` line each, as `evcharge driver-register --count`
+    /// wrote
+    #[arg(long, value_name = "FILE")]
+    pub secrets: PathBuf,
     /// Id prefix of the CPs the drivers are paired with
     #[arg(long, value_name = "TEXT", default_value = "CP")]
     pub cp_prefix: String,
@@ -217,6 +224,22 @@ pub struct CpIdentityArgs {
     /// Charging point id, e.g. CP001
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
+    /// File holding the CP's secret, as `evcharge cp-register` wrote it (or set
+    /// EVCHARGE_CP__SECRET_FILE or EVCHARGE_CP__SECRET): the monitor presents it to the
+    /// central, the engine proves its records with it
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl CpIdentityArgs {
+    fn push(&self, out: &mut Overrides) {
+        push(out, "cp.id", &self.id);
+        push(
+            out,
+            "cp.secret_file",
+            &self.secret_file.as_ref().map(|p| p.display()),
+        );
+    }
 }
 
 /// Flags of a process's control endpoint.
@@ -275,13 +298,10 @@ pub struct EngineArgs {
 /// Flags by which a monitor presents its CP to the central.
 #[derive(Debug, Args)]
 pub struct MonitorLinkArgs {
-    /// TCP address of the central [default: 127.0.0.1:5000]
+    /// TCP address of the central [default: 127.0.0.1:5000]; the CP's location and tariff
+    /// are its registration's
     #[arg(long, value_name = "ADDR:PORT")]
     pub central: Option<String>,
-    /// File holding the CP's secret, as `evcharge cp-register` wrote it (or set
-    /// EVCHARGE_CP__SECRET); the CP's location and tariff are its registration's
-    #[arg(long, value_name = "FILE")]
-    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +368,11 @@ pub struct DriverArgs {
     /// Print every update as one JSON line instead of text
     #[arg(long)]
     pub json: bool,
+    /// File holding the driver's secret, as `evcharge driver-register` wrote it (or set
+    /// EVCHARGE_DRIVER__SECRET_FILE or EVCHARGE_DRIVER__SECRET): it proves the driver's
+    /// requests on the bus
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Serve the driver dashboard on this HTTP address [default when given alone: 127.0.0.1:8001]
     #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8001")]
     pub http: Option<String>,
@@ -423,20 +448,20 @@ impl Cli {
                 push(&mut out, "central.login_lockout", &a.login_lockout);
             }
             Some(Command::Engine(a)) => {
-                push(&mut out, "cp.id", &a.cp.id);
+                a.cp.push(&mut out);
                 push(&mut out, "engine.listen", &a.listen);
                 a.sim.push(&mut out);
                 a.control.push(&mut out);
             }
             Some(Command::Monitor(a)) => {
-                push(&mut out, "cp.id", &a.cp.id);
+                a.cp.push(&mut out);
                 push(&mut out, "monitor.engine", &a.engine);
                 push(&mut out, "monitor.http", &a.page.http);
                 a.link.push(&mut out);
                 a.control.push(&mut out);
             }
             Some(Command::Cp(a)) => {
-                push(&mut out, "cp.id", &a.cp.id);
+                a.cp.push(&mut out);
                 out.push((
                     "engine.listen",
                     a.engine_listen
@@ -452,6 +477,11 @@ impl Cli {
                 push(&mut out, "driver.id", &a.id);
                 push(&mut out, "driver.pause", &a.pause);
                 push(&mut out, "driver.http", &a.http);
+                push(
+                    &mut out,
+                    "driver.secret_file",
+                    &a.secret_file.as_ref().map(|p| p.display()),
+                );
                 a.control.push(&mut out);
             }
             Some(Command::Demo(a)) => {
@@ -472,7 +502,8 @@ impl Cli {
                 | OperatorCommand::Revoke { data, .. }
                 | OperatorCommand::List { data },
             ))
-            | Some(Command::CpRegister(CpRegisterArgs { data, .. })) => push(
+            | Some(Command::CpRegister(CpRegisterArgs { data, .. }))
+            | Some(Command::DriverRegister(DriverRegisterArgs { data, .. })) => push(
                 &mut out,
                 "central.data",
                 &data.data.as_ref().map(|p| p.display()),
@@ -513,11 +544,6 @@ impl EngineSimArgs {
 impl MonitorLinkArgs {
     fn push(&self, out: &mut Overrides) {
         push(out, "monitor.central", &self.central);
-        push(
-            out,
-            "cp.secret_file",
-            &self.secret_file.as_ref().map(|p| p.display()),
-        );
     }
 }
 

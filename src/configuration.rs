@@ -89,6 +89,11 @@ pub struct KafkaSettings {
     /// Longest a record waits in its producer for others to share its batch.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
+    /// How old (or, for a clock ahead, how new) a record that acts on the present may be:
+    /// a driver's request, an engine's hello, a crash command. Older ones are set aside as
+    /// stale, and each is taken once within the window, so a replay changes nothing.
+    #[serde(with = "humantime_serde")]
+    pub replay_window: Duration,
     /// `plaintext` (a one-machine lab only), `ssl`, `sasl_plaintext` or `sasl_ssl`.
     pub security_protocol: SecurityProtocol,
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with a SASL protocol.
@@ -201,6 +206,11 @@ pub struct MonitorSettings {
 #[serde(default)]
 pub struct DriverSettings {
     pub id: String,
+    /// The secret issued when the driver was registered (better: `secret_file`): the
+    /// driver proves its requests on the bus with it.
+    pub secret: Option<Secret>,
+    /// A file holding the secret (what `evcharge driver-register --secret-file` writes).
+    pub secret_file: Option<PathBuf>,
     /// Pause after each service, whether it succeeded or failed.
     #[serde(with = "humantime_serde")]
     pub pause: Duration,
@@ -257,6 +267,7 @@ impl Default for KafkaSettings {
             retry_backoff: Duration::from_secs(2),
             fetch_wait: Duration::from_millis(100),
             linger: Duration::from_millis(1),
+            replay_window: Duration::from_secs(300),
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanism: None,
             sasl_username: None,
@@ -318,6 +329,8 @@ impl Default for DriverSettings {
     fn default() -> Self {
         DriverSettings {
             id: String::new(),
+            secret: None,
+            secret_file: None,
             pause: Duration::from_secs(4),
             answer_timeout: Duration::from_secs(30),
             supply_timeout: Duration::from_secs(600),
@@ -440,33 +453,6 @@ impl Settings {
     /// Fails with a clear message when a role needs an id that was not given.
     pub fn require_cp_id(&self) -> Result<&str, SettingsError> {
         require_id(&self.cp.id, "cp.id", "--id or EVCHARGE_CP__ID")
-    }
-
-    /// The CP's secret, from `cp.secret` or the file `cp.secret_file`, or a clear error.
-    pub fn require_cp_secret(&self) -> Result<Secret, SettingsError> {
-        let missing = || SettingsError::Invalid {
-            key: "cp.secret",
-            why: "the CP's secret is required (give the file `evcharge cp-register` wrote with \
-                  --secret-file FILE or EVCHARGE_CP__SECRET_FILE, or the secret itself with \
-                  EVCHARGE_CP__SECRET)"
-                .into(),
-        };
-        if let Some(secret) = &self.cp.secret {
-            return Ok(secret.clone());
-        }
-        let path = self.cp.secret_file.as_ref().ok_or_else(missing)?;
-        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
-            key: "cp.secret_file",
-            why: format!("cannot read {}: {e}", path.display()),
-        })?;
-        let secret = text.trim();
-        if secret.is_empty() {
-            return Err(SettingsError::Invalid {
-                key: "cp.secret_file",
-                why: format!("{} is empty", path.display()),
-            });
-        }
-        Ok(Secret::new(secret))
     }
 
     /// The engine's data directory.

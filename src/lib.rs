@@ -12,6 +12,7 @@ pub mod harness;
 pub mod link;
 pub mod messages;
 pub mod metrics;
+pub mod proof;
 pub mod roles;
 pub mod store;
 pub mod tls;
@@ -84,7 +85,8 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
         ),
         Command::Demo(_) => demo::run(settings, config),
         Command::Operator(command) => operator::run(&settings, command),
-        Command::CpRegister(args) => cp_register::run(&settings, args),
+        Command::CpRegister(args) => register::cps(&settings, args),
+        Command::DriverRegister(args) => register::drivers(&settings, args),
         Command::Fleet(cli::FleetCommand::Cps(args)) => {
             let cps = fleet::Numbering {
                 prefix: args.prefix,
@@ -105,7 +107,10 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
                 first: args.cp_first,
                 count: args.count,
             };
-            actix::System::new().block_on(fleet::run_drivers(settings, drivers, cps, args.control))
+            {
+                let fleet = fleet::run_drivers(settings, drivers, &args.secrets, cps, args.control);
+                actix::System::new().block_on(fleet)
+            }
         }
         Command::Bench(args) => bench::run(settings, args),
         Command::Tls(cli::TlsCommand::SelfSigned { out, hosts }) => tls::self_signed(&out, &hosts),

@@ -38,6 +38,13 @@ impl<T> Envelope<T> {
 /// A message that says which entity (CP or driver) it concerns: that id is its Kafka key.
 pub trait Keyed {
     fn key(&self) -> &str;
+
+    /// Whether the message acts on the present rather than on a session or instance it
+    /// names: a replay of it would act again, so a receiver takes it only while fresh, and
+    /// once (see `kafka.replay_window`).
+    fn must_be_fresh(&self) -> bool {
+        false
+    }
 }
 
 /// Topic `driver.requests`, key = driver id: what drivers ask of the central.
@@ -65,10 +72,12 @@ pub enum DriverRequest {
     },
     /// Sign in with a password (the driver dashboard's log-in). The central keeps only a
     /// hash; the first sign-in of a driver id sets its password. Answered with `signed_in`.
+    /// The password never crosses the bus readable: it is sealed (ChaCha20-Poly1305) with a
+    /// key derived from the driver's bus key, for this request id (see `docs/PROTOCOL.md`).
     SignIn {
         request_id: Uuid,
         driver_id: String,
-        password: Secret,
+        sealed_password: String,
         /// The address the driver's dashboard was reached from, when known: the central
         /// limits wrong passwords per address as well as per driver.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +97,11 @@ impl Keyed for DriverRequest {
             | DriverRequest::SignIn { driver_id, .. }
             | DriverRequest::History { driver_id, .. } => driver_id,
         }
+    }
+
+    /// Every driver request acts on the driver's present (its current supply, its id).
+    fn must_be_fresh(&self) -> bool {
+        true
     }
 }
 
@@ -377,6 +391,10 @@ impl Keyed for CpCommand {
             | CpCommand::Crash { cp_id, .. } => cp_id,
         }
     }
+
+    fn must_be_fresh(&self) -> bool {
+        matches!(self, CpCommand::Crash { .. })
+    }
 }
 
 /// Topic `cp.events`, key = CP id: what an engine reports to the central.
@@ -438,6 +456,11 @@ impl Keyed for CpEvent {
             | CpEvent::EngineHello { cp_id, .. } => cp_id,
         }
     }
+
+    /// A replayed hello would keep a dead engine looking alive.
+    fn must_be_fresh(&self) -> bool {
+        matches!(self, CpEvent::EngineHello { .. })
+    }
 }
 
 /// Topic `deadletter`, key = the original key: a record that could not be used, and why.
@@ -493,16 +516,12 @@ mod tests {
     }
 
     #[test]
-    fn a_password_travels_as_a_string_but_never_shows_in_debug_output() {
-        let request = DriverRequest::SignIn {
-            request_id: Uuid::nil(),
-            driver_id: "D1".into(),
-            password: Secret::new("hunter2"),
-            from: None,
-        };
-        let mut json = serde_json::to_value(Envelope::new(&request)).unwrap();
+    fn a_secret_is_a_string_that_never_shows_in_debug_output_nor_in_views() {
+        let secret = Secret::new("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        let mut json =
+            serde_json::json!({"type": "sign_in", "driver_id": "D1", "password": secret});
         assert_eq!(json["password"], "hunter2");
-        assert!(!format!("{request:?}").contains("hunter2"));
         assert!(redact_secrets(&mut json));
         assert_eq!(json["password"], "***");
         assert!(!redact_secrets(&mut serde_json::json!({"driver_id": "D1"})));

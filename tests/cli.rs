@@ -17,7 +17,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn every_role_explains_its_flags() {
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 9] = [
         (
             "central",
             &[
@@ -31,7 +31,13 @@ fn every_role_explains_its_flags() {
         ),
         (
             "engine",
-            &["--id", "--listen", "--plug-in-delay", "--interactive"],
+            &[
+                "--id",
+                "--listen",
+                "--plug-in-delay",
+                "--interactive",
+                "--secret-file",
+            ],
         ),
         (
             "monitor",
@@ -52,7 +58,18 @@ fn every_role_explains_its_flags() {
         ),
         (
             "driver",
-            &["--id", "--cp", "--file", "--interactive", "--any"],
+            &[
+                "--id",
+                "--cp",
+                "--file",
+                "--interactive",
+                "--any",
+                "--secret-file",
+            ],
+        ),
+        (
+            "driver-register",
+            &["--id", "--count", "--secret-file", "--api", "--data"],
         ),
         ("broker", &["--bootstrap-file"]),
         ("demo", &["--cps", "--drivers"]),

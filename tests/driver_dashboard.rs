@@ -209,6 +209,29 @@ fn a_driver_signs_in_charges_and_sees_its_ticket_and_history() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["first_time"], false);
 
+    // The password never crossed the bus readable: every sign-in on it is sealed.
+    let requests = records::Reader::new(&net.broker.bootstrap, "driver.requests");
+    let mut sign_ins = Vec::new();
+    wait_for("the three sign-ins on the bus", DEADLINE, || {
+        for record in requests.poll() {
+            assert!(
+                !record.raw.contains("s3cret") && !record.raw.contains("guess"),
+                "a password on the bus: {}",
+                record.raw
+            );
+            if record.value["type"] == "sign_in" {
+                sign_ins.push(record);
+            }
+        }
+        (sign_ins.len() >= 3).then_some(())
+    });
+    for sign_in in &sign_ins {
+        assert!(sign_in.value["sealed_password"]
+            .as_str()
+            .is_some_and(|s| s.len() > 32));
+        assert!(sign_in.value.get("password").is_none(), "{}", sign_in.raw);
+    }
+
     // Bad input and foreign sites are refused.
     let (status, body, _) = browser.call("POST", "/api/request", Some("{nope"), &[]);
     assert_eq!(status, 400, "{body}");
@@ -322,6 +345,8 @@ fn the_dashboard_says_why_nothing_works_while_the_broker_is_out_of_reach() {
     let dir = tempfile::tempdir().unwrap();
     // No broker listens there.
     let nowhere = nowhere();
+    let secret = dir.path().join("D7.secret");
+    std::fs::write(&secret, "evcdrv_never-checked-without-a-central").unwrap();
     let args = strings(&[
         "--kafka",
         &nowhere,
@@ -330,6 +355,8 @@ fn the_dashboard_says_why_nothing_works_while_the_broker_is_out_of_reach() {
         "D7",
         "--http",
         "127.0.0.1:0",
+        "--secret-file",
+        &secret.display().to_string(),
     ]);
     let driver = Proc::spawn(dir.path(), "D7", evcharge(), &args, &FAST_ENV);
     let port = announced_port(&driver, announces::DASHBOARD);

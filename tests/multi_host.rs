@@ -105,9 +105,23 @@ fn start_cps(on: &Launcher, a: &HostA, round: &str) -> Vec<Proc> {
         .collect()
 }
 
+/// Every driver of host C.
+const DRIVERS: [&str; 8] = ["D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8"];
+
 /// A driver on host C, printing JSON lines.
 fn drive(on: &Launcher, a: &HostA, driver: &str, plan: &[&str]) -> Proc {
-    let mut args = strings(&["--kafka", &a.kafka, "driver", "--id", driver, "--json"]);
+    // Where register_driver_offline wrote it, beside the central's data.
+    let secret = on.dir.join(format!("driver-{driver}.secret"));
+    let mut args = strings(&[
+        "--kafka",
+        &a.kafka,
+        "driver",
+        "--id",
+        driver,
+        "--json",
+        "--secret-file",
+        &secret.display().to_string(),
+    ]);
     args.extend(plan.iter().map(|s| s.to_string()));
     on.start(DRIVER_HOST, driver, evcharge(), &args)
 }
@@ -198,6 +212,10 @@ fn a_network_over_three_hosts_supplies_detects_a_dead_host_and_recovers() {
             &dir.path().join(format!("{id}.secret")),
         )
         .unwrap();
+    }
+    // And the drivers of host C.
+    for driver in DRIVERS {
+        register_driver_offline(&data, driver);
     }
     let central_args = strings(&[
         "--kafka",

@@ -301,6 +301,7 @@ fn tansu_started_last_the_network_still_works() {
             )
             .unwrap();
             let secret_file = secret_file.display().to_string();
+            let driver_secret = register_driver_offline(&work.join("central"), "D1");
             let central = Proc::spawn(
                 &work,
                 "central",
@@ -339,7 +340,16 @@ fn tansu_started_last_the_network_still_works() {
                 // The CP may still be starting when Kafka appears (it is then denied as broken):
                 // the driver tries a few times, as a person would.
                 &kafka(&[
-                    "driver", "--id", "D1", "--file", &plan, "--pause", "2s", "--json",
+                    "driver",
+                    "--id",
+                    "D1",
+                    "--file",
+                    &plan,
+                    "--pause",
+                    "2s",
+                    "--json",
+                    "--secret-file",
+                    &driver_secret,
                 ]),
                 &FAST_ENV,
             );

@@ -351,7 +351,6 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
 /// cross on the bus): the energy it reports is billed, and the driver gets the corrected ticket.
 #[test]
 fn energy_reported_for_a_closed_session_amends_it() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "1s"]);
     net.start_cp("CP001", 0.50, &["--plug-in-delay", "0s"]);
     net.wait_state("CP001", "available");
@@ -366,19 +365,14 @@ fn energy_reported_for_a_closed_session_amends_it() {
         r#"{{"type":"supply_ended","v":1,"id":"{}","ts":"2026-11-23T10:00:05Z","cp_id":"CP001","session_id":"{session_id}","driver_id":"D1","started_at":"2026-11-23T10:00:00Z","ended_at":"2026-11-23T10:00:05Z","kwh":0.25,"eur":0.13,"outcome":"expired"}}"#,
         uuid::Uuid::new_v4()
     );
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &net.broker.bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            BaseRecord::to("evcharge.cp.events")
-                .key("CP001")
-                .payload(&end),
-        )
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(10)).unwrap();
+    // Proven with CP001's key, as its engine proves every report.
+    let cp1 = records::key_of(&net.cp_secret("CP001"));
+    records::RawProducer::new(&net.broker.bootstrap).send(
+        "cp.events",
+        Some("CP001"),
+        &end,
+        records::Proof::Key(&cp1),
+    );
 
     let amended = wait_for("the session to take the engine's figures", DEADLINE, || {
         net.sessions()

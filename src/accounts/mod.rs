@@ -7,9 +7,10 @@
 //! (the first admin's one-time password, control tokens) are their owner's alone
 //! ([`secret_file`]).
 
-pub mod cp_secrets;
+pub mod bus_keys;
 pub mod credentials;
 pub mod login_limit;
+pub mod party_secrets;
 pub mod secret_file;
 mod tokens;
 

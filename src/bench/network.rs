@@ -95,6 +95,8 @@ impl Network {
                 "drivers",
                 "--count",
                 &cps.to_string(),
+                "--secrets",
+                &dir.join("driver-secrets").display().to_string(),
                 "--control",
                 control.trim_start_matches("http://"),
             ],
@@ -130,6 +132,13 @@ impl Network {
             Some(cps),
             ("Bench", 0.30),
             &secrets,
+        )?;
+        crate::harness::register_drivers(
+            &crate::harness::this_binary()?,
+            &data,
+            "D",
+            Some(cps),
+            &dir.join("driver-secrets"),
         )?;
         let central_tcp = format!("127.0.0.1:{central_tcp}");
         let links = (cps + 1024).to_string();

@@ -49,6 +49,7 @@ impl Bus {
                 .map_err(|e| BusError::Embedded(e.to_string()))??
         };
         consumer.assign(&ends)?;
+        let proven = self.topics.proven(topic);
         send.await?;
         let answer = async {
             loop {
@@ -58,6 +59,15 @@ impl Bus {
                 let Some(payload) = record.payload() else {
                     continue;
                 };
+                // An answer that makes this process act (an engine told its id is in use)
+                // counts only when proven; anything else is not the answer.
+                if let Some(proven) = proven {
+                    let key = super::consumer::key_text(&record).unwrap_or_default();
+                    let verdict = super::proofs::check(self.keys.as_ref(), proven, &key, &record);
+                    if verdict != super::proofs::Verdict::Proven {
+                        continue;
+                    }
+                }
                 if let Ok(envelope) = serde_json::from_slice::<Envelope<T>>(payload) {
                     if is_answer(&envelope.body) {
                         return envelope.body;

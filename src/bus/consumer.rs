@@ -7,6 +7,7 @@
 //! consumption goes on.
 
 use super::context::BusContext;
+use super::proofs::Gate;
 use super::{Bus, BusError, Publisher};
 use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
 use actix::Recipient;
@@ -127,6 +128,11 @@ impl Bus {
         }
         let dead_letters = self.publisher()?;
         let backoff = self.settings.retry_backoff;
+        let gate = std::rc::Rc::new(Gate::new(
+            self.topics.proven(topic),
+            self.keys.clone(),
+            self.settings.replay_window,
+        ));
         let context = self.context.clone();
         actix::spawn(async move {
             // Records of different keys are handled side by side, up to IN_FLIGHT at a
@@ -187,6 +193,7 @@ impl Bus {
                                 previous,
                                 record,
                                 &sink,
+                                gate.clone(),
                                 dead_letters.clone(),
                                 backoff,
                                 done,
@@ -213,6 +220,7 @@ fn after<T>(
     previous: Option<oneshot::Receiver<()>>,
     record: OwnedMessage,
     sink: &Recipient<Inbound<T>>,
+    gate: std::rc::Rc<Gate>,
     dead_letters: Publisher,
     backoff: Duration,
     done: oneshot::Sender<()>,
@@ -222,7 +230,7 @@ where
 {
     match previous {
         None => {
-            let delivered = deliver(record, sink, dead_letters, backoff);
+            let delivered = deliver(record, sink, &gate, dead_letters, backoff);
             async move {
                 let handled = delivered.await;
                 let _ = done.send(());
@@ -234,7 +242,7 @@ where
             let sink = sink.clone();
             async move {
                 let _ = previous.await;
-                let handled = deliver(record, &sink, dead_letters, backoff).await;
+                let handled = deliver(record, &sink, &gate, dead_letters, backoff).await;
                 let _ = done.send(());
                 handled
             }
@@ -288,19 +296,28 @@ pub(super) fn key_text(record: &impl Message) -> Option<String> {
 fn deliver<T>(
     record: OwnedMessage,
     sink: &Recipient<Inbound<T>>,
+    gate: &Gate,
     dead_letters: Publisher,
     backoff: Duration,
 ) -> impl std::future::Future<Output = Handled> + 'static
 where
     T: DeserializeOwned + Keyed + Clone + Send + 'static,
 {
-    let parsed = parse_record::<T>(record.key(), record.payload());
-    let sent = parsed.as_ref().ok().map(|(key, envelope)| {
-        sink.send(Inbound {
-            key: key.clone(),
-            envelope: envelope.clone(),
-        })
+    // Checked here, before any await: records reach the gate in the order they came.
+    let parsed = parse_record::<T>(record.key(), record.payload()).and_then(|(key, envelope)| {
+        let ours = gate.admit(&record, &key, &envelope)?;
+        Ok(ours.then_some((key, envelope)))
     });
+    let sent = parsed
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|(key, envelope)| {
+            sink.send(Inbound {
+                key: key.clone(),
+                envelope: envelope.clone(),
+            })
+        });
     let sink = sink.clone();
     async move {
         let position = Handled {
@@ -310,7 +327,9 @@ where
             key: key_of(&record),
         };
         let (key, envelope) = match parsed {
-            Ok(parsed) => parsed,
+            Ok(Some(parsed)) => parsed,
+            // Another process's party (an engine reading every CP's commands).
+            Ok(None) => return position,
             Err(reason) => {
                 set_aside(&record, reason, &dead_letters).await;
                 return position;

@@ -10,6 +10,7 @@ mod consumer;
 mod context;
 mod embedded;
 mod producer;
+mod proofs;
 mod tap;
 mod topics;
 
@@ -35,6 +36,8 @@ pub enum BusError {
     Encode(#[from] serde_json::Error),
     #[error("the embedded broker could not start: {0}")]
     Embedded(String),
+    #[error("cannot prove a record: {0}")]
+    Unproven(String),
 }
 
 /// A connection recipe to one Kafka cluster, shared by a role's producer and consumers.
@@ -43,6 +46,8 @@ pub struct Bus {
     settings: KafkaSettings,
     topics: Topics,
     context: BusContext,
+    /// The keys this process proves and checks records with (see [`crate::proof`]).
+    keys: Option<std::sync::Arc<dyn crate::proof::Keyring>>,
 }
 
 impl Bus {
@@ -59,7 +64,15 @@ impl Bus {
             topics: Topics::new(&settings.topic_prefix),
             context: BusContext::new(settings, role),
             settings: settings.clone(),
+            keys: None,
         }
+    }
+
+    /// The keys this process proves its records with and checks others' with: without
+    /// them, it can neither write nor take a record of a proven topic.
+    pub fn with_keys(mut self, keys: std::sync::Arc<dyn crate::proof::Keyring>) -> Bus {
+        self.keys = Some(keys);
+        self
     }
 
     pub fn topics(&self) -> &Topics {

@@ -5,6 +5,7 @@ use super::{Bus, BusError, Topics};
 use crate::messages::{
     CpCommand, CpEvent, DeadLetter, DriverRequest, DriverUpdate, Envelope, Keyed,
 };
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
@@ -16,6 +17,7 @@ pub struct Publisher {
     /// Shared: a publisher is cloned for every message an actor sends in the background.
     topics: std::sync::Arc<Topics>,
     context: BusContext,
+    keys: Option<std::sync::Arc<dyn crate::proof::Keyring>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -38,6 +40,7 @@ impl Bus {
             producer,
             topics: std::sync::Arc::new(self.topics.clone()),
             context: self.context.clone(),
+            keys: self.keys.clone(),
         })
     }
 }
@@ -109,7 +112,15 @@ impl Publisher {
         envelope: &Envelope<T>,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(envelope)?;
-        let record = FutureRecord::to(topic).key(key).payload(&payload);
+        let mut record = FutureRecord::to(topic).key(key).payload(&payload);
+        if let Some(proven) = self.topics.proven(topic) {
+            let proof = super::proofs::prove(self.keys.as_ref(), proven, key, &payload)
+                .map_err(BusError::Unproven)?;
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: crate::proof::HEADER,
+                value: Some(proof.as_bytes()),
+            }));
+        }
         match self.producer.send(record, Timeout::Never).await {
             Ok(_) => {
                 self.context.note_success();

@@ -75,6 +75,29 @@ pub struct CpRegisterArgs {
     pub data: CentralDataArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct DriverRegisterArgs {
+    /// The driver's id; with --count, the prefix of the ids (D gives D00001, D00002, …)
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Register this many drivers, numbered from --first
+    #[arg(long, value_name = "N")]
+    pub count: Option<u32>,
+    /// Number of the first one, with --count
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub first: u32,
+    /// Write the secret (with --count, one `ID SECRET` line per driver) to this file,
+    /// readable by its owner only; without it the secrets are printed
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// A running central's API, e.g. http://127.0.0.1:8002, with an operator's API token
+    /// in EVCHARGE_API_TOKEN
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    #[command(flatten)]
+    pub data: CentralDataArgs,
+}
+
 /// Where the central keeps its database.
 #[derive(Debug, Args)]
 pub struct CentralDataArgs {

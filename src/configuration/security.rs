@@ -1,7 +1,8 @@
 //! The settings that protect what travels: TLS for a process's listeners and for the
-//! monitor's link to the central, and Kafka's security protocol and SASL credentials.
+//! monitor's link to the central, Kafka's security protocol and SASL credentials, and the
+//! secrets of CPs and drivers.
 
-use super::{KafkaSettings, SettingsError};
+use super::{KafkaSettings, Settings, SettingsError};
 use crate::messages::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -78,6 +79,63 @@ impl SaslMechanism {
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
         }
     }
+}
+
+impl Settings {
+    /// The CP's secret, from `cp.secret` or the file `cp.secret_file`, or a clear error.
+    pub fn require_cp_secret(&self) -> Result<Secret, SettingsError> {
+        let why = "the CP's secret is required (give the file `evcharge cp-register` wrote \
+                   with --secret-file FILE or EVCHARGE_CP__SECRET_FILE, or the secret itself \
+                   with EVCHARGE_CP__SECRET)";
+        read_secret(
+            &self.cp.secret,
+            &self.cp.secret_file,
+            ("cp.secret", "cp.secret_file"),
+            why,
+        )
+    }
+
+    /// The driver's secret, from `driver.secret` or the file `driver.secret_file`, or a
+    /// clear error.
+    pub fn require_driver_secret(&self) -> Result<Secret, SettingsError> {
+        let why = "the driver's secret is required (give the file `evcharge driver-register` \
+                   wrote with --secret-file FILE or EVCHARGE_DRIVER__SECRET_FILE, or the secret \
+                   itself with EVCHARGE_DRIVER__SECRET)";
+        read_secret(
+            &self.driver.secret,
+            &self.driver.secret_file,
+            ("driver.secret", "driver.secret_file"),
+            why,
+        )
+    }
+}
+
+/// A secret given itself, or in a file (its first line), or `why` it is missing.
+fn read_secret(
+    given: &Option<Secret>,
+    file: &Option<PathBuf>,
+    (key, file_key): (&'static str, &'static str),
+    why: &str,
+) -> Result<Secret, SettingsError> {
+    if let Some(secret) = given {
+        return Ok(secret.clone());
+    }
+    let path = file.as_ref().ok_or_else(|| SettingsError::Invalid {
+        key,
+        why: why.into(),
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
+        key: file_key,
+        why: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(SettingsError::Invalid {
+            key: file_key,
+            why: format!("{} is empty", path.display()),
+        });
+    }
+    Ok(Secret::new(secret))
 }
 
 fn invalid(key: &'static str, why: impl Into<String>) -> Result<(), SettingsError> {

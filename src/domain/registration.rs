@@ -44,6 +44,11 @@ pub fn check_cp_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A driver id: the same rules as a CP id.
+pub fn check_driver_id(id: &str) -> Result<(), String> {
+    check_cp_id(id).map_err(|why| why.replacen("a CP id", "a driver id", 1))
+}
+
 /// A location: 1 to [`MAX_LOCATION_LEN`] characters of printable text, no `#`.
 pub fn check_location(location: &str) -> Result<(), String> {
     let trimmed = location.trim();

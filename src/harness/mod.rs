@@ -12,7 +12,7 @@ pub mod process;
 pub mod wait;
 
 pub use http::Endpoint;
-pub use operator::{add_operator, register_cps};
+pub use operator::{add_operator, register_cps, register_drivers};
 pub use ports::{free_port, free_ports};
 pub use process::{this_binary, Child, Program, StopOnDrop};
 pub use wait::{wait_for, wait_until};

@@ -1,6 +1,6 @@
 //! What an operator prepares for a network a harness starts, with the real commands as a
-//! person would: an operator account (`evcharge operator`) and registered charging points
-//! (`evcharge cp-register`).
+//! person would: an operator account (`evcharge operator`), registered charging points
+//! (`evcharge cp-register`) and drivers (`evcharge driver-register`).
 
 use super::Program;
 use std::path::Path;
@@ -44,6 +44,32 @@ pub fn register_cps(
         location.into(),
         "--price".into(),
         price.to_string(),
+        "--data".into(),
+        data.display().to_string(),
+        "--secret-file".into(),
+        secret_file.display().to_string(),
+    ];
+    if let Some(count) = count {
+        args.extend(["--count".into(), count.to_string()]);
+    }
+    Program::new(evcharge).args(args).run_to_end(None)?;
+    Ok(())
+}
+
+/// Registers drivers with the real `evcharge driver-register` on the central's database in
+/// `data` (the central must not be running): `id` alone, or with `count` the drivers
+/// `id00001`… Their secrets go to `secret_file` (one secret, or `ID SECRET` lines).
+pub fn register_drivers(
+    evcharge: &Path,
+    data: &Path,
+    id: &str,
+    count: Option<u32>,
+    secret_file: &Path,
+) -> anyhow::Result<()> {
+    let mut args = vec![
+        "driver-register".to_owned(),
+        "--id".into(),
+        id.into(),
         "--data".into(),
         data.display().to_string(),
         "--secret-file".into(),

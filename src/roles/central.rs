@@ -19,7 +19,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = Store::open(&central.data)
         .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
     let accounts = crate::accounts::Accounts::open(store.database())?;
-    let bus = Bus::new(&settings.kafka, "central");
+    // The central proves its commands, and checks every CP's and driver's records, with the
+    // keys of the registered CPs and drivers.
+    let keys = crate::accounts::bus_keys::RegisteredKeys::new(store.clone());
+    let bus = Bus::new(&settings.kafka, "central").with_keys(std::sync::Arc::new(keys));
     let publisher = bus.publisher()?;
     let supervisor = CpSupervisor::new(
         central.clone(),

@@ -66,7 +66,16 @@ async fn run_network(
     let cp_ids: Vec<String> = (1..=settings.demo.cps)
         .map(|i| format!("CP{i:03}"))
         .collect();
-    let (admin_password, token, secrets) = prepare_accounts(&dir.join("central"), &cp_ids)?;
+    let driver_ids: Vec<String> = (1..=settings.demo.drivers)
+        .map(|d| format!("D{d:03}"))
+        .collect();
+    let prepared = prepare_accounts(&dir.join("central"), &cp_ids, &driver_ids)?;
+    let Prepared {
+        first_admin: admin_password,
+        token,
+        cp_secrets: secrets,
+        driver_secrets,
+    } = prepared;
     secret_file::write(&dir.join(TOKEN_FILE), &token)
         .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
     launch(
@@ -106,6 +115,8 @@ async fn run_network(
             "--data",
             &data,
             "--allow-crash",
+            "--secret-file",
+            &secret_file.display().to_string(),
         ]);
         launch(&format!("{id}-engine"), engine)
             .await?
@@ -157,17 +168,28 @@ async fn run_network(
             crate::accounts::FIRST_ADMIN
         ),
     }
-    for d in 1..=settings.demo.drivers {
-        let id = format!("D{d:03}");
-        let file = write_demo_file(dir, &id, &cp_ids, d as usize)?;
-        let mut args = strings(&["driver", "--id", &id, "--file", &file.display().to_string()]);
+    for (i, id) in driver_ids.iter().enumerate() {
+        let d = i as u32 + 1;
+        let file = write_demo_file(dir, id, &cp_ids, d as usize)?;
+        let secret_file = dir.join(format!("{id}.secret"));
+        secret_file::write(&secret_file, &driver_secrets[i])
+            .with_context(|| format!("cannot write {}", secret_file.display()))?;
+        let mut args = strings(&[
+            "driver",
+            "--id",
+            id,
+            "--file",
+            &file.display().to_string(),
+            "--secret-file",
+            &secret_file.display().to_string(),
+        ]);
         if let Some(port) = page_port(settings.demo.driver_pages, d as usize - 1) {
             args.extend(strings(&["--http", &format!("127.0.0.1:{port}")]));
             pages.push(format!(
                 "dashboard of driver {id}: http://127.0.0.1:{port}/"
             ));
         }
-        launch(&id, args).await?.map_err(anyhow::Error::msg)?;
+        launch(id, args).await?.map_err(anyhow::Error::msg)?;
     }
     for page in pages {
         log::info!("{page}");
@@ -248,15 +270,26 @@ fn control_token_shown(settings: &Settings, dir: &Path) -> String {
     }
 }
 
-/// What [`prepare_accounts`] made: the first admin's password file when new, the demo's
-/// API token, and each CP's secret (in the order of the ids given).
-type Prepared = (Option<PathBuf>, String, Vec<String>);
+/// What [`prepare_accounts`] made.
+struct Prepared {
+    /// The first admin's password file, when new.
+    first_admin: Option<PathBuf>,
+    /// The demo's API token.
+    token: String,
+    /// Each CP's and each driver's secret, in the order of the ids given.
+    cp_secrets: Vec<String>,
+    driver_secrets: Vec<String>,
+}
 
 /// Before the central opens its database: the first operator (with a one-time password in
 /// a file readable by this user only, whose path is returned when new), the demo's own
-/// operator with an API token the demo uses to follow the network, and the demo's CPs
-/// registered as an operator would, each with a fresh secret.
-fn prepare_accounts(data: &Path, cp_ids: &[String]) -> anyhow::Result<Prepared> {
+/// operator with an API token the demo uses to follow the network, and the demo's CPs and
+/// drivers registered as an operator would, each with a fresh secret.
+fn prepare_accounts(
+    data: &Path,
+    cp_ids: &[String],
+    driver_ids: &[String],
+) -> anyhow::Result<Prepared> {
     use crate::accounts::{one_time_password, Accounts, DEFAULT_TOKEN_LIFETIME};
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = crate::store::Store::open(data)
@@ -273,7 +306,7 @@ fn prepare_accounts(data: &Path, cp_ids: &[String]) -> anyhow::Result<Prepared> 
         .token;
     let mut secrets = Vec::with_capacity(cp_ids.len());
     for (i, id) in cp_ids.iter().enumerate() {
-        let (secret, credential) = crate::accounts::cp_secrets::issue();
+        let (secret, credential) = crate::accounts::party_secrets::issue_cp();
         // A demo started again in the same folder finds its CPs registered: new secrets.
         if store.cp(id)?.is_some() {
             store.set_cp_credential(id, &credential)?;
@@ -285,13 +318,28 @@ fn prepare_accounts(data: &Path, cp_ids: &[String]) -> anyhow::Result<Prepared> 
         }
         secrets.push(secret);
     }
+    let mut driver_secrets = Vec::with_capacity(driver_ids.len());
+    for id in driver_ids {
+        let (secret, credential) = crate::accounts::party_secrets::issue_driver();
+        store.set_driver_credential(id, &credential)?;
+        driver_secrets.push(secret);
+    }
     accounts.audit(
         "evcharge demo",
         "this machine",
-        &format!("registered the demo's {} CPs", cp_ids.len()),
+        &format!(
+            "registered the demo's {} CPs and {} drivers",
+            cp_ids.len(),
+            driver_ids.len()
+        ),
     );
     store.flush_blocking()?;
-    Ok((first_admin, token, secrets))
+    Ok(Prepared {
+        first_admin,
+        token,
+        cp_secrets: secrets,
+        driver_secrets,
+    })
 }
 
 /// Waits until the central's API answers (or a minute has passed).

@@ -41,7 +41,12 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         }
         None => None,
     };
-    let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"));
+    // The driver proves its requests, and seals its dashboard's password, with its key.
+    let secret = settings.require_driver_secret()?;
+    let bus_key = crate::proof::BusKey::derive(secret.expose());
+    let keys = crate::proof::OwnKeys::default().driver(&driver_id, secret.expose());
+    let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"))
+        .with_keys(std::sync::Arc::new(keys));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
     let instance = uuid::Uuid::new_v4();
@@ -52,6 +57,7 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         driver_id.clone(),
         instance,
         settings.driver.clone(),
+        bus_key,
         publisher,
         Errand {
             plan: requests,

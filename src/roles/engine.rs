@@ -11,6 +11,7 @@ use crate::store::supply_log::SupplyLog;
 use actix::{Actor, Addr};
 use anyhow::Context;
 use std::io::BufRead;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -31,7 +32,10 @@ pub async fn start_with_address(
     refusals: super::Refusals,
 ) -> anyhow::Result<(Addr<Engine>, std::net::SocketAddr)> {
     let cp_id = settings.require_cp_id()?.to_owned();
-    let bus = Bus::new(&settings.kafka, &format!("engine-{cp_id}"));
+    // The engine proves its reports, and checks the central's commands, with its CP's key.
+    let secret = settings.require_cp_secret()?;
+    let keys = crate::proof::OwnKeys::default().cp(&cp_id, secret.expose());
+    let bus = Bus::new(&settings.kafka, &format!("engine-{cp_id}")).with_keys(Arc::new(keys));
     let publisher = bus.publisher()?;
     let data = settings.engine_data();
     let log = SupplyLog::open(&data).with_context(|| {

@@ -9,6 +9,7 @@ use crate::actors::fleet::key_router::KeyRouter;
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
 use crate::messages::{CpCommand, DriverUpdate, Secret};
+use crate::proof::OwnKeys;
 use crate::store::GroupFlush;
 use actix::Actor;
 use anyhow::Context;
@@ -34,10 +35,10 @@ impl Numbering {
     }
 }
 
-/// The secret of every CP in `ids`, from a file of `ID SECRET` lines.
+/// The secret of every CP or driver in `ids`, from a file of `ID SECRET` lines.
 fn read_secrets(path: &Path, ids: &[String]) -> anyhow::Result<HashMap<String, Secret>> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the CPs' secrets in {}", path.display()))?;
+        .with_context(|| format!("cannot read the secrets in {}", path.display()))?;
     let secrets: HashMap<String, Secret> = text
         .lines()
         .filter_map(|line| line.split_once(' '))
@@ -90,7 +91,12 @@ pub async fn run_cps(
     // Per CP: the monitor's two links and the engine end of one of them.
     super::raise_open_files_limit(3 * ids.len() as u64 + 1024);
     let central_link = super::tls::central_link(&settings)?;
-    let bus = Bus::new(&settings.kafka, "fleet");
+    let keys = secrets
+        .iter()
+        .fold(OwnKeys::default(), |keys, (id, secret)| {
+            keys.cp(id, secret.expose())
+        });
+    let bus = Bus::new(&settings.kafka, "fleet").with_keys(Arc::new(keys));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
     let data = data.unwrap_or_else(|| {
@@ -169,12 +175,18 @@ pub async fn run_cps(
 pub async fn run_drivers(
     settings: Settings,
     drivers: Numbering,
+    secrets: &Path,
     cps: Numbering,
     control: Option<String>,
 ) -> anyhow::Result<()> {
     let ids = drivers.ids();
+    let keys = read_secrets(secrets, &ids)?
+        .iter()
+        .fold(OwnKeys::default(), |keys, (id, secret)| {
+            keys.driver(id, secret.expose())
+        });
     let control = bind_control(&settings, control)?;
-    let bus = Bus::new(&settings.kafka, "fleet");
+    let bus = Bus::new(&settings.kafka, "fleet").with_keys(Arc::new(keys));
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
     let router = KeyRouter::<DriverUpdate>::default().start();

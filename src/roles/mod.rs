@@ -5,13 +5,13 @@ pub mod bench;
 pub mod broker;
 pub mod central;
 pub mod cp;
-pub mod cp_register;
 pub mod demo;
 pub mod driver;
 pub mod engine;
 pub mod fleet;
 pub mod monitor;
 pub mod operator;
+pub mod register;
 pub mod tls;
 
 /// Starts the process's control endpoint when `control.listen` is set.
@@ -146,7 +146,9 @@ where
             }
             None => {
                 log::warn!(
-                    "{who}: the central did not answer; going on without checking that no other instance runs"
+                    "{who}: the central did not answer; going on without checking that no other \
+                     instance runs (if this goes on, check that its secret is the one registered: \
+                     the central sets aside records it cannot prove, on the dead-letter topic)"
                 );
                 return Ok(());
             }

@@ -6,7 +6,7 @@
 
 mod registry;
 
-pub use registry::{CpCredential, RegisterError};
+pub use registry::{Credential, RegisterError};
 
 use super::{all, flush_durably, get, put, StoreError};
 use crate::domain::registration::CpTerms;
@@ -136,6 +136,8 @@ pub struct Store {
     cps: sled::Tree,
     /// CP id → what is kept of its secret.
     cp_credentials: sled::Tree,
+    /// Driver id → what is kept of its secret.
+    driver_credentials: sled::Tree,
     drivers: sled::Tree,
     /// Session id (UUIDv7, so in time order) → session.
     sessions: sled::Tree,
@@ -151,6 +153,7 @@ impl Store {
         Ok(Store {
             cps: db.open_tree("cps")?,
             cp_credentials: db.open_tree("cp_credentials")?,
+            driver_credentials: db.open_tree("driver_credentials")?,
             drivers: db.open_tree("drivers")?,
             sessions: db.open_tree("sessions")?,
             open_sessions: db.open_tree("open_sessions")?,

@@ -8,7 +8,7 @@ pub mod central;
 pub mod supply_log;
 
 pub use central::{
-    CpCredential, CpRecord, DriverRecord, RegisterError, SessionRecord, SessionView, Store,
+    CpRecord, Credential, DriverRecord, RegisterError, SessionRecord, SessionView, Store,
 };
 
 use serde::{de::DeserializeOwned, Serialize};

@@ -137,14 +137,17 @@ fn a_control_endpoint_opens_only_to_its_token_from_its_own_site_and_address() {
 
 #[test]
 fn a_control_endpoint_given_no_token_makes_one_in_a_file_only_its_user_may_read() {
-    let net = Network::start(BrokerKind::Embedded);
+    let mut net = Network::start(BrokerKind::Embedded);
     let data = net.dir.path().join("engine-CP009").display().to_string();
+    let secret = net.cp_secret("CP009");
     let args = strings(&[
         "--kafka",
         &net.broker.bootstrap,
         "engine",
         "--id",
         "CP009",
+        "--secret-file",
+        &secret,
         "--listen",
         "127.0.0.1:0",
         "--data",

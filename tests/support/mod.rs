@@ -9,14 +9,15 @@ mod broker;
 pub mod link;
 mod network;
 mod process;
+pub mod records;
 
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use broker::{tansu_binary, Broker, BrokerKind};
 #[allow(unused_imports)]
 pub use network::{
-    prepare_operator, register_offline, wait_line, Network, CONTROL_TOKEN, FAST_ENV, OPERATOR,
-    OPERATOR_PASSWORD,
+    prepare_operator, register_driver_offline, register_offline, wait_line, Network, CONTROL_TOKEN,
+    FAST_ENV, OPERATOR, OPERATOR_PASSWORD,
 };
 #[allow(unused_imports)]
 pub use process::{

@@ -61,6 +61,18 @@ pub fn register_offline(data: &Path, id: &str, price: f64) -> String {
     file.display().to_string()
 }
 
+/// Registers driver `id` in the central's database in `data` (the central must not be
+/// running) with the real `evcharge driver-register`; returns the file holding its secret.
+pub fn register_driver_offline(data: &Path, id: &str) -> String {
+    let file = data.with_file_name(format!("driver-{id}.secret"));
+    evcharge::harness::register_drivers(Path::new(evcharge()), data, id, None, &file)
+        .unwrap_or_else(|e| panic!("cannot register driver {id}: {e:#}"));
+    file.display().to_string()
+}
+
+/// The tariff of a CP whose engine starts before anything says what it charges.
+const DEFAULT_PRICE: f64 = 0.30;
+
 /// A network under test: a broker, a central, CPs and drivers, each a real process.
 pub struct Network {
     pub broker: Broker,
@@ -72,6 +84,8 @@ pub struct Network {
     pub cps: Vec<Proc>,
     /// The secret file of every CP registered so far, and the price it was registered at.
     registered: std::collections::HashMap<String, (String, f64)>,
+    /// The secret file of every driver registered so far.
+    drivers: std::collections::HashMap<String, String>,
     started: usize,
     central_flags: Vec<String>,
     /// Settings of the central's given in its environment, beside [`FAST_ENV`].
@@ -113,6 +127,7 @@ impl Network {
             http: 0,
             cps: Vec::new(),
             registered: Default::default(),
+            drivers: Default::default(),
             started: 0,
             central_flags: central_flags.iter().map(|s| s.to_string()).collect(),
             central_env: central_env
@@ -231,6 +246,39 @@ impl Network {
         file
     }
 
+    /// The file holding the secret of CP `id`, registered now (at the default tariff) if
+    /// it was not yet.
+    pub fn cp_secret(&mut self, id: &str) -> String {
+        match self.registered.get(id) {
+            Some((file, _)) => file.clone(),
+            None => self.register(id, DEFAULT_PRICE),
+        }
+    }
+
+    /// Registers driver `id` as an operator would — through the API when a central runs,
+    /// with `evcharge driver-register` on its database when none does — unless it is
+    /// registered already. Returns the file that holds its secret.
+    pub fn register_driver(&mut self, id: &str) -> String {
+        if let Some(file) = self.drivers.get(id) {
+            return file.clone();
+        }
+        let file = if self.central.is_some() {
+            let file = self.dir.path().join(format!("driver-{id}.secret"));
+            let (status, body) = self.send(
+                "POST",
+                "/api/drivers",
+                Some(serde_json::json!({ "id": id })),
+            );
+            assert_eq!(status, 201, "cannot register driver {id}: {body}");
+            std::fs::write(&file, body["secret"].as_str().unwrap()).unwrap();
+            file.display().to_string()
+        } else {
+            register_driver_offline(&self.dir.path().join("central-data"), id)
+        };
+        self.drivers.insert(id.into(), file.clone());
+        file
+    }
+
     /// The arguments of `evcharge cp` for `id`, its engine's data in `data`.
     fn cp_args(&mut self, id: &str, price: f64, data: &str) -> Vec<String> {
         let secret_file = self.register(id, price);
@@ -269,6 +317,7 @@ impl Network {
     /// looks for it. Its predecessor has released it just now; should another process have
     /// taken it in between, the start is retried until it is free.
     pub fn start_engine_in(&mut self, id: &str, port: u16, data: &str, extra: &[&str]) -> usize {
+        let secret_file = self.cp_secret(id);
         let args = strings(&[
             "--kafka",
             &self.broker.bootstrap,
@@ -279,6 +328,8 @@ impl Network {
             &format!("127.0.0.1:{port}"),
             "--data",
             data,
+            "--secret-file",
+            &secret_file,
         ]);
         if port == 0 {
             return self.start_part(&format!("engine-{id}"), args, extra);
@@ -333,6 +384,7 @@ impl Network {
     /// Starts a driver printing JSON lines.
     pub fn start_driver(&mut self, id: &str, plan: &[&str]) -> Proc {
         let name = self.next_name(id);
+        let secret_file = self.register_driver(id);
         let mut args: Vec<String> = vec![
             "--kafka".into(),
             self.broker.bootstrap.clone(),
@@ -340,6 +392,8 @@ impl Network {
             "--id".into(),
             id.into(),
             "--json".into(),
+            "--secret-file".into(),
+            secret_file,
         ];
         args.extend(plan.iter().map(|s| s.to_string()));
         // Typed input reaches the driver when `--interactive` is in the plan.

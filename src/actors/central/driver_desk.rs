@@ -145,7 +145,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
             messages::DriverRequest::SignIn {
                 request_id,
                 driver_id,
-                password,
+                sealed_password,
                 from,
             } => {
                 // Counted here, one record at a time, before the hash is checked: sign-ins
@@ -169,7 +169,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 actix::spawn(answer_sign_in(
                     request_id,
                     driver_id,
-                    password,
+                    sealed_password,
                     attempt,
                     self.store.clone(),
                     publisher,
@@ -209,11 +209,18 @@ fn limited(request_id: uuid::Uuid, driver_id: String, refused: TooManyAttempts) 
 async fn answer_sign_in(
     request_id: uuid::Uuid,
     driver_id: String,
-    password: messages::Secret,
+    sealed_password: String,
     attempt: Attempt,
     store: Store,
     publisher: Publisher,
 ) {
+    // The record's proof held, so the driver's key is there: only a seal made for another
+    // request (or none) fails to open, and it is not a guess at the password.
+    let Some(password) = open_password(&store, &driver_id, request_id, &sealed_password) else {
+        drop(attempt);
+        let why = "the password is not sealed for this request with this driver's key".into();
+        return refuse_sign_in(request_id, driver_id, why, &publisher).await;
+    };
     let checked = {
         let store = store.clone();
         let driver_id = driver_id.clone();
@@ -255,6 +262,19 @@ async fn answer_sign_in(
     }
 }
 
+/// The password of a sign-in, opened with the driver's key.
+fn open_password(
+    store: &Store,
+    driver_id: &str,
+    request_id: uuid::Uuid,
+    sealed: &str,
+) -> Option<messages::Secret> {
+    let credential = store.driver_credential(driver_id).ok()??;
+    let key = crate::proof::BusKey::from_hex(credential.bus_key.as_deref()?)?;
+    key.open(&request_id.to_string(), sealed)
+        .map(messages::Secret::new)
+}
+
 async fn refuse_sign_in(
     request_id: uuid::Uuid,
     driver_id: String,
@@ -266,7 +286,7 @@ async fn refuse_sign_in(
         driver_id,
         accepted: false,
         first_time: false,
-        detail: format!("the central cannot check passwords now: {why}"),
+        detail: format!("the central cannot check this password: {why}"),
         retry_after: None,
     };
     if let Err(e) = publisher.driver_update(update).await {

@@ -1,4 +1,4 @@
-//! Which charging points are registered, and what is kept of each one's secret.
+//! Which charging points and drivers are registered, and what is kept of each one's secret.
 //!
 //! A CP and its credential are written together in one transaction: there is never a
 //! registered CP without a way to prove it, nor a credential for a CP that does not exist.
@@ -9,11 +9,16 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-/// What the central keeps of a CP's secret: its SHA-256, never the secret itself.
+/// What the central keeps of a CP's or driver's secret: its SHA-256 and the bus key
+/// derived from it, never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CpCredential {
-    /// Hex SHA-256 of the secret handed to the CP once.
+pub struct Credential {
+    /// Hex SHA-256 of the secret handed to the CP or driver once.
     pub secret_digest: String,
+    /// Hex of the key its bus records are proven with (see `crate::proof`); absent in a
+    /// credential issued before records were proven, which needs a new secret.
+    #[serde(default)]
+    pub bus_key: Option<String>,
     pub issued_at: DateTime<Utc>,
 }
 
@@ -28,11 +33,7 @@ pub enum RegisterError {
 
 impl Store {
     /// Registers a new CP with its credential, both or neither.
-    pub fn register_cp(
-        &self,
-        cp: &CpRecord,
-        credential: &CpCredential,
-    ) -> Result<(), RegisterError> {
+    pub fn register_cp(&self, cp: &CpRecord, credential: &Credential) -> Result<(), RegisterError> {
         let record = serde_json::to_vec(cp).expect("records always serialise");
         let secret = serde_json::to_vec(credential).expect("records always serialise");
         let key = cp.id.as_bytes();
@@ -53,13 +54,45 @@ impl Store {
 
     /// The credential of a registered CP; `None` for a CP registered before credentials
     /// existed, which must be issued a secret before its monitor is accepted.
-    pub fn cp_credential(&self, id: &str) -> Result<Option<CpCredential>, StoreError> {
+    pub fn cp_credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
         super::get(&self.cp_credentials, id.as_bytes(), "cp_credentials")
     }
 
     /// Replaces a CP's credential (a new secret issued); the old secret stops working.
-    pub fn set_cp_credential(&self, id: &str, credential: &CpCredential) -> Result<(), StoreError> {
+    pub fn set_cp_credential(&self, id: &str, credential: &Credential) -> Result<(), StoreError> {
         super::put(&self.cp_credentials, id.as_bytes(), credential)
+    }
+
+    /// Registers a new driver with its credential; a driver registered already keeps its own.
+    pub fn register_driver_credential(
+        &self,
+        id: &str,
+        credential: &Credential,
+    ) -> Result<(), RegisterError> {
+        let value = serde_json::to_vec(credential).expect("records always serialise");
+        let swapped = self
+            .driver_credentials
+            .compare_and_swap(id.as_bytes(), None::<&[u8]>, Some(value))
+            .map_err(StoreError::from)?;
+        swapped.map_err(|_| RegisterError::Exists(format!("driver {id}")))
+    }
+
+    /// The credential of a registered driver.
+    pub fn driver_credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
+        super::get(
+            &self.driver_credentials,
+            id.as_bytes(),
+            "driver_credentials",
+        )
+    }
+
+    /// Replaces a driver's credential (a new secret issued); the old secret stops working.
+    pub fn set_driver_credential(
+        &self,
+        id: &str,
+        credential: &Credential,
+    ) -> Result<(), StoreError> {
+        super::put(&self.driver_credentials, id.as_bytes(), credential)
     }
 }
 
@@ -78,9 +111,10 @@ mod tests {
         }
     }
 
-    fn credential(digest: &str) -> CpCredential {
-        CpCredential {
+    fn credential(digest: &str) -> Credential {
+        Credential {
             secret_digest: digest.into(),
+            bus_key: None,
             issued_at: Utc::now(),
         }
     }
@@ -100,5 +134,27 @@ mod tests {
         );
         assert_eq!(store.cps().unwrap().len(), 1);
         assert!(store.cp_credential("CP2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_driver_is_registered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .register_driver_credential("D1", &credential("aa"))
+            .unwrap();
+        assert!(matches!(
+            store.register_driver_credential("D1", &credential("bb")),
+            Err(RegisterError::Exists(_))
+        ));
+        assert_eq!(
+            store
+                .driver_credential("D1")
+                .unwrap()
+                .unwrap()
+                .secret_digest,
+            "aa"
+        );
+        assert!(store.driver_credential("D2").unwrap().is_none());
     }
 }

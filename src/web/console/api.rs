@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
             .configure(super::registry::routes)
+            .configure(super::drivers::routes)
             .configure(super::auth::routes)
             .configure(super::tokens::routes),
     )

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod drivers;
 mod page;
 mod registry;
 mod socket;

@@ -4,7 +4,7 @@
 
 use super::auth::Operator;
 use super::AppState;
-use crate::accounts::cp_secrets;
+use crate::accounts::party_secrets;
 use crate::actors::central::cp_supervisor::{
     Asker, ChangeCpTerms, IssueCpSecret, RegisterCp, RegistryRefusal,
 };
@@ -60,7 +60,7 @@ async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let terms = CpTerms::new(&body.location, body.price_eur_kwh).map_err(ApiError::BadRequest)?;
-    let (secret, credential) = cp_secrets::issue();
+    let (secret, credential) = party_secrets::issue_cp();
     state
         .supervisor
         .send(RegisterCp {

@@ -5,7 +5,7 @@
 //! locked out for longer and longer (the limiter the logins use).
 
 use super::CpSupervisor;
-use crate::accounts::cp_secrets;
+use crate::accounts::party_secrets;
 use crate::actors::central::charge_point::{
     AttachMonitor, ChangeTerms, ChargePoint, ForgetMonitor,
 };
@@ -41,7 +41,7 @@ pub struct Asker {
 pub struct RegisterCp {
     pub id: String,
     pub terms: CpTerms,
-    pub credential: crate::store::CpCredential,
+    pub credential: crate::store::Credential,
     pub asker: Asker,
 }
 
@@ -133,7 +133,7 @@ impl Handler<IssueCpSecret> for CpSupervisor {
                 shown(&msg.id)
             )));
         };
-        let (secret, credential) = cp_secrets::issue();
+        let (secret, credential) = party_secrets::issue_cp();
         self.store
             .set_cp_credential(&msg.id, &credential)
             .map_err(|e| RegistryRefusal::Failed(e.to_string()))?;
@@ -230,7 +230,7 @@ impl CpSupervisor {
             ));
         };
         match self.store.cp_credential(cp_id) {
-            Ok(Some(credential)) if cp_secrets::matches(&credential, secret.expose()) => Ok(cp),
+            Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => Ok(cp),
             Ok(Some(_)) => Err(("wrong_secret", format!("wrong secret for {cp_id}"))),
             Ok(None) => Err((
                 "no_secret",

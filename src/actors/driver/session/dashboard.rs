@@ -181,10 +181,14 @@ impl Handler<SignIn> for Driver {
     /// Sends `sign_in` and waits for `signed_in`.
     fn handle(&mut self, msg: SignIn, _ctx: &mut Self::Context) -> Self::Result {
         let request_id = Uuid::new_v4();
+        // Sealed for the central alone: whoever reads the bus cannot read the password.
+        let sealed_password = self
+            .bus_key
+            .seal(&request_id.to_string(), msg.password.expose());
         let question = DriverRequest::SignIn {
             request_id,
             driver_id: self.id.clone(),
-            password: msg.password,
+            sealed_password,
             from: msg.from,
         };
         Box::pin(

@@ -53,6 +53,8 @@ pub struct Driver {
     /// This process's instance of the driver id, for the central's liveness check.
     instance: Uuid,
     settings: DriverSettings,
+    /// Seals the dashboard's password for the central (the bus proofs are the publisher's).
+    bus_key: crate::proof::BusKey,
     publisher: Publisher,
     /// CPs still to request, in order; `None` asks for any available CP.
     plan: VecDeque<Option<String>>,
@@ -81,6 +83,7 @@ impl Driver {
         id: String,
         instance: Uuid,
         settings: DriverSettings,
+        bus_key: crate::proof::BusKey,
         publisher: Publisher,
         errand: Errand,
         done: oneshot::Sender<()>,
@@ -89,6 +92,7 @@ impl Driver {
             id,
             instance,
             settings,
+            bus_key,
             publisher,
             plan: errand.plan.into(),
             interactive: errand.interactive,
