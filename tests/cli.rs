@@ -99,10 +99,19 @@ fn a_bad_setting_is_refused_with_its_key() {
     assert_eq!(code, 2);
     assert!(err.contains("engine.power_kw"), "{err}");
 
-    // A monitor without its CP's secret says how to give it.
-    let (code, _, err) = run(&["monitor", "--id", "CP1"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("--secret-file"), "{err}");
+    // A monitor, an engine or a driver without its secret says how to give it.
+    for role in [
+        &["monitor", "--id", "CP1"][..],
+        &["engine", "--id", "CP1"],
+        &["driver", "--id", "D1", "--any"],
+    ] {
+        let (code, _, err) = run(role);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("--secret-file") && err.contains("secret is required"),
+            "{err}"
+        );
+    }
 
     let (code, _, err) = run(&["engine"]);
     assert_ne!(code, 0);
@@ -138,7 +147,11 @@ fn a_role_without_a_broker_says_so_and_keeps_trying() {
             "D1".into(),
             "--any".into(),
         ],
-        &[("EVCHARGE_KAFKA__RETRY_BACKOFF", "200ms")],
+        &[
+            ("EVCHARGE_KAFKA__RETRY_BACKOFF", "200ms"),
+            // Never checked: no central is reached.
+            ("EVCHARGE_DRIVER__SECRET", "evcdrv_unchecked"),
+        ],
     );
     let complaint = format!("cannot reach the Kafka broker at {nowhere}");
     wait_for("the complaint", DEADLINE, || {

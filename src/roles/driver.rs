@@ -24,6 +24,7 @@ pub enum Plan {
 
 pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<()> {
     let driver_id = settings.require_driver_id()?.to_owned();
+    let secret = settings.require_driver_secret()?;
     let requests = match &plan {
         Plan::One(cp) => vec![cp.clone()],
         Plan::File(path) => read_plan(path)?,
@@ -42,7 +43,6 @@ pub async fn run(settings: Settings, plan: Plan, json: bool) -> anyhow::Result<(
         None => None,
     };
     // The driver proves its requests, and seals its dashboard's password, with its key.
-    let secret = settings.require_driver_secret()?;
     let bus_key = crate::proof::BusKey::derive(secret.expose());
     let keys = crate::proof::OwnKeys::default().driver(&driver_id, secret.expose());
     let bus = Bus::new(&settings.kafka, &format!("driver-{driver_id}"))

@@ -195,15 +195,13 @@ fn forged_stops_forged_commands_and_replays_change_nothing() {
         l["type"] == "ticket" && l["ticket"]["outcome"] == "stopped_by_driver"
     });
     let real_stop = wait_for("D1's proven stop on the bus", DEADLINE, || {
-        requests
-            .poll()
-            .into_iter()
-            .find(|r| {
-                let proven = r.proof.as_ref().is_some_and(|proof| {
-                    d1.verify("driver.requests", &r.key, r.raw.as_bytes(), proof)
-                });
-                r.value["type"] == "stop_supply" && proven && r.raw != stale
-            })
+        requests.poll().into_iter().find(|r| {
+            let proven = r
+                .proof
+                .as_ref()
+                .is_some_and(|proof| d1.verify("driver.requests", &r.key, r.raw.as_bytes(), proof));
+            r.value["type"] == "stop_supply" && proven && r.raw != stale
+        })
     });
     net.wait_state("CP001", "available");
     driver.type_line("request CP001");
