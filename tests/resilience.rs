@@ -348,10 +348,10 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
 }
 
 /// An engine can supply a session the central has just closed (the cancel and the plug-in
-/// cross on the bus): the energy it reports is billed, and the driver gets the corrected ticket.
+/// cross on the bus): the energy it reports is billed, the amendment is audited, and the
+/// driver gets the corrected ticket.
 #[test]
 fn energy_reported_for_a_closed_session_amends_it() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "1s"]);
     net.start_cp("CP001", 0.50, &["--plug-in-delay", "0s"]);
     net.wait_state("CP001", "available");
@@ -366,26 +366,26 @@ fn energy_reported_for_a_closed_session_amends_it() {
         r#"{{"type":"supply_ended","v":1,"id":"{}","ts":"2026-11-23T10:00:05Z","cp_id":"CP001","session_id":"{session_id}","driver_id":"D1","started_at":"2026-11-23T10:00:00Z","ended_at":"2026-11-23T10:00:05Z","kwh":0.25,"eur":0.13,"outcome":"expired"}}"#,
         uuid::Uuid::new_v4()
     );
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &net.broker.bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            BaseRecord::to("evcharge.cp.events")
-                .key("CP001")
-                .payload(&end),
-        )
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(10)).unwrap();
+    net.publish_raw("cp.events", &[("CP001", end)]);
 
     let amended = wait_for("the session to take the engine's figures", DEADLINE, || {
         net.sessions()
             .into_iter()
             .find(|s| s["id"] == session_id.as_str() && s["kwh"] == 0.25)
     });
+    // 0.25 kWh × 0.50 €/kWh = 0.125 €: half a cent, billed up.
     assert_eq!(amended["eur"], 0.13);
+    let audited = net
+        .audit()
+        .into_iter()
+        .find(|e| e["what"].as_str().unwrap_or("").contains(&session_id))
+        .expect("the amendment is in the audit log");
+    assert_eq!(audited["who"], "CP001's engine");
+    assert_eq!(audited["from"], "the bus (cp.events)");
+    assert_eq!(
+        audited["what"],
+        format!("amended session {session_id}: 0.000 kWh, 0.00 € → 0.250 kWh, 0.13 €")
+    );
     let follower = net.start_driver("D1", &["--interactive"]);
     let corrected = wait_line(&follower, "the corrected ticket", |l| {
         l["type"] == "ticket" && l["ticket"]["kwh"] == 0.25

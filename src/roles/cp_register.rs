@@ -74,7 +74,7 @@ fn on_database(
             "registered {} at {} for {} €/kWh",
             describe(ids),
             terms.location,
-            terms.price_eur_kwh
+            terms.tariff
         ),
     );
     store.flush_blocking()?;
@@ -98,7 +98,7 @@ fn through_api(
         let body = serde_json::json!({
             "id": id,
             "location": terms.location,
-            "price_eur_kwh": terms.price_eur_kwh,
+            "price_eur_kwh": terms.tariff.eur_per_kwh(),
         });
         let (status, answer) = endpoint.post_for_status("/api/cps", Some(body))?;
         let secret = answer["secret"].as_str().filter(|_| status == 201);

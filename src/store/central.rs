@@ -9,11 +9,18 @@ mod registry;
 pub use registry::{CpCredential, RegisterError};
 
 use super::{all, flush_durably, get, put, StoreError};
+use crate::domain::money::{self, Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::CpState;
 use crate::messages::{Outcome, Ticket};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::Transactional;
+use std::convert::Infallible;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -22,7 +29,9 @@ use uuid::Uuid;
 pub struct CpRecord {
     pub id: String,
     pub location: String,
-    pub price_eur_kwh: f64,
+    /// Whole hundredths of a cent per kWh (a record from before: €/kWh as a float).
+    #[serde(alias = "price_eur_kwh", deserialize_with = "money::stored_tariff")]
+    pub tariff: Tariff,
     /// Stopped by the operator ("Out of Order") until resumed.
     pub stopped: bool,
     /// The last state shown, for the record; on restart every CP starts disconnected.
@@ -36,7 +45,7 @@ impl CpRecord {
         CpRecord {
             id: id.to_owned(),
             location: terms.location.clone(),
-            price_eur_kwh: terms.price_eur_kwh,
+            tariff: terms.tariff,
             stopped: false,
             last_state: CpState::Disconnected.as_str().into(),
             updated_at: Utc::now(),
@@ -62,19 +71,39 @@ pub struct SessionRecord {
     pub request_id: Uuid,
     pub cp_id: String,
     pub driver_id: String,
-    pub price_eur_kwh: f64,
+    /// The tariff it was reserved at. Records from before exact money hold `price_eur_kwh`,
+    /// `kwh` and `eur` as floats; they load into the same integers.
+    #[serde(alias = "price_eur_kwh", deserialize_with = "money::stored_tariff")]
+    pub tariff: Tariff,
     pub reserved_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub kwh: f64,
-    pub eur: f64,
+    #[serde(
+        rename = "wh",
+        alias = "kwh",
+        deserialize_with = "money::stored_energy"
+    )]
+    pub energy: Energy,
+    /// Always `money::cost(energy, tariff)`.
+    #[serde(
+        rename = "cents",
+        alias = "eur",
+        deserialize_with = "money::stored_cents"
+    )]
+    pub cost: Cents,
     pub outcome: Option<Outcome>,
 }
 
 impl SessionRecord {
     pub fn is_open(&self) -> bool {
         self.outcome.is_none()
+    }
+
+    /// Sets the energy supplied so far, and its cost at the session's tariff.
+    pub fn bill(&mut self, energy: Energy) {
+        self.energy = energy;
+        self.cost = money::cost(energy, self.tariff);
     }
 
     /// The ticket of a closed session.
@@ -86,9 +115,9 @@ impl SessionRecord {
             driver_id: self.driver_id.clone(),
             started_at: self.started_at,
             ended_at: self.ended_at?,
-            kwh: self.kwh,
-            eur: self.eur,
-            price_eur_kwh: self.price_eur_kwh,
+            kwh: self.energy.kwh(),
+            eur: self.cost.eur(),
+            price_eur_kwh: self.tariff.eur_per_kwh(),
             outcome: self.outcome?,
         })
     }
@@ -101,12 +130,15 @@ pub struct SessionView {
     pub request_id: Uuid,
     pub cp_id: String,
     pub driver_id: String,
-    pub price_eur_kwh: f64,
+    #[serde(rename = "price_eur_kwh", with = "money::as_eur_per_kwh")]
+    pub tariff: Tariff,
     pub reserved_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub kwh: f64,
-    pub eur: f64,
+    #[serde(rename = "kwh", with = "money::as_kwh")]
+    pub energy: Energy,
+    #[serde(rename = "eur", with = "money::as_eur")]
+    pub cost: Cents,
     /// How it ended; `null` while open.
     pub outcome: Option<&'static str>,
 }
@@ -118,14 +150,44 @@ impl From<SessionRecord> for SessionView {
             request_id: s.request_id,
             cp_id: s.cp_id,
             driver_id: s.driver_id,
-            price_eur_kwh: s.price_eur_kwh,
+            tariff: s.tariff,
             reserved_at: s.reserved_at,
             started_at: s.started_at,
             ended_at: s.ended_at,
-            kwh: s.kwh,
-            eur: s.eur,
+            energy: s.energy,
+            cost: s.cost,
             outcome: s.outcome.map(|o| o.as_str()),
         }
+    }
+}
+
+/// The trees one session's change writes: sessions, requests, open sessions.
+type SessionTrees = (TransactionalTree, TransactionalTree, TransactionalTree);
+
+/// One session's writes, inside a transaction over [`SessionTrees`].
+fn write_session<E>(
+    (sessions, requests, open): &SessionTrees,
+    session: &SessionRecord,
+    value: &[u8],
+) -> ConflictableTransactionResult<(), E> {
+    let id = session.id.as_bytes().as_slice();
+    let cp = session.cp_id.as_bytes();
+    sessions.insert(id, value)?;
+    requests.insert(session.request_id.as_bytes().as_slice(), id)?;
+    if session.is_open() {
+        open.insert(cp, id)?;
+    } else if open.get(cp)?.as_deref() == Some(id) {
+        // Only drop the index if it still points at this session.
+        open.remove(cp)?;
+    }
+    Ok(())
+}
+
+/// The error of a transaction that never aborts.
+fn storage_error(e: TransactionError<Infallible>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::from(e),
+        TransactionError::Abort(never) => match never {},
     }
 }
 
@@ -271,25 +333,31 @@ impl Store {
         Ok(found)
     }
 
-    /// Stores a session and keeps the open-session and request indexes in step.
+    /// Stores a session with the open-session and request indexes, in one transaction: a
+    /// crash leaves all three as they were or all three changed, never a session whose CP
+    /// still points at it once closed, nor a request that leads nowhere.
     pub fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        put(&self.sessions, session.id.as_bytes(), session)?;
-        self.requests.insert(
-            session.request_id.as_bytes(),
-            session.id.as_bytes().as_slice(),
-        )?;
-        if session.is_open() {
-            self.open_sessions
-                .insert(session.cp_id.as_bytes(), session.id.as_bytes().as_slice())?;
-        } else {
-            // Only drop the index if it still points at this session.
-            let _ = self.open_sessions.compare_and_swap(
-                session.cp_id.as_bytes(),
-                Some(session.id.as_bytes().as_slice()),
-                None as Option<&[u8]>,
-            )?;
-        }
-        Ok(())
+        let value = serde_json::to_vec(session).expect("records always serialise");
+        (&self.sessions, &self.requests, &self.open_sessions)
+            .transaction(|trees| write_session::<Infallible>(trees, session, &value))
+            .map_err(storage_error)
+    }
+
+    /// Removes a session that never was (a reservation that could not be made durable),
+    /// with its indexes, in one transaction.
+    pub fn forget_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let id = session.id.as_bytes().as_slice();
+        let cp = session.cp_id.as_bytes();
+        (&self.sessions, &self.requests, &self.open_sessions)
+            .transaction(|(sessions, requests, open)| {
+                sessions.remove(id)?;
+                requests.remove(session.request_id.as_bytes().as_slice())?;
+                if open.get(cp)?.as_deref() == Some(id) {
+                    open.remove(cp)?;
+                }
+                Ok::<_, ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(storage_error)
     }
 
     pub fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
@@ -363,13 +431,13 @@ mod tests {
             request_id: Uuid::new_v4(),
             cp_id: cp.into(),
             driver_id: "D1".into(),
-            price_eur_kwh: 0.3,
+            tariff: Tariff::from_hundredths_of_cent(3000),
             reserved_at: Utc::now(),
             expires_at: Utc::now(),
             started_at: None,
             ended_at: outcome.map(|_| Utc::now()),
-            kwh: 0.0,
-            eur: 0.0,
+            energy: Energy(0),
+            cost: Cents(0),
             outcome,
         }
     }
@@ -390,6 +458,91 @@ mod tests {
         store.put_session(&s).unwrap();
         assert!(store.open_session("CP1").unwrap().is_none());
         assert!(store.session(s.id).unwrap().unwrap().ticket().is_some());
+    }
+
+    /// The session and its two indexes change together, or not at all.
+    #[test]
+    fn a_session_and_its_indexes_are_written_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = session("CP1", None);
+        store.put_session(&s).unwrap();
+        let trees = (&store.sessions, &store.requests, &store.open_sessions);
+        let snapshot = |store: &Store| {
+            let dump = |t: &sled::Tree| t.iter().collect::<Result<Vec<_>, _>>().unwrap();
+            (
+                dump(&store.sessions),
+                dump(&store.requests),
+                dump(&store.open_sessions),
+            )
+        };
+        let before = snapshot(&store);
+
+        // The close written, then the transaction fails: nothing of it is left.
+        s.outcome = Some(Outcome::Completed);
+        s.ended_at = Some(Utc::now());
+        s.bill(Energy(1500));
+        let value = serde_json::to_vec(&s).unwrap();
+        let failed = trees.transaction(|t| {
+            write_session::<&str>(t, &s, &value)?;
+            Err::<(), _>(ConflictableTransactionError::Abort("the disk is gone"))
+        });
+        assert!(matches!(
+            failed,
+            Err(TransactionError::Abort("the disk is gone"))
+        ));
+        assert_eq!(snapshot(&store), before);
+        assert!(store.session(s.id).unwrap().unwrap().is_open());
+        assert_eq!(store.open_session("CP1").unwrap().unwrap().id, s.id);
+
+        // The same close committed: the session and its index changed together.
+        store.put_session(&s).unwrap();
+        assert!(store.open_session("CP1").unwrap().is_none());
+        let closed = store.session(s.id).unwrap().unwrap();
+        assert_eq!((closed.energy, closed.cost), (Energy(1500), Cents(45)));
+        assert_eq!(
+            store.session_for_request(s.request_id).unwrap().unwrap(),
+            closed
+        );
+    }
+
+    /// A record written by a build that kept euros as floats loads, exact.
+    #[test]
+    fn sessions_stored_in_euros_load_in_cents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = serde_json::json!({
+            "id": Uuid::now_v7(), "request_id": Uuid::new_v4(), "cp_id": "CP1",
+            "driver_id": "D1", "price_eur_kwh": 0.35, "reserved_at": Utc::now(),
+            "expires_at": Utc::now(), "started_at": Utc::now(), "ended_at": Utc::now(),
+            "kwh": 1.234, "eur": 0.43, "outcome": "completed",
+        });
+        let id: Uuid = serde_json::from_value(old["id"].clone()).unwrap();
+        store
+            .sessions
+            .insert(id.as_bytes(), serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        store
+            .cps
+            .insert(
+                b"CP1",
+                br#"{"id":"CP1","location":"here","price_eur_kwh":0.355,"stopped":false,"last_state":"available","updated_at":"2026-11-23T10:00:00Z"}"#.as_slice(),
+            )
+            .unwrap();
+        let session = store.session(id).unwrap().unwrap();
+        assert_eq!(session.tariff, Tariff::from_hundredths_of_cent(3500));
+        assert_eq!((session.energy, session.cost), (Energy(1234), Cents(43)));
+        let cp = store.cp("CP1").unwrap().unwrap();
+        assert_eq!(cp.tariff, Tariff::from_hundredths_of_cent(3550));
+        // Written again, it is kept in integers and reads the same.
+        store.put_session(&session).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&store.sessions.get(id.as_bytes()).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            (raw["wh"].clone(), raw["cents"].clone()),
+            (1234.into(), 43.into())
+        );
+        assert_eq!(store.session(id).unwrap().unwrap(), session);
     }
 
     /// Many flushes at once all complete (sled's own `flush_async` would hang here).

@@ -414,6 +414,32 @@ impl Network {
             .cloned()
             .unwrap_or_default()
     }
+
+    /// The audit log's `what` lines, newest first (`GET /api/audit`).
+    pub fn audit(&self) -> Vec<Value> {
+        self.get("/api/audit")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Writes `(key, payload)` records to `topic` (named without its `evcharge.` prefix)
+    /// as anyone who can write to the bus could, and returns once the broker has them. The
+    /// one place tests write raw records to the bus: when records carry proof of origin,
+    /// this is where a test signs them as their party would (or does not, to forge one).
+    pub fn publish_raw(&self, topic: &str, records: &[(&str, String)]) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.broker.bootstrap)
+            .create()
+            .unwrap();
+        let topic = format!("evcharge.{topic}");
+        for (key, payload) in records {
+            let record = BaseRecord::to(&topic).key(*key).payload(payload);
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
 }
 
 impl Network {
