@@ -392,3 +392,99 @@ fn energy_reported_for_a_closed_session_amends_it() {
     });
     assert_eq!(corrected["ticket"]["session_id"], session_id.as_str());
 }
+
+/// A small tmpfs mounted on a directory, unmounted on drop (panics included). Needs root,
+/// as the README's test command runs.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// A new tmpfs of `size` (e.g. `"64m"`) mounted on the empty directory `dir`.
+    fn on(dir: &std::path::Path, size: &str) -> SmallDisk {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}: this test needs root (run the README's test command \
+             as root, as CI does)",
+            dir.display()
+        );
+        SmallDisk(dir.to_owned())
+    }
+
+    /// Writes a file on the disk until no byte more fits; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for block in [vec![0u8; 1 << 20], vec![0u8; 4096]] {
+            loop {
+                match file.write_all(&block) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("cannot fill the disk: {e}"),
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: the central may still hold its files open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A central whose disk is full cannot record a reservation: the driver is denied with
+/// `record_failed` at once, never told it is reserved, and the CP is not held. The driver id
+/// is long so that its records cannot fit in the 512 KiB segment sled already holds on disk:
+/// sled then fails at the write itself (values this large go to blob files at once). A disk
+/// that fails only at the flush that follows is not reproduced here — sled writes small
+/// records into that segment, so its flush succeeds on a full tmpfs.
+#[test]
+fn a_reservation_that_cannot_be_made_durable_is_denied_not_answered() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    // The central's database on a disk of its own, from its first byte.
+    let (mut net, disk) = Network::start_on(BrokerKind::Embedded, &[], &[], |data| {
+        SmallDisk::on(data, "64m")
+    });
+    net.start_cp("CP001", 0.35, &[]);
+    net.wait_state("CP001", "available");
+    let updates: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &net.broker.bootstrap)
+        .set("group.id", "test-disk-full")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    updates.subscribe(&["evcharge.driver.updates"]).unwrap();
+
+    disk.fill();
+    let driver = format!("D-{}", "x".repeat(200 * 1024));
+    let request_id = uuid::Uuid::new_v4();
+    let request = serde_json::json!({
+        "type": "supply_request", "v": 1, "id": uuid::Uuid::new_v4(), "ts": chrono::Utc::now(),
+        "request_id": request_id, "driver_id": driver, "cp_id": "CP001",
+    });
+    net.publish_raw("driver.requests", &[(&driver, request.to_string())]);
+    let answer = wait_for("the central's answer", DEADLINE, || {
+        while let Some(Ok(m)) = updates.poll(Duration::from_millis(100)) {
+            let update: serde_json::Value = serde_json::from_slice(m.payload()?).ok()?;
+            if update["request_id"] == request_id.to_string() {
+                return Some(update);
+            }
+        }
+        None
+    });
+    assert_eq!(answer["type"], "denied", "{answer}");
+    assert_eq!(answer["reason"], "record_failed", "{answer}");
+    eprintln!("denied: {}", answer["detail"]);
+    assert_eq!(net.cp("CP001").unwrap()["state"], "available");
+}
