@@ -348,7 +348,8 @@ fn a_second_instance_of_a_live_id_is_refused_and_the_first_undisturbed() {
 }
 
 /// An engine can supply a session the central has just closed (the cancel and the plug-in
-/// cross on the bus): the energy it reports is billed, and the driver gets the corrected ticket.
+/// cross on the bus): the energy it reports is billed, the amendment is audited, and the
+/// driver gets the corrected ticket.
 #[test]
 fn energy_reported_for_a_closed_session_amends_it() {
     let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "1s"]);
@@ -379,10 +380,137 @@ fn energy_reported_for_a_closed_session_amends_it() {
             .into_iter()
             .find(|s| s["id"] == session_id.as_str() && s["kwh"] == 0.25)
     });
+    // 0.25 kWh × 0.50 €/kWh = 0.125 €: half a cent, billed up.
     assert_eq!(amended["eur"], 0.13);
+    let audited = net
+        .audit()
+        .into_iter()
+        .find(|e| e["what"].as_str().unwrap_or("").contains(&session_id))
+        .expect("the amendment is in the audit log");
+    assert_eq!(audited["who"], "CP001's engine");
+    assert_eq!(audited["from"], "the bus (cp.events)");
+    assert_eq!(
+        audited["what"],
+        format!("amended session {session_id}: 0.000 kWh, 0.00 € → 0.250 kWh, 0.13 €")
+    );
     let follower = net.start_driver("D1", &["--interactive"]);
     let corrected = wait_line(&follower, "the corrected ticket", |l| {
         l["type"] == "ticket" && l["ticket"]["kwh"] == 0.25
     });
     assert_eq!(corrected["ticket"]["session_id"], session_id.as_str());
+}
+
+/// A small tmpfs mounted on a directory, unmounted on drop (panics included). Needs root,
+/// as the README's test command runs.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// A new tmpfs of `size` (e.g. `"64m"`) mounted on the empty directory `dir`.
+    fn on(dir: &std::path::Path, size: &str) -> SmallDisk {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}: this test needs root (run the README's test command \
+             as root, as CI does)",
+            dir.display()
+        );
+        SmallDisk(dir.to_owned())
+    }
+
+    /// Writes a file on the disk until no byte more fits; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for block in [vec![0u8; 1 << 20], vec![0u8; 4096]] {
+            loop {
+                match file.write_all(&block) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("cannot fill the disk: {e}"),
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: the central may still hold its files open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A central whose disk is full cannot record a reservation: the driver is denied with
+/// `record_failed` at once, never told it is reserved, and the CP is not held.
+///
+/// sled writes into a segment it already holds on disk, so a full disk fails a write only
+/// once that segment is used up: after the disk is filled, operators register CPs through
+/// the API (each a CP, its credential and an audit line, flushed) until the central answers
+/// that it cannot make one durable. From then on sled refuses every write, the
+/// reservation's too. (A reservation written but not flushed takes the same way out; that
+/// moment — the very write that finds the disk full being the reservation's flush — is not
+/// reproduced here.)
+#[test]
+fn a_reservation_the_central_cannot_record_is_denied_not_answered() {
+    // The central's database on a disk of its own, from its first byte.
+    let (mut net, disk) = Network::start_on(BrokerKind::Embedded, &[], &[], |data| {
+        SmallDisk::on(data, "64m")
+    });
+    net.start_cp("CP001", 0.35, &[]);
+    net.wait_state("CP001", "available");
+    let driver_secret = net.register_driver("D1");
+    let updates = records::Reader::new(&net.broker.bootstrap, "driver.updates");
+
+    disk.fill();
+    let location = "x".repeat(80);
+    let mut registered = 0;
+    let refused = loop {
+        let (status, body) = net.send(
+            "POST",
+            "/api/cps",
+            Some(serde_json::json!({
+                "id": format!("PAD{registered:05}"), "location": location, "price_eur_kwh": 0.3,
+            })),
+        );
+        if status != 201 {
+            break (status, body);
+        }
+        registered += 1;
+        assert!(registered < 20_000, "the disk never filled up");
+    };
+    assert_eq!(refused.0, 500, "{}", refused.1);
+    eprintln!(
+        "the central stopped recording after {registered} CPs: {}",
+        refused.1
+    );
+
+    let request_id = uuid::Uuid::new_v4();
+    let request = serde_json::json!({
+        "type": "supply_request", "v": 1, "id": uuid::Uuid::new_v4(), "ts": chrono::Utc::now(),
+        "request_id": request_id, "driver_id": "D1", "cp_id": "CP001",
+    });
+    records::RawProducer::new(&net.broker.bootstrap).send(
+        "driver.requests",
+        Some("D1"),
+        &request.to_string(),
+        records::Proof::Key(&records::key_of(&driver_secret)),
+    );
+    let answer = wait_for("the central's answer", DEADLINE, || {
+        updates
+            .poll()
+            .into_iter()
+            .find(|u| u.value["request_id"] == request_id.to_string())
+    });
+    assert_eq!(answer.value["type"], "denied", "{}", answer.raw);
+    assert_eq!(answer.value["reason"], "record_failed", "{}", answer.raw);
+    assert_eq!(net.cp("CP001").unwrap()["state"], "available");
 }

@@ -1,6 +1,7 @@
 //! A charging point as every layer speaks of it: its state (SPEC §4), its view on the
 //! console and the API, a reservation made for a driver and why one was refused.
 
+use super::money::{self, Cents, Energy, Tariff};
 use crate::messages::DenyReason;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -53,12 +54,15 @@ pub enum EngineHealth {
 pub struct CpView {
     pub id: String,
     pub location: String,
-    pub price_eur_kwh: f64,
+    #[serde(rename = "price_eur_kwh", with = "money::as_eur_per_kwh")]
+    pub tariff: Tariff,
     pub state: CpState,
     pub driver_id: Option<String>,
     pub session_id: Option<Uuid>,
-    pub kwh: f64,
-    pub eur: f64,
+    #[serde(rename = "kwh", with = "money::as_kwh")]
+    pub energy: Energy,
+    #[serde(rename = "eur", with = "money::as_eur")]
+    pub cost: Cents,
     /// Why the CP is broken, when it is.
     pub fault: Option<String>,
     /// When the CP entered `state`.
@@ -71,7 +75,7 @@ pub struct Reservation {
     pub session_id: Uuid,
     pub cp_id: String,
     pub location: String,
-    pub price_eur_kwh: f64,
+    pub tariff: Tariff,
     pub expires_at: DateTime<Utc>,
 }
 

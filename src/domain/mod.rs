@@ -1,9 +1,10 @@
 //! The vocabulary every layer shares, with no I/O: a CP's state and view, reservations and
 //! denials, what a driver knows of its supply, a monitor's health history, the rule of one
-//! instance per id, and what an operator registers of a CP.
+//! instance per id, what an operator registers of a CP, and money.
 
 pub mod cp;
 pub mod health_history;
+pub mod money;
 pub mod presence;
 pub mod registration;
 pub mod supply_view;

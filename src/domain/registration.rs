@@ -2,32 +2,32 @@
 //! that travels safely in frames, records and logs, a location for people, and a tariff
 //! that is a real, bounded price.
 
+use super::money::{self, Tariff};
 use serde::{Deserialize, Serialize};
 
 /// The longest CP id: short enough for a frame field, a log line and a Kafka key.
 pub const MAX_CP_ID_LEN: usize = 32;
 /// The longest location text.
 pub const MAX_LOCATION_LEN: usize = 80;
-/// The highest tariff accepted, in €/kWh: far above any real one, far below anything that
-/// could overflow a bill.
-pub const MAX_PRICE_EUR_KWH: f64 = 10.0;
+pub use super::money::MAX_PRICE_EUR_KWH;
 
 /// A charging point's terms: where it is and what it charges. Set by an operator, never by
 /// whatever its monitor claims.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpTerms {
     pub location: String,
-    pub price_eur_kwh: f64,
+    #[serde(rename = "price_eur_kwh", with = "money::as_eur_per_kwh")]
+    pub tariff: Tariff,
 }
 
 impl CpTerms {
     /// Both parts checked, the first broken rule named.
     pub fn new(location: &str, price_eur_kwh: f64) -> Result<CpTerms, String> {
         check_location(location)?;
-        check_price(price_eur_kwh)?;
+        let tariff = Tariff::from_eur_per_kwh(price_eur_kwh)?;
         Ok(CpTerms {
             location: location.trim().to_owned(),
-            price_eur_kwh,
+            tariff,
         })
     }
 }
@@ -64,16 +64,6 @@ pub fn check_location(location: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A tariff: a finite price above zero and at most [`MAX_PRICE_EUR_KWH`] €/kWh.
-pub fn check_price(price_eur_kwh: f64) -> Result<(), String> {
-    if !(price_eur_kwh.is_finite() && price_eur_kwh > 0.0 && price_eur_kwh <= MAX_PRICE_EUR_KWH) {
-        return Err(format!(
-            "a tariff is a price above 0 and at most {MAX_PRICE_EUR_KWH} €/kWh (got {price_eur_kwh})"
-        ));
-    }
-    Ok(())
-}
-
 /// Untrusted text as it may appear in a refusal: quoted, escaped, cut short.
 pub fn shown(text: &str) -> String {
     const LONGEST: usize = 40;
@@ -97,11 +87,13 @@ mod tests {
     }
 
     #[test]
-    fn tariffs_are_finite_positive_and_bounded() {
-        assert!(check_price(0.35).is_ok());
-        assert!(check_price(MAX_PRICE_EUR_KWH).is_ok());
-        for bad in [0.0, -0.1, 1e308, f64::NAN, f64::INFINITY, 10.01] {
-            assert!(check_price(bad).is_err(), "{bad} was accepted");
+    fn terms_keep_the_tariff_exact() {
+        assert_eq!(
+            CpTerms::new("Alicante", 0.355).unwrap().tariff,
+            Tariff::from_hundredths_of_cent(3550)
+        );
+        for bad in [0.0, 1e308, f64::NAN, 0.123_45] {
+            assert!(CpTerms::new("Alicante", bad).is_err(), "{bad} was accepted");
         }
     }
 

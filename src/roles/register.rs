@@ -20,7 +20,7 @@ pub fn cps(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
             serde_json::json!({
                 "id": id,
                 "location": terms.location,
-                "price_eur_kwh": terms.price_eur_kwh,
+                "price_eur_kwh": terms.tariff.eur_per_kwh(),
             })
         })?,
         None => on_database(&settings.central.data, |store, accounts| {
@@ -37,7 +37,7 @@ pub fn cps(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
                     "registered {} at {} for {} €/kWh",
                     describe(&ids, "CP"),
                     terms.location,
-                    terms.price_eur_kwh
+                    terms.tariff
                 ),
             );
             Ok(secrets)

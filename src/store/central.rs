@@ -9,11 +9,18 @@ mod registry;
 pub use registry::{Credential, RegisterError};
 
 use super::{all, flush_durably, get, put, StoreError};
+use crate::domain::money::{self, Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::CpState;
 use crate::messages::{Outcome, Ticket};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree,
+};
+use sled::Transactional;
+use std::convert::Infallible;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -22,7 +29,9 @@ use uuid::Uuid;
 pub struct CpRecord {
     pub id: String,
     pub location: String,
-    pub price_eur_kwh: f64,
+    /// Whole hundredths of a cent per kWh (a record from before: €/kWh as a float).
+    #[serde(alias = "price_eur_kwh", deserialize_with = "money::stored_tariff")]
+    pub tariff: Tariff,
     /// Stopped by the operator ("Out of Order") until resumed.
     pub stopped: bool,
     /// The last state shown, for the record; on restart every CP starts disconnected.
@@ -36,7 +45,7 @@ impl CpRecord {
         CpRecord {
             id: id.to_owned(),
             location: terms.location.clone(),
-            price_eur_kwh: terms.price_eur_kwh,
+            tariff: terms.tariff,
             stopped: false,
             last_state: CpState::Disconnected.as_str().into(),
             updated_at: Utc::now(),
@@ -62,19 +71,39 @@ pub struct SessionRecord {
     pub request_id: Uuid,
     pub cp_id: String,
     pub driver_id: String,
-    pub price_eur_kwh: f64,
+    /// The tariff it was reserved at. Records from before exact money hold `price_eur_kwh`,
+    /// `kwh` and `eur` as floats; they load into the same integers.
+    #[serde(alias = "price_eur_kwh", deserialize_with = "money::stored_tariff")]
+    pub tariff: Tariff,
     pub reserved_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub kwh: f64,
-    pub eur: f64,
+    #[serde(
+        rename = "wh",
+        alias = "kwh",
+        deserialize_with = "money::stored_energy"
+    )]
+    pub energy: Energy,
+    /// Always `money::cost(energy, tariff)`.
+    #[serde(
+        rename = "cents",
+        alias = "eur",
+        deserialize_with = "money::stored_cents"
+    )]
+    pub cost: Cents,
     pub outcome: Option<Outcome>,
 }
 
 impl SessionRecord {
     pub fn is_open(&self) -> bool {
         self.outcome.is_none()
+    }
+
+    /// Sets the energy supplied so far, and its cost at the session's tariff.
+    pub fn bill(&mut self, energy: Energy) {
+        self.energy = energy;
+        self.cost = money::cost(energy, self.tariff);
     }
 
     /// The ticket of a closed session.
@@ -86,9 +115,9 @@ impl SessionRecord {
             driver_id: self.driver_id.clone(),
             started_at: self.started_at,
             ended_at: self.ended_at?,
-            kwh: self.kwh,
-            eur: self.eur,
-            price_eur_kwh: self.price_eur_kwh,
+            kwh: self.energy.kwh(),
+            eur: self.cost.eur(),
+            price_eur_kwh: self.tariff.eur_per_kwh(),
             outcome: self.outcome?,
         })
     }
@@ -101,12 +130,15 @@ pub struct SessionView {
     pub request_id: Uuid,
     pub cp_id: String,
     pub driver_id: String,
-    pub price_eur_kwh: f64,
+    #[serde(rename = "price_eur_kwh", with = "money::as_eur_per_kwh")]
+    pub tariff: Tariff,
     pub reserved_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub kwh: f64,
-    pub eur: f64,
+    #[serde(rename = "kwh", with = "money::as_kwh")]
+    pub energy: Energy,
+    #[serde(rename = "eur", with = "money::as_eur")]
+    pub cost: Cents,
     /// How it ended; `null` while open.
     pub outcome: Option<&'static str>,
 }
@@ -118,14 +150,44 @@ impl From<SessionRecord> for SessionView {
             request_id: s.request_id,
             cp_id: s.cp_id,
             driver_id: s.driver_id,
-            price_eur_kwh: s.price_eur_kwh,
+            tariff: s.tariff,
             reserved_at: s.reserved_at,
             started_at: s.started_at,
             ended_at: s.ended_at,
-            kwh: s.kwh,
-            eur: s.eur,
+            energy: s.energy,
+            cost: s.cost,
             outcome: s.outcome.map(|o| o.as_str()),
         }
+    }
+}
+
+/// The trees one session's change writes: sessions, requests, open sessions.
+type SessionTrees = (TransactionalTree, TransactionalTree, TransactionalTree);
+
+/// One session's writes, inside a transaction over [`SessionTrees`].
+fn write_session<E>(
+    (sessions, requests, open): &SessionTrees,
+    session: &SessionRecord,
+    value: &[u8],
+) -> ConflictableTransactionResult<(), E> {
+    let id = session.id.as_bytes().as_slice();
+    let cp = session.cp_id.as_bytes();
+    sessions.insert(id, value)?;
+    requests.insert(session.request_id.as_bytes().as_slice(), id)?;
+    if session.is_open() {
+        open.insert(cp, id)?;
+    } else if open.get(cp)?.as_deref() == Some(id) {
+        // Only drop the index if it still points at this session.
+        open.remove(cp)?;
+    }
+    Ok(())
+}
+
+/// The error of a transaction that never aborts.
+fn storage_error(e: TransactionError<Infallible>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::from(e),
+        TransactionError::Abort(never) => match never {},
     }
 }
 
@@ -274,25 +336,31 @@ impl Store {
         Ok(found)
     }
 
-    /// Stores a session and keeps the open-session and request indexes in step.
+    /// Stores a session with the open-session and request indexes, in one transaction: a
+    /// crash leaves all three as they were or all three changed, never a session whose CP
+    /// still points at it once closed, nor a request that leads nowhere.
     pub fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        put(&self.sessions, session.id.as_bytes(), session)?;
-        self.requests.insert(
-            session.request_id.as_bytes(),
-            session.id.as_bytes().as_slice(),
-        )?;
-        if session.is_open() {
-            self.open_sessions
-                .insert(session.cp_id.as_bytes(), session.id.as_bytes().as_slice())?;
-        } else {
-            // Only drop the index if it still points at this session.
-            let _ = self.open_sessions.compare_and_swap(
-                session.cp_id.as_bytes(),
-                Some(session.id.as_bytes().as_slice()),
-                None as Option<&[u8]>,
-            )?;
-        }
-        Ok(())
+        let value = serde_json::to_vec(session).expect("records always serialise");
+        (&self.sessions, &self.requests, &self.open_sessions)
+            .transaction(|trees| write_session::<Infallible>(trees, session, &value))
+            .map_err(storage_error)
+    }
+
+    /// Removes a session that never was (a reservation that could not be made durable),
+    /// with its indexes, in one transaction.
+    pub fn forget_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let id = session.id.as_bytes().as_slice();
+        let cp = session.cp_id.as_bytes();
+        (&self.sessions, &self.requests, &self.open_sessions)
+            .transaction(|(sessions, requests, open)| {
+                sessions.remove(id)?;
+                requests.remove(session.request_id.as_bytes().as_slice())?;
+                if open.get(cp)?.as_deref() == Some(id) {
+                    open.remove(cp)?;
+                }
+                Ok::<_, ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(storage_error)
     }
 
     pub fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
@@ -357,114 +425,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn session(cp: &str, outcome: Option<Outcome>) -> SessionRecord {
-        SessionRecord {
-            id: Uuid::now_v7(),
-            request_id: Uuid::new_v4(),
-            cp_id: cp.into(),
-            driver_id: "D1".into(),
-            price_eur_kwh: 0.3,
-            reserved_at: Utc::now(),
-            expires_at: Utc::now(),
-            started_at: None,
-            ended_at: outcome.map(|_| Utc::now()),
-            kwh: 0.0,
-            eur: 0.0,
-            outcome,
-        }
-    }
-
-    #[test]
-    fn open_session_index_follows_the_session() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut s = session("CP1", None);
-        store.put_session(&s).unwrap();
-        assert_eq!(store.open_session("CP1").unwrap().unwrap().id, s.id);
-        assert_eq!(
-            store.session_for_request(s.request_id).unwrap().unwrap().id,
-            s.id
-        );
-        s.outcome = Some(Outcome::Completed);
-        s.ended_at = Some(Utc::now());
-        store.put_session(&s).unwrap();
-        assert!(store.open_session("CP1").unwrap().is_none());
-        assert!(store.session(s.id).unwrap().unwrap().ticket().is_some());
-    }
-
-    /// Many flushes at once all complete (sled's own `flush_async` would hang here).
-    #[actix::test]
-    async fn concurrent_flushes_all_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let flushes = (0..64u32).map(|i| {
-            let store = store.clone();
-            async move {
-                store
-                    .put_session(&session(&format!("CP{i}"), None))
-                    .unwrap();
-                store.flush().await
-            }
-        });
-        let all = futures_util::future::join_all(flushes);
-        let done = tokio::time::timeout(std::time::Duration::from_secs(120), all)
-            .await
-            .expect("every flush completes");
-        assert!(done.iter().all(Result::is_ok));
-    }
-
-    #[test]
-    fn a_first_password_is_set_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        assert!(store.register_driver("D1").unwrap());
-        let seen = store.driver("D1").unwrap().unwrap().first_seen;
-        assert!(store.set_first_password("D1", "hash-1").unwrap());
-        assert!(!store.set_first_password("D1", "hash-2").unwrap());
-        let record = store.driver("D1").unwrap().unwrap();
-        assert_eq!(record.password_hash.as_deref(), Some("hash-1"));
-        assert_eq!(record.first_seen, seen);
-        // A driver never seen before is registered by its first password.
-        assert!(store.set_first_password("D2", "hash-3").unwrap());
-        assert!(!store.register_driver("D2").unwrap());
-    }
-
-    #[test]
-    fn past_sessions_are_the_drivers_closed_ones_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            let mut s = session(&format!("CP{i}"), Some(Outcome::Completed));
-            if i == 2 {
-                s.driver_id = "D2".into();
-            }
-            store.put_session(&s).unwrap();
-            ids.push(s.id);
-        }
-        store.put_session(&session("CP9", None)).unwrap();
-        let past = store.past_sessions_of("D1", 3).unwrap();
-        let got: Vec<Uuid> = past.iter().map(|s| s.id).collect();
-        assert_eq!(got, vec![ids[4], ids[3], ids[1]]);
-        assert!(store.past_sessions_of("D3", 50).unwrap().is_empty());
-    }
-
-    #[test]
-    fn records_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = session("CP1", Some(Outcome::Completed));
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.put_session(&first).unwrap();
-            assert!(store.register_driver("D1").unwrap());
-            assert!(!store.register_driver("D1").unwrap());
-            store.db.flush().unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.sessions().unwrap(), vec![first]);
-        assert_eq!(store.drivers().unwrap().len(), 1);
-    }
-}
+mod tests;

@@ -2,7 +2,7 @@
 //! driver's supply, a command to an engine, a billing amendment, with no proof or a forged
 //! one, or a real record replayed, is set aside on the dead-letter topic with its reason and
 //! changes nothing. A CP's own amendment with figures no supply can have, or for a session
-//! of another CP, is set aside too, and what was billed stands.
+//! of another CP, is set aside too, written to the audit log, and what was billed stands.
 
 use super::support::records::{dead_letter_reasons, key_of, Proof, RawProducer, Reader};
 use super::support::*;
@@ -92,6 +92,33 @@ fn forged_billing_amendments_are_set_aside_and_change_nothing() {
             "not CP002's",
         ],
     );
+    // Every refusal is in the audit log, named for the CP whose engine it claims to be.
+    let audited = wait_for("five refused amendments audited", DEADLINE, || {
+        let refused: Vec<Value> = net
+            .audit()
+            .into_iter()
+            .filter(|e| {
+                e["what"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("refused an amendment")
+            })
+            .collect();
+        (refused.len() >= 5).then_some(refused)
+    });
+    for (who, expected) in [
+        ("CP001's engine", "99999.5 kWh is not an amount of energy"),
+        ("CP001's engine", "1e308 kWh is not an amount of energy"),
+        ("CP001's engine", "would bill less"),
+        ("CP002's engine", "not CP002's"),
+    ] {
+        assert!(
+            audited.iter().any(|e| e["who"] == who
+                && e["from"] == "the bus (cp.events)"
+                && e["what"].as_str().unwrap().contains(expected)),
+            "no audit line of {who} says {expected:?}: {audited:#?}"
+        );
+    }
     // What was billed stands, and the history still answers.
     let after = net.sessions();
     assert_eq!(after.len(), 1);

@@ -72,11 +72,15 @@ pub fn of_type(lines: &[Value], kind: &str) -> Vec<Value> {
         .collect()
 }
 
-/// € = kWh × price, to the cent.
+/// € = kWh × price, to the cent, half up (docs/PROTOCOL.md, "Money"), worked out here in
+/// integers: Wh × hundredths of a cent per kWh, in units of 10⁻⁷ €.
 pub fn assert_priced(kwh: f64, eur: f64, price: f64) {
-    let expected = (kwh * price * 100.0).round() / 100.0;
+    let wh = (kwh * 1000.0).round() as i64;
+    let tariff = (price * 10_000.0).round() as i64;
+    let expected_cents = (wh * tariff + 50_000) / 100_000;
+    let expected = expected_cents as f64 / 100.0;
     assert!(
-        (eur - expected).abs() < 1e-9,
+        eur == expected,
         "{eur} € is not {kwh} kWh × {price} €/kWh = {expected} €"
     );
 }

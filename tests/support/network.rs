@@ -110,6 +110,17 @@ impl Network {
         central_flags: &[&str],
         central_env: &[(&str, &str)],
     ) -> Network {
+        Network::start_on(kind, central_flags, central_env, |_| ()).0
+    }
+
+    /// With `prepare` run on the central's data directory before anything is written there
+    /// (to mount a disk of its own on it, say); returns what `prepare` returned too.
+    pub fn start_on<T>(
+        kind: BrokerKind,
+        central_flags: &[&str],
+        central_env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path) -> T,
+    ) -> (Network, T) {
         let mut dir = tempfile::tempdir().unwrap();
         // EVCHARGE_TEST_KEEP=1 keeps every log and database of the run, to look at after.
         if std::env::var_os("EVCHARGE_TEST_KEEP").is_some() {
@@ -117,7 +128,10 @@ impl Network {
             eprintln!("keeping {}", dir.path().display());
         }
         let broker = Broker::start(kind, dir.path());
-        let token = prepare_operator(&dir.path().join("central-data"));
+        let data = dir.path().join("central-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let prepared = prepare(&data);
+        let token = prepare_operator(&data);
         let mut net = Network {
             broker,
             token,
@@ -137,7 +151,7 @@ impl Network {
             dir,
         };
         net.start_central();
-        net
+        (net, prepared)
     }
 
     fn next_name(&mut self, base: &str) -> String {
@@ -464,6 +478,14 @@ impl Network {
 
     pub fn sessions(&self) -> Vec<Value> {
         self.get("/api/sessions")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The audit log's `what` lines, newest first (`GET /api/audit`).
+    pub fn audit(&self) -> Vec<Value> {
+        self.get("/api/audit")
             .as_array()
             .cloned()
             .unwrap_or_default()

@@ -443,12 +443,12 @@ impl Handler<SessionClosed> for ConsoleHub {
             self.requests_changed = true;
         }
         let text = format!(
-            "session at {} for {} ended ({}): {:.3} kWh, {:.2} €",
+            "session at {} for {} ended ({}): {} kWh, {} €",
             session.cp_id,
             session.driver_id,
             session.outcome.unwrap_or("open"),
-            session.kwh,
-            session.eur
+            session.energy,
+            session.cost
         );
         let kind = match session.outcome {
             Some("engine_failure" | "monitor_lost") => FeedKind::Fault,
@@ -481,12 +481,12 @@ mod tests {
         CpView {
             id: "CP1".into(),
             location: "here".into(),
-            price_eur_kwh: 0.3,
+            tariff: crate::domain::money::Tariff::from_hundredths_of_cent(3000),
             state,
             driver_id: None,
             session_id: None,
-            kwh: 0.0,
-            eur: 0.0,
+            energy: Default::default(),
+            cost: Default::default(),
             fault: Some("engine not answering".into()),
             since: DateTime::UNIX_EPOCH,
         }

@@ -70,12 +70,12 @@ impl CpSupervisor {
         self.views.entry(id.clone()).or_insert_with(|| CpView {
             id: id.clone(),
             location: record.location.clone(),
-            price_eur_kwh: record.price_eur_kwh,
+            tariff: record.tariff,
             state: CpState::Disconnected,
             driver_id: session.as_ref().map(|s| s.driver_id.clone()),
             session_id: session.as_ref().map(|s| s.id),
-            kwh: session.as_ref().map_or(0.0, |s| s.kwh),
-            eur: session.as_ref().map_or(0.0, |s| s.eur),
+            energy: session.as_ref().map(|s| s.energy).unwrap_or_default(),
+            cost: session.as_ref().map(|s| s.cost).unwrap_or_default(),
             fault: None,
             since: Utc::now(),
         });
@@ -84,6 +84,7 @@ impl CpSupervisor {
             session,
             self.settings.clone(),
             self.store.clone(),
+            self.accounts.clone(),
             self.publisher.clone(),
             ctx.address(),
         );
@@ -281,6 +282,10 @@ impl Handler<ReserveFor> for CpSupervisor {
                 };
                 match cp.send(reserve).await {
                     Ok(Ok(reservation)) => return Ok(reservation),
+                    // The store fails: another CP would fail the same way.
+                    Ok(Err(denial)) if denial.reason == DenyReason::RecordFailed => {
+                        return Err(denial)
+                    }
                     Ok(Err(denial)) if named => last = denial,
                     Ok(Err(_)) => {}
                     Err(e) => log::warn!("a charging point actor did not answer: {e}"),

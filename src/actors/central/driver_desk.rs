@@ -131,7 +131,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                     .map(|cp| CpOffer {
                         cp_id: cp.id,
                         location: cp.location,
-                        price_eur_kwh: cp.price_eur_kwh,
+                        price_eur_kwh: cp.tariff.eur_per_kwh(),
                     })
                     .collect();
                 publisher
@@ -366,7 +366,7 @@ async fn answer_again(
                 .map(|cp| cp.location)
                 .unwrap_or_default(),
             cp_id: session.cp_id,
-            price_eur_kwh: session.price_eur_kwh,
+            price_eur_kwh: session.tariff.eur_per_kwh(),
             expires_at: session.expires_at,
         },
     };

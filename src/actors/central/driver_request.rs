@@ -90,7 +90,7 @@ impl Handler<Handle> for DriverRequest {
                         session_id: r.session_id,
                         cp_id: r.cp_id,
                         location: r.location,
-                        price_eur_kwh: r.price_eur_kwh,
+                        price_eur_kwh: r.tariff.eur_per_kwh(),
                         expires_at: r.expires_at,
                     },
                     Ok(Err(denial)) => {

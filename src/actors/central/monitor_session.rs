@@ -195,7 +195,7 @@ impl MonitorSession {
                             "WELCOME".into(),
                             cp_id,
                             terms.location,
-                            terms.price_eur_kwh.to_string(),
+                            terms.tariff.to_string(),
                         ];
                         act.reply(true, welcome, ctx);
                     }

@@ -229,7 +229,7 @@ impl Monitor {
         MonitorStatus {
             cp_id: self.cp.id.clone(),
             location: self.terms.as_ref().map(|t| t.location.clone()),
-            price_eur_kwh: self.terms.as_ref().map(|t| t.price_eur_kwh),
+            price_eur_kwh: self.terms.as_ref().map(|t| t.tariff.eur_per_kwh()),
             central: central_view(self.last_central.as_ref()),
             engine: EngineView { result, detail },
             checks: self.history.checks(),

@@ -104,7 +104,7 @@ mod tests {
         CpRecord {
             id: id.into(),
             location: "Alicante".into(),
-            price_eur_kwh: 0.3,
+            tariff: crate::domain::money::Tariff::from_hundredths_of_cent(3000),
             stopped: false,
             last_state: "disconnected".into(),
             updated_at: Utc::now(),

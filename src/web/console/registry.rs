@@ -74,7 +74,7 @@ async fn register(
     Ok(HttpResponse::Created().json(serde_json::json!({
         "id": body.id,
         "location": terms.location,
-        "price_eur_kwh": terms.price_eur_kwh,
+        "price_eur_kwh": terms.tariff.eur_per_kwh(),
         "secret": secret,
     })))
 }
@@ -106,7 +106,7 @@ async fn change(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id,
         "location": terms.location,
-        "price_eur_kwh": terms.price_eur_kwh,
+        "price_eur_kwh": terms.tariff.eur_per_kwh(),
     })))
 }
 

@@ -470,13 +470,19 @@ async fn history(
     dashboard: web::Data<Dashboard>,
 ) -> Result<HttpResponse, DashboardError> {
     let sessions = dashboard.driver.get()?.send(FetchHistory).await??;
-    let total_kwh: f64 = sessions.iter().map(|s| s.kwh).sum();
-    let total_eur: f64 = sessions.iter().map(|s| s.eur).sum();
+    // Summed as integers: a sum of floats would show 12.340000000000002 €.
+    use crate::domain::money::{Cents, Energy};
+    let total_wh: i64 = sessions
+        .iter()
+        .filter_map(|s| Energy::from_kwh(s.kwh))
+        .map(|e| e.0)
+        .sum();
+    let total_eur: Cents = sessions.iter().filter_map(|s| Cents::from_eur(s.eur)).sum();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "driver_id": dashboard.driver_id,
         "sessions": sessions,
-        "total_kwh": crate::messages::round_kwh(total_kwh),
-        "total_eur": (total_eur * 100.0).round() / 100.0,
+        "total_kwh": Energy(total_wh).kwh(),
+        "total_eur": total_eur.eur(),
     })))
 }
 

@@ -4,7 +4,8 @@
 use super::{send_ticket, ChargePoint};
 use crate::actors::central::console_hub::{ConsoleHub, SessionClosed};
 use crate::bus::{Inbound, Rejection};
-use crate::messages::{cost_eur, CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome};
+use crate::domain::money::Energy;
+use crate::messages::{CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -18,6 +19,13 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
         let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
         if let Err(why) = check_figures(&msg.envelope.body) {
             log::warn!("{}: a report set aside: {why}", self.id);
+            if let CpEvent::SupplyEnded { session_id, .. } = &msg.envelope.body {
+                if !self.is_current(*session_id) {
+                    self.audit_amendment(&format!(
+                        "refused an amendment of session {session_id}: {why}"
+                    ));
+                }
+            }
             return Box::pin(async move { Err(Rejection::set_aside(why)) });
         }
         match msg.envelope.body {
@@ -83,12 +91,13 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
                     return done();
                 };
-                if kwh >= session.kwh {
-                    session.kwh = kwh;
+                // Finite and bounded: checked above.
+                let energy = Energy::from_kwh(kwh).unwrap_or_default();
+                if energy >= session.energy {
                     // The central prices the energy at the reserved tariff, whatever the
                     // engine says it costs.
-                    session.eur = cost_eur(kwh, session.price_eur_kwh);
-                    let eur = session.eur;
+                    session.bill(energy);
+                    let (kwh, eur) = (energy.kwh(), session.cost.eur());
                     if session.started_at.is_none() {
                         session.started_at = Some(msg.envelope.ts);
                     }
@@ -109,14 +118,18 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 started_at,
                 ended_at,
                 kwh,
-                eur,
                 outcome,
                 ..
             } => {
                 if ended_at < started_at {
                     let why = format!("session {session_id} ends before it starts");
+                    if !self.is_current(session_id) {
+                        self.audit_amendment(&format!("refused an amendment: {why}"));
+                    }
                     return Box::pin(async move { Err(Rejection::set_aside(why)) });
                 }
+                // Finite and bounded: checked above.
+                let energy = Energy::from_kwh(kwh).unwrap_or_default();
                 if !self.is_current(session_id) {
                     // Already closed: a redelivery, perhaps after a crash that came between
                     // storing the session and sending its ticket, or an engine that supplied
@@ -124,11 +137,11 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                     // with the engine's figures.
                     return Box::pin(self.amend_closed(
                         session_id,
-                        (started_at, ended_at, kwh),
+                        (started_at, ended_at, energy),
                         outcome,
                     ));
                 }
-                Box::pin(self.close_session(outcome, Some((started_at, ended_at, kwh, eur))))
+                Box::pin(self.close_session(outcome, Some((started_at, ended_at, energy))))
             }
         }
     }
@@ -137,64 +150,81 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
 impl ChargePoint {
     /// Sends again the ticket of a session closed before (drivers recognise repeats). The
     /// engine is the authority on energy: if it reports other figures than those recorded,
-    /// the session takes them and the ticket goes out corrected.
+    /// the session takes them and the ticket goes out corrected. Every amendment made or
+    /// refused is audited: it changes, or tries to change, what a driver was billed.
     fn amend_closed(
         &self,
         session_id: Uuid,
-        (started_at, ended_at, kwh): (DateTime<Utc>, DateTime<Utc>, f64),
+        (started_at, ended_at, energy): (DateTime<Utc>, DateTime<Utc>, Energy),
         outcome: Outcome,
     ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
+        use futures_util::future::{ready, Either};
         let mut session = match self.store.session(session_id) {
-            Ok(Some(session)) if !session.is_open() => Some(session),
-            Ok(_) => None,
+            Ok(session) => session,
             Err(e) => {
-                log::error!("{}: cannot read session {session_id}: {e}", self.id);
-                None
+                // Not a verdict on the record: read it again later.
+                let why = format!("cannot read session {session_id}: {e}");
+                log::error!("{}: {why}", self.id);
+                return Either::Left(ready(Err(Rejection::retry_later(why))));
             }
         };
         // A closed session is amended only by its own CP, and never to less than was billed.
         let refusal = match &session {
+            None => Some(format!("no session {session_id} is known")),
             Some(s) if s.cp_id != self.id => Some(format!(
                 "session {session_id} is {}'s, not {}'s",
                 s.cp_id, self.id
             )),
-            Some(s) if kwh < s.kwh => Some(format!(
-                "session {session_id} was billed {:.3} kWh; {kwh:.3} kWh would bill less",
-                s.kwh
+            // Its close is being written right now (a redelivery overtook it): nothing to do.
+            Some(s) if s.is_open() => return Either::Left(ready(Ok(()))),
+            Some(s) if energy < s.energy => Some(format!(
+                "session {session_id} was billed {} kWh; {energy} kWh would bill less",
+                s.energy
             )),
             _ => None,
         };
         if let Some(why) = refusal {
             log::warn!("{}: an amendment set aside: {why}", self.id);
-            return futures_util::future::Either::Left(
-                async move { Err(Rejection::set_aside(why)) },
-            );
+            self.audit_amendment(&format!("refused an amendment: {why}"));
+            return Either::Left(ready(Err(Rejection::set_aside(why))));
         }
-        if let Some(s) = session.as_mut().filter(|s| s.kwh != kwh) {
-            log::warn!(
-                "{}: session {session_id} was closed with {:.3} kWh but the engine supplied {kwh:.3} kWh; amending it",
-                self.id,
-                s.kwh
-            );
-            s.kwh = kwh;
-            s.eur = cost_eur(kwh, s.price_eur_kwh);
+        if let Some(s) = session.as_mut().filter(|s| s.energy != energy) {
+            let before = (s.energy, s.cost);
+            s.bill(energy);
             s.started_at = Some(started_at);
             s.ended_at = Some(ended_at);
             s.outcome = Some(outcome);
             if let Err(e) = self.store.put_session(s) {
-                log::error!("{}: cannot amend session {session_id}: {e}", self.id);
+                let why = format!("cannot amend session {session_id}: {e}");
+                log::error!("{}: {why}", self.id);
+                return Either::Left(ready(Err(Rejection::retry_later(why))));
             }
+            log::warn!(
+                "{}: session {session_id} was closed with {} kWh but the engine supplied {energy} kWh; amended",
+                self.id,
+                before.0
+            );
+            self.audit_amendment(&format!(
+                "amended session {session_id}: {} kWh, {} € → {} kWh, {} €",
+                before.0, before.1, s.energy, s.cost
+            ));
             ConsoleHub::from_registry().do_send(SessionClosed(s.clone().into()));
         }
         let ticket = session.and_then(|s| s.ticket());
         let store = self.store.clone();
         let publisher = self.publisher.clone();
-        futures_util::future::Either::Right(async move {
+        Either::Right(async move {
             match ticket {
                 Some(ticket) => send_ticket(store, publisher, ticket).await,
                 None => Ok(()),
             }
         })
+    }
+
+    /// One line of the audit log about this CP's billing, as its engine asked on the bus.
+    fn audit_amendment(&self, what: &str) {
+        self.accounts
+            .audit(&format!("{}'s engine", self.id), AMENDMENTS_FROM, what);
     }
 
     /// The engine supplies a session the central does not hold open: stop it.
@@ -210,6 +240,9 @@ impl ChargePoint {
         });
     }
 }
+
+/// Where an amendment comes from, as the audit log names it.
+const AMENDMENTS_FROM: &str = "the bus (cp.events)";
 
 /// The most energy one session can deliver: far above any real supply (350 kW for a day is
 /// 8,400 kWh), far below anything that could overflow a bill.

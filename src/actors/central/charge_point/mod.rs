@@ -10,11 +10,13 @@ pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor
 
 use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
+use crate::accounts::Accounts;
 use crate::bus::{Publisher, Rejection};
 use crate::configuration::CentralSettings;
+use crate::domain::money::{Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
-use crate::messages::{cost_eur, CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
+use crate::messages::{CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -24,7 +26,7 @@ use uuid::Uuid;
 pub struct ChargePoint {
     id: String,
     location: String,
-    price_eur_kwh: f64,
+    tariff: Tariff,
     stopped: bool,
     monitor: Option<MonitorLink>,
     /// The open session: reserved while `started_at` is `None`, charging after.
@@ -38,6 +40,8 @@ pub struct ChargePoint {
     crash_monitor: bool,
     settings: CentralSettings,
     store: Store,
+    /// For the audit log: billing amendments its engine asks for.
+    accounts: Accounts,
     publisher: Publisher,
     supervisor: Addr<CpSupervisor>,
 }
@@ -49,13 +53,14 @@ impl ChargePoint {
         session: Option<SessionRecord>,
         settings: CentralSettings,
         store: Store,
+        accounts: Accounts,
         publisher: Publisher,
         supervisor: Addr<CpSupervisor>,
     ) -> ChargePoint {
         ChargePoint {
             id: record.id,
             location: record.location,
-            price_eur_kwh: record.price_eur_kwh,
+            tariff: record.tariff,
             stopped: record.stopped,
             monitor: None,
             session,
@@ -65,6 +70,7 @@ impl ChargePoint {
             crash_monitor: false,
             settings,
             store,
+            accounts,
             publisher,
             supervisor,
         }
@@ -97,12 +103,12 @@ impl ChargePoint {
         CpView {
             id: self.id.clone(),
             location: self.location.clone(),
-            price_eur_kwh: self.price_eur_kwh,
+            tariff: self.tariff,
             state: self.state(),
             driver_id: self.session.as_ref().map(|s| s.driver_id.clone()),
             session_id: self.session.as_ref().map(|s| s.id),
-            kwh: self.session.as_ref().map_or(0.0, |s| s.kwh),
-            eur: self.session.as_ref().map_or(0.0, |s| s.eur),
+            energy: self.session.as_ref().map(|s| s.energy).unwrap_or_default(),
+            cost: self.session.as_ref().map(|s| s.cost).unwrap_or_default(),
             fault,
             since: self.since,
         }
@@ -132,7 +138,7 @@ impl ChargePoint {
         let record = CpRecord {
             id: self.id.clone(),
             location: self.location.clone(),
-            price_eur_kwh: self.price_eur_kwh,
+            tariff: self.tariff,
             stopped: self.stopped,
             last_state: state.as_str().to_owned(),
             updated_at: Utc::now(),
@@ -159,15 +165,14 @@ impl ChargePoint {
     fn close_session(
         &mut self,
         outcome: Outcome,
-        ended: Option<(DateTime<Utc>, DateTime<Utc>, f64, f64)>,
+        ended: Option<(DateTime<Utc>, DateTime<Utc>, Energy)>,
     ) -> impl std::future::Future<Output = Result<(), Rejection>> + 'static {
         let closing = self.session.take().map(|mut session| {
-            if let Some((started_at, ended_at, kwh, _eur)) = ended {
+            if let Some((started_at, ended_at, energy)) = ended {
                 session.started_at = Some(started_at);
                 session.ended_at = Some(ended_at);
-                session.kwh = kwh;
                 // The tariff is the central's: the cost follows from the energy.
-                session.eur = cost_eur(kwh, session.price_eur_kwh);
+                session.bill(energy);
             } else {
                 session.ended_at = Some(Utc::now());
             }
@@ -185,11 +190,11 @@ impl ChargePoint {
             };
             let ticket = session.ticket().expect("a closed session has a ticket");
             log::info!(
-                "{cp_id}: session {} closed ({}): {:.3} kWh, {:.2} € for {}",
+                "{cp_id}: session {} closed ({}): {} kWh, {} € for {}",
                 session.id,
                 outcome.as_str(),
-                ticket.kwh,
-                ticket.eur,
+                session.energy,
+                session.cost,
                 ticket.driver_id
             );
             store
@@ -305,7 +310,7 @@ impl Supervised for ChargePoint {
             Ok(Some(record)) => {
                 self.stopped = record.stopped;
                 self.location = record.location;
-                self.price_eur_kwh = record.price_eur_kwh;
+                self.tariff = record.tariff;
             }
             Ok(None) => {}
             Err(e) => log::error!("{}: cannot read its record: {e}", self.id),
@@ -337,16 +342,19 @@ pub struct Reserve {
 }
 
 impl Handler<Reserve> for ChargePoint {
-    type Result = ResponseFuture<Result<Reservation, Denial>>;
+    type Result = ResponseActFuture<Self, Result<Reservation, Denial>>;
 
     /// Reserves an available CP: the session is stored durably, then the engine is asked to
-    /// authorise it and the reservation is returned.
+    /// authorise it and the reservation is returned. A reservation that cannot be made
+    /// durable is undone and denied as `record_failed`: the driver hears at once that
+    /// nothing is held and may ask again — better than a reservation a crash would forget,
+    /// or a request handed again while the driver waits on a disk that may stay full.
     fn handle(&mut self, msg: Reserve, ctx: &mut Self::Context) -> Self::Result {
         let reservation = |s: &SessionRecord, cp: &ChargePoint| Reservation {
             session_id: s.id,
             cp_id: cp.id.clone(),
             location: cp.location.clone(),
-            price_eur_kwh: s.price_eur_kwh,
+            tariff: s.tariff,
             expires_at: s.expires_at,
         };
         if let Some(session) = self
@@ -355,7 +363,7 @@ impl Handler<Reserve> for ChargePoint {
             .filter(|s| s.request_id == msg.request_id)
         {
             let again = reservation(session, self);
-            return Box::pin(async move { Ok(again) });
+            return Box::pin(fut::ready(Ok(again)));
         }
         let denial = match self.state() {
             CpState::Available => None,
@@ -381,7 +389,7 @@ impl Handler<Reserve> for ChargePoint {
             )),
         };
         if let Some(denial) = denial {
-            return Box::pin(async move { Err(denial) });
+            return Box::pin(fut::ready(Err(denial)));
         }
         let now = Utc::now();
         let expires_at = now
@@ -392,18 +400,21 @@ impl Handler<Reserve> for ChargePoint {
             request_id: msg.request_id,
             cp_id: self.id.clone(),
             driver_id: msg.driver_id.clone(),
-            price_eur_kwh: self.price_eur_kwh,
+            tariff: self.tariff,
             reserved_at: now,
             expires_at,
             started_at: None,
             ended_at: None,
-            kwh: 0.0,
-            eur: 0.0,
+            energy: Energy(0),
+            cost: Cents(0),
             outcome: None,
         };
         if let Err(e) = self.store.put_session(&session) {
             let detail = format!("the central cannot record the reservation: {e}");
-            return Box::pin(async move { Err(Denial::new(DenyReason::CpBusy, detail)) });
+            return Box::pin(fut::ready(Err(Denial::new(
+                DenyReason::RecordFailed,
+                detail,
+            ))));
         }
         log::info!(
             "{}: reserved for {} (session {}, request {})",
@@ -417,23 +428,49 @@ impl Handler<Reserve> for ChargePoint {
             cp_id: self.id.clone(),
             session_id: session.id,
             driver_id: msg.driver_id,
-            price_eur_kwh: session.price_eur_kwh,
+            price_eur_kwh: session.tariff.eur_per_kwh(),
             expires_at,
         };
         self.schedule_expiry(&session, ctx);
+        let session_id = session.id;
         self.session = Some(session);
         self.publish_view();
         let store = self.store.clone();
         let publisher = self.publisher.clone();
-        Box::pin(async move {
-            if let Err(e) = store.flush().await {
-                log::error!("cannot make reservation durable: {e}");
+        Box::pin(
+            async move {
+                store.flush().await?;
+                if let Err(e) = publisher.cp_command(command).await {
+                    log::error!("cannot ask {} to authorise: {e}", made.cp_id);
+                }
+                Ok(made)
             }
-            if let Err(e) = publisher.cp_command(command).await {
-                log::error!("cannot ask {} to authorise: {e}", made.cp_id);
-            }
-            Ok(made)
-        })
+            .into_actor(self)
+            .map(move |made, act, _ctx| {
+                made.map_err(|e: crate::store::StoreError| {
+                    log::error!("{}: cannot make reservation {session_id} durable: {e}", act.id);
+                    act.undo_reservation(session_id);
+                    Denial::new(
+                        DenyReason::RecordFailed,
+                        format!("the central cannot record the reservation durably ({e}); nothing is reserved, ask again later"),
+                    )
+                })
+            }),
+        )
+    }
+}
+
+impl ChargePoint {
+    /// Forgets a reservation that never became durable: the engine was not asked to
+    /// authorise it, and the CP is free again.
+    fn undo_reservation(&mut self, session_id: Uuid) {
+        let Some(session) = self.session.take_if(|s| s.id == session_id) else {
+            return;
+        };
+        if let Err(e) = self.store.forget_session(&session) {
+            log::error!("{}: cannot forget reservation {session_id}: {e}", self.id);
+        }
+        self.publish_view();
     }
 }
 
@@ -482,7 +519,7 @@ impl Handler<ChangeTerms> for ChargePoint {
 
     fn handle(&mut self, msg: ChangeTerms, _ctx: &mut Self::Context) {
         self.location = msg.0.location;
-        self.price_eur_kwh = msg.0.price_eur_kwh;
+        self.tariff = msg.0.tariff;
         self.save_record(self.state());
         self.publish_view();
     }

@@ -56,7 +56,7 @@ impl Handler<AttachMonitor> for ChargePoint {
         self.publish_view();
         Ok(CpTerms {
             location: self.location.clone(),
-            price_eur_kwh: self.price_eur_kwh,
+            tariff: self.tariff,
         })
     }
 }

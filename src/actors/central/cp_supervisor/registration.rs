@@ -66,7 +66,7 @@ impl Handler<RegisterCp> for CpSupervisor {
             &msg.asker.from,
             &format!(
                 "registered {} at {} for {} €/kWh",
-                msg.id, record.location, record.price_eur_kwh
+                msg.id, record.location, record.tariff
             ),
         );
         log::info!("{} registered by {}", msg.id, msg.asker.who);
@@ -98,7 +98,7 @@ impl Handler<ChangeCpTerms> for CpSupervisor {
         };
         let terms = CpTerms::new(
             msg.location.as_deref().unwrap_or(&view.location),
-            msg.price_eur_kwh.unwrap_or(view.price_eur_kwh),
+            msg.price_eur_kwh.unwrap_or(view.tariff.eur_per_kwh()),
         )
         .map_err(RegistryRefusal::Invalid)?;
         self.accounts.audit(
@@ -106,7 +106,7 @@ impl Handler<ChangeCpTerms> for CpSupervisor {
             &msg.asker.from,
             &format!(
                 "changed {}: location {} → {}, tariff {} → {} €/kWh",
-                msg.id, view.location, terms.location, view.price_eur_kwh, terms.price_eur_kwh
+                msg.id, view.location, terms.location, view.tariff, terms.tariff
             ),
         );
         cp.do_send(ChangeTerms(terms.clone()));
