@@ -3,7 +3,6 @@
 //! The JSON shapes here are the public contract documented in `docs/PROTOCOL.md`; any Kafka
 //! client that writes these shapes can take part in the network.
 
-use crate::domain::money::{self, Energy, Tariff};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -480,18 +479,6 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
-/// Energy in kWh, kept to the watt-hour (a measured amount that is not finite is none).
-pub fn round_kwh(kwh: f64) -> f64 {
-    Energy::from_kwh(kwh).unwrap_or_default().kwh()
-}
-
-/// The cost of `kwh` at `price_eur_kwh` as the wire writes it, for parts that hold the
-/// figures as JSON numbers (the engine): [`money::cost`] on their exact values.
-pub fn cost_eur(kwh: f64, price_eur_kwh: f64) -> f64 {
-    let energy = Energy::from_kwh(kwh).unwrap_or_default();
-    money::cost(energy, Tariff::nearest(price_eur_kwh)).eur()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,13 +519,5 @@ mod tests {
         assert_eq!(json["password"], "***");
         assert!(!redact_secrets(&mut serde_json::json!({"driver_id": "D1"})));
         assert_eq!(json["driver_id"], "D1");
-    }
-
-    #[test]
-    fn cost_is_rounded_to_the_cent() {
-        assert_eq!(cost_eur(1.234, 0.35), 0.43);
-        assert_eq!(cost_eur(1.5, 0.35), 0.53);
-        assert_eq!(cost_eur(0.0, 0.35), 0.0);
-        assert_eq!(round_kwh(0.123_456), 0.123);
     }
 }

@@ -136,3 +136,25 @@ fn the_frame_example_is_byte_exact() {
     let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert!(protocol_doc().contains(&hex.join(" ")), "{}", hex.join(" "));
 }
+
+/// The proof's worked example is what this build computes, so that an implementation
+/// checked against the document agrees with the central.
+#[test]
+fn the_proof_of_origin_example_is_what_the_central_computes() {
+    let doc = protocol_doc();
+    let key = evcharge::proof::BusKey::derive("evccp_example");
+    let proof = key.prove("cp.events", "CP001", br#"{"a":1}"#);
+    assert!(
+        doc.contains(&format!(
+            "the secret `evccp_example` has the bus\nkey `{}`",
+            key.to_hex()
+        )),
+        "the bus key of the example is not {}",
+        key.to_hex()
+    );
+    assert!(
+        doc.contains(&format!("proof `{proof}`")),
+        "the example's proof is not {proof}"
+    );
+    assert!(doc.contains("`evcharge-proof`"));
+}

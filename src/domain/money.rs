@@ -243,6 +243,18 @@ pub mod as_kwh {
     }
 }
 
+/// Energy in kWh, kept to the watt-hour (a measured amount that is not finite is none).
+pub fn round_kwh(kwh: f64) -> f64 {
+    Energy::from_kwh(kwh).unwrap_or_default().kwh()
+}
+
+/// The cost of `kwh` at `price_eur_kwh` as the wire writes it, for parts that hold the
+/// figures as JSON numbers (the engine): [`cost`] on their exact values.
+pub fn cost_eur(kwh: f64, price_eur_kwh: f64) -> f64 {
+    let energy = Energy::from_kwh(kwh).unwrap_or_default();
+    cost(energy, Tariff::nearest(price_eur_kwh)).eur()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +361,13 @@ mod tests {
             (new.eur, new.price, new.kwh),
             (Cents(43), Tariff(3500), Energy(1234))
         );
+    }
+
+    #[test]
+    fn the_wire_helpers_price_and_round_as_the_store_does() {
+        assert_eq!(cost_eur(1.234, 0.35), 0.43);
+        assert_eq!(cost_eur(1.5, 0.35), 0.53);
+        assert_eq!(cost_eur(0.0, 0.35), 0.0);
+        assert_eq!(round_kwh(0.123_456), 0.123);
     }
 }

@@ -3,7 +3,8 @@
 //! back at start-up to report the interrupted supply's final state.
 
 use super::{flush_durably, get, put, GroupFlush, StoreError};
-use crate::messages::{cost_eur, round_kwh, CpEvent, Outcome};
+use crate::domain::money::{cost_eur, round_kwh};
+use crate::messages::{CpEvent, Outcome};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

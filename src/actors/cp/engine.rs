@@ -7,7 +7,8 @@
 
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::EngineSettings;
-use crate::messages::{cost_eur, round_kwh, CpCommand, CpEvent, Outcome};
+use crate::domain::money::{cost_eur, round_kwh};
+use crate::messages::{CpCommand, CpEvent, Outcome};
 use crate::store::supply_log::{SupplyLog, SupplyRecord};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
