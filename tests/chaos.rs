@@ -266,17 +266,30 @@ fn a_minute_of_random_crashes_breaks_no_invariant() {
     }
 
     // Every closed session reached its driver; the last ticket it got is the record.
-    let tickets = wait_for("every driver to have every final ticket", DEADLINE, || {
+    let has_final_ticket = |tickets: &HashMap<String, Vec<Value>>, s: &Value| {
+        tickets
+            .get(s["id"].as_str().unwrap())
+            .and_then(|t| t.last())
+            .is_some_and(|t| t["kwh"] == s["kwh"])
+    };
+    let waited =
+        evcharge::harness::wait_for("every driver to have every final ticket", DEADLINE, || {
+            let tickets = chaos.tickets();
+            Ok(sessions
+                .iter()
+                .all(|s| has_final_ticket(&tickets, s))
+                .then_some(tickets))
+        });
+    let tickets = waited.unwrap_or_else(|e| {
+        // Which sessions, and what their drivers got: what a person needs to find out why.
         let tickets = chaos.tickets();
-        sessions
-            .iter()
-            .all(|s| {
-                tickets
-                    .get(s["id"].as_str().unwrap())
-                    .and_then(|t| t.last())
-                    .is_some_and(|t| t["kwh"] == s["kwh"])
-            })
-            .then_some(tickets)
+        for s in sessions.iter().filter(|s| !has_final_ticket(&tickets, s)) {
+            eprintln!(
+                "chaos: no final ticket for {s}; tickets seen: {:?}",
+                tickets.get(s["id"].as_str().unwrap())
+            );
+        }
+        panic!("{e:#}")
     });
     for s in &sessions {
         let id = s["id"].as_str().unwrap();
