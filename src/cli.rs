@@ -5,7 +5,9 @@
 
 mod accounts;
 
-pub use accounts::{CentralDataArgs, CpRegisterArgs, DriverRegisterArgs, OperatorCommand};
+pub use accounts::{
+    CentralDataArgs, CpRegisterArgs, DriverRegisterArgs, IssueArgs, OperatorCommand,
+};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -502,8 +504,14 @@ impl Cli {
                 | OperatorCommand::Revoke { data, .. }
                 | OperatorCommand::List { data },
             ))
-            | Some(Command::CpRegister(CpRegisterArgs { data, .. }))
-            | Some(Command::DriverRegister(DriverRegisterArgs { data, .. })) => push(
+            | Some(Command::CpRegister(CpRegisterArgs {
+                issue: IssueArgs { data, .. },
+                ..
+            }))
+            | Some(Command::DriverRegister(DriverRegisterArgs {
+                issue: IssueArgs { data, .. },
+                ..
+            })) => push(
                 &mut out,
                 "central.data",
                 &data.data.as_ref().map(|p| p.display()),

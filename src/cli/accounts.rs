@@ -57,22 +57,8 @@ pub struct CpRegisterArgs {
     /// Its tariff in euros per kWh (above 0, at most 10)
     #[arg(long, value_name = "EUR_PER_KWH")]
     pub price: f64,
-    /// Register this many CPs, numbered from --first
-    #[arg(long, value_name = "N")]
-    pub count: Option<u32>,
-    /// Number of the first one, with --count
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub first: u32,
-    /// Write the secret (with --count, one `ID SECRET` line per CP) to this file, readable
-    /// by its owner only; without it the secrets are printed
-    #[arg(long, value_name = "FILE")]
-    pub secret_file: Option<PathBuf>,
-    /// A running central's API, e.g. http://127.0.0.1:8002, with an operator's API token
-    /// in EVCHARGE_API_TOKEN
-    #[arg(long, value_name = "URL")]
-    pub api: Option<String>,
     #[command(flatten)]
-    pub data: CentralDataArgs,
+    pub issue: IssueArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,14 +66,21 @@ pub struct DriverRegisterArgs {
     /// The driver's id; with --count, the prefix of the ids (D gives D00001, D00002, …)
     #[arg(long, value_name = "ID")]
     pub id: String,
-    /// Register this many drivers, numbered from --first
+    #[command(flatten)]
+    pub issue: IssueArgs,
+}
+
+/// How many CPs or drivers are registered, where, and where their secrets go.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Register this many, numbered from --first
     #[arg(long, value_name = "N")]
     pub count: Option<u32>,
     /// Number of the first one, with --count
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub first: u32,
-    /// Write the secret (with --count, one `ID SECRET` line per driver) to this file,
-    /// readable by its owner only; without it the secrets are printed
+    /// Write the secret (with --count, one `ID SECRET` line each) to this file, readable by
+    /// its owner only; without it the secrets are printed
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
     /// A running central's API, e.g. http://127.0.0.1:8002, with an operator's API token

@@ -36,24 +36,21 @@ pub fn register_cps(
     (location, price): (&str, f64),
     secret_file: &Path,
 ) -> anyhow::Result<()> {
-    let mut args = vec![
-        "cp-register".to_owned(),
-        "--id".into(),
-        id.into(),
+    let terms = [
         "--location".into(),
         location.into(),
         "--price".into(),
         price.to_string(),
-        "--data".into(),
-        data.display().to_string(),
-        "--secret-file".into(),
-        secret_file.display().to_string(),
     ];
-    if let Some(count) = count {
-        args.extend(["--count".into(), count.to_string()]);
-    }
-    Program::new(evcharge).args(args).run_to_end(None)?;
-    Ok(())
+    register(
+        evcharge,
+        "cp-register",
+        data,
+        id,
+        count,
+        &terms,
+        secret_file,
+    )
 }
 
 /// Registers drivers with the real `evcharge driver-register` on the central's database in
@@ -66,15 +63,35 @@ pub fn register_drivers(
     count: Option<u32>,
     secret_file: &Path,
 ) -> anyhow::Result<()> {
-    let mut args = vec![
-        "driver-register".to_owned(),
-        "--id".into(),
-        id.into(),
+    register(
+        evcharge,
+        "driver-register",
+        data,
+        id,
+        count,
+        &[],
+        secret_file,
+    )
+}
+
+/// `evcharge <command> --id … <extra>` on the database in `data`.
+fn register(
+    evcharge: &Path,
+    command: &str,
+    data: &Path,
+    id: &str,
+    count: Option<u32>,
+    extra: &[String],
+    secret_file: &Path,
+) -> anyhow::Result<()> {
+    let mut args = vec![command.to_owned(), "--id".into(), id.into()];
+    args.extend_from_slice(extra);
+    args.extend([
         "--data".into(),
         data.display().to_string(),
         "--secret-file".into(),
         secret_file.display().to_string(),
-    ];
+    ]);
     if let Some(count) = count {
         args.extend(["--count".into(), count.to_string()]);
     }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 /// `evcharge cp-register`.
 pub fn cps(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
     let terms = CpTerms::new(&args.location, args.price).map_err(anyhow::Error::msg)?;
-    let ids = numbered(&args.id, args.count, args.first, check_cp_id)?;
-    let secrets = match &args.api {
+    let ids = numbered(&args.id, args.issue.count, args.issue.first, check_cp_id)?;
+    let secrets = match &args.issue.api {
         Some(api) => through_api(api, "/api/cps", &ids, |id| {
             serde_json::json!({
                 "id": id,
@@ -45,16 +45,21 @@ pub fn cps(settings: &Settings, args: CpRegisterArgs) -> anyhow::Result<()> {
     };
     hand_out(
         &secrets,
-        args.count.is_some(),
-        args.secret_file.as_ref(),
+        args.issue.count.is_some(),
+        args.issue.secret_file.as_ref(),
         "CP",
     )
 }
 
 /// `evcharge driver-register`.
 pub fn drivers(settings: &Settings, args: DriverRegisterArgs) -> anyhow::Result<()> {
-    let ids = numbered(&args.id, args.count, args.first, check_driver_id)?;
-    let secrets = match &args.api {
+    let ids = numbered(
+        &args.id,
+        args.issue.count,
+        args.issue.first,
+        check_driver_id,
+    )?;
+    let secrets = match &args.issue.api {
         Some(api) => through_api(
             api,
             "/api/drivers",
@@ -78,8 +83,8 @@ pub fn drivers(settings: &Settings, args: DriverRegisterArgs) -> anyhow::Result<
     };
     hand_out(
         &secrets,
-        args.count.is_some(),
-        args.secret_file.as_ref(),
+        args.issue.count.is_some(),
+        args.issue.secret_file.as_ref(),
         "driver",
     )
 }
