@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A whole network on this machine, started part by part with evcharge-local.sh: an embedded
-# broker, the central, N CPs (each registered, with its secret), N drivers; after a while a
-# random part (a CP, a driver or the central) is crashed with SIGKILL and brought back. Says
-# each step. Ctrl-C stops everything.
+# broker, the central, N CPs and N drivers (each registered, with its secret); after a while
+# a random part (a CP, a driver or the central) is crashed with SIGKILL and brought back.
+# Says each step. Ctrl-C stops everything.
 set -euo pipefail
 
 usage() {
@@ -11,10 +11,11 @@ Usage: demo.sh [--cps N] [--drivers N] [--crash-after SECONDS] [--down SECONDS]
                [--rounds N] [--run-dir DIR] [--pages]
 
 Starts an embedded broker, the central, N CPs and N drivers on this machine, each a
-process of its own (see evcharge-local.sh list). After --crash-after seconds (default 20)
-a random part — a CP, a driver or the central — is killed with SIGKILL; --down seconds
-later (default 5) it is started again. This repeats --rounds times (default 0: until
-Ctrl-C). Ctrl-C (or SIGTERM) stops every process the demo started.
+process of its own (see evcharge-local.sh list), each CP and driver registered at the
+central and started with its secret (RUN_DIR/ID.secret). After --crash-after seconds
+(default 20) a random part — a CP, a driver or the central — is killed with SIGKILL;
+--down seconds later (default 5) it is started again. This repeats --rounds times
+(default 0: until Ctrl-C). Ctrl-C (or SIGTERM) stops every process the demo started.
 
   --cps N         charging points CP001… (default 3)
   --drivers N     drivers D001…, each asking for 100 supplies at any CP (default 2)
@@ -97,7 +98,8 @@ step "embedded Kafka broker"
 parts start-broker
 
 # An operator for scripts, with its API token next to the logs: the database is free now.
-# evcharge-local.sh registers the CPs through the central's API with this token.
+# evcharge-local.sh registers the CPs and the drivers through the central's API with this
+# token.
 if [[ -n ${EVCHARGE_BIN:-} ]]; then
   bin=$EVCHARGE_BIN
 elif command -v evcharge >/dev/null 2>&1; then

@@ -2,7 +2,8 @@
 # Runs evcharge processes on this machine in the background — any number of CPs and drivers,
 # and if wanted the central and an embedded broker — each with its own data directory, log
 # file and pid file under one run directory. Lists them, stops one, crashes a random one.
-# Registers every CP it starts (evcharge cp-register) and hands it its secret in a file.
+# Registers every CP and driver it starts (evcharge cp-register, driver-register) and hands
+# each its secret in a file.
 set -euo pipefail
 
 usage() {
@@ -19,10 +20,12 @@ Commands:
                       no pages). Each CP is registered at --location (default "ID on HOST")
                       and --price (default 0.35 EUR/kWh) unless RUN_DIR/ID.secret holds its
                       secret already, and started with that file (see Registration below)
-  start-drivers N [--first K] [--requests M] [--file PATH] [--pages PORT]
-                      start drivers D00K …, each serving M requests at any available CP
-                      (default 10) or the requests of PATH, then leaving; with --pages,
-                      dashboards on 127.0.0.1:PORT, +10, … (and the driver stays)
+  start-drivers N [--first K] [--requests M] [--file PATH] [--pages PORT] [--api URL]
+                      register and start drivers D00K …, each serving M requests at any
+                      available CP (default 10) or the requests of PATH, then leaving; with
+                      --pages, dashboards on 127.0.0.1:PORT, +10, … (and the driver stays).
+                      Each driver is registered unless RUN_DIR/ID.secret holds its secret
+                      already, and started with that file (see Registration below)
   start-central       the central, its database in RUN_DIR/central; before its first start
                       an API token for this script in RUN_DIR/api-token (and, on a new
                       database, the operator admin, its one-time password in first-admin-password)
@@ -43,16 +46,17 @@ Addresses come from the environment, as for evcharge itself:
   EVCHARGE_CENTRAL__LISTEN, EVCHARGE_CENTRAL__HTTP  the central's own addresses
 Any other EVCHARGE_SECTION__KEY variable is passed on to every process.
 
-Registration: a CP joins only once registered, with the secret issued then (written to
-RUN_DIR/ID.secret, readable by its owner only). start-cps registers it with evcharge
-cp-register:
+Registration: a CP or a driver joins only once registered, with the secret issued then
+(written to RUN_DIR/ID.secret, readable by its owner only). start-cps registers each CP
+with evcharge cp-register, start-drivers each driver with evcharge driver-register:
   - through the central's API, when the central runs: the central of this run directory
     (start-central; its address from EVCHARGE_CENTRAL__HTTP when it was started) with the
     token in RUN_DIR/api-token, or any other central at --api URL (default: EVCHARGE_CENTRAL__HTTP,
     else port 8002 of the host of EVCHARGE_MONITOR__CENTRAL) with an operator's API token
     in EVCHARGE_API_TOKEN (evcharge operator token NAME, or the console);
   - on the database RUN_DIR/central, when the central of this run directory is stopped.
-  EVCHARGE_API_TOKEN wins over RUN_DIR/api-token and is never passed on to the processes.
+  EVCHARGE_API_TOKEN wins over RUN_DIR/api-token and is never passed on to the processes,
+  nor are EVCHARGE_CP__SECRET and EVCHARGE_DRIVER__SECRET (each has its own secret file).
 
   EVCHARGE_BIN      the evcharge binary (default: evcharge on PATH, else target/release/evcharge)
   EVCHARGE_RUN_DIR  the run directory (default: ./evcharge-run); --run-dir wins
@@ -164,8 +168,9 @@ launch() {
     # shellcheck disable=SC1090
     source "$RUN_DIR/$id.env"
     cd "$RUN_DIR"
-    # The operator's token is start-cps's, and each CP has its own secret file.
-    unset EVCHARGE_API_TOKEN EVCHARGE_CP__SECRET
+    # The operator's token is the registrations', and each CP and driver has its own secret
+    # file (a secret given itself would win over it).
+    unset EVCHARGE_API_TOKEN EVCHARGE_CP__SECRET EVCHARGE_DRIVER__SECRET
     exec "$bin" "${argv[@]}" </dev/null >>"$RUN_DIR/$id.log" 2>&1
   ) &
   pid=$!
@@ -181,7 +186,8 @@ record_and_launch() {
   # Only exported EVCHARGE_ variables, written so that sourcing gives them back exactly;
   # not the script's own, nor the operator's token or a secret.
   export -p | grep -E '^declare -x EVCHARGE_[A-Z0-9_]+=' \
-    | grep -Ev '^declare -x EVCHARGE_(BIN|RUN_DIR|API_TOKEN|CP__SECRET)=' >"$RUN_DIR/$id.env" || true
+    | grep -Ev '^declare -x EVCHARGE_(BIN|RUN_DIR|API_TOKEN|CP__SECRET|DRIVER__SECRET)=' \
+      >"$RUN_DIR/$id.env" || true
   launch "$id"
 }
 
@@ -232,29 +238,32 @@ wait_api() {
   done
 }
 
-# Registers the CP ID at LOCATION for PRICE, its secret in RUN_DIR/ID.secret, unless that file
-# holds a secret already (the CP was registered before).
-register_cp() {
-  local id=$1 location=$2 price=$3 api=$4 secret=$RUN_DIR/$1.secret bin out token
+# Registers ID, a CP or a driver, with the registration command and its arguments that follow
+# (cp-register …, driver-register …), its secret in RUN_DIR/ID.secret, unless that file holds
+# a secret already (it was registered before). TERMS, if any, is what the message shows of
+# the registration.
+register() {
+  local id=$1 api=$2 terms=$3 secret=$RUN_DIR/$1.secret bin out token
+  shift 3
   [[ ! -s $secret ]] || return 0
   bin=$(find_binary)
-  local -a argv=(cp-register --id "$id" --location "$location" --price "$price" --secret-file "$secret")
+  local -a argv=("$@" --secret-file "$secret")
   if [[ -z $api && -f $RUN_DIR/central.cmd ]] && ! running_pid central >/dev/null; then
     # This run directory's central is stopped: its database is free.
     out=$("$bin" "${argv[@]}" --data "$RUN_DIR/central" 2>&1) ||
       die "cannot register $id on $RUN_DIR/central: $out"
-    echo "registered $id on $RUN_DIR/central ($location, $price EUR/kWh)"
+    echo "registered $id on $RUN_DIR/central${terms:+ ($terms)}"
     return 0
   fi
   api=${api:-$(api_url)}
   token=${EVCHARGE_API_TOKEN:-}
   if [[ -z $token && -s $RUN_DIR/api-token ]]; then token=$(<"$RUN_DIR/api-token"); fi
   [[ -n $token ]] ||
-    die "start-cps registers $id through the central's API ($api) and needs an operator's API token in EVCHARGE_API_TOKEN (evcharge operator token NAME, or the console), or a central started here with start-central"
+    die "registering $id through the central's API ($api) needs an operator's API token in EVCHARGE_API_TOKEN (evcharge operator token NAME, or the console), or a central started here with start-central"
   wait_api "$api"
   out=$(EVCHARGE_API_TOKEN=$token "$bin" "${argv[@]}" --api "$api" 2>&1) ||
-    die "cannot register $id through $api: $out (a CP registered before needs its secret in $secret)"
-  echo "registered $id through $api ($location, $price EUR/kWh)"
+    die "cannot register $id through $api: $out (registered before, $id needs its secret in $secret)"
+  echo "registered $id through $api${terms:+ ($terms)}"
 }
 
 start_cps() {
@@ -281,7 +290,9 @@ start_cps() {
       launch "$id"
       continue
     fi
-    register_cp "$id" "${location:-$id on $(hostname)}" "$price" "$api"
+    local where=${location:-$id on $(hostname)}
+    register "$id" "$api" "$where, $price EUR/kWh" \
+      cp-register --id "$id" --location "$where" --price "$price"
     local -a argv=(cp --id "$id" --data "$RUN_DIR/$id" --secret-file "$RUN_DIR/$id.secret")
     if [[ -n $pages ]]; then argv+=(--http "127.0.0.1:$((pages + 10 * (i - first)))"); fi
     record_and_launch "$id" "${argv[@]}"
@@ -290,7 +301,7 @@ start_cps() {
 
 start_drivers() {
   [[ $# -ge 1 ]] || die "start-drivers needs a number of drivers (see --help)"
-  local n first=1 requests=10 file="" pages=""
+  local n first=1 requests=10 file="" pages="" api=""
   n=$(number "the number of drivers" "$1")
   shift
   while [[ $# -gt 0 ]]; do
@@ -299,14 +310,21 @@ start_drivers() {
       --requests) requests=$(number --requests "${2:-}"); shift 2 ;;
       --file) file=${2:?--file needs a path}; shift 2 ;;
       --pages) pages=$(number --pages "${2:-}"); shift 2 ;;
+      --api) api=${2:?--api needs a URL}; shift 2 ;;
       *) die "start-drivers: unknown option $1" ;;
     esac
   done
   [[ -z $file || -r $file ]] || die "cannot read the requests file $file"
+  find_binary >/dev/null
   kafka_env
   local i id plan
   for ((i = first; i < first + n; i++)); do
     id=$(printf 'D%03d' "$i")
+    if running_pid "$id" >/dev/null; then
+      launch "$id"
+      continue
+    fi
+    register "$id" "$api" "" driver-register --id "$id"
     plan=$file
     if [[ -z $plan ]]; then
       plan=$RUN_DIR/$id.requests
@@ -315,7 +333,7 @@ start_drivers() {
         for ((r = 0; r < requests; r++)); do echo '*'; done
       } >"$plan"
     fi
-    local -a argv=(driver --id "$id" --file "$plan")
+    local -a argv=(driver --id "$id" --file "$plan" --secret-file "$RUN_DIR/$id.secret")
     if [[ -n $pages ]]; then argv+=(--http "127.0.0.1:$((pages + 10 * (i - first)))"); fi
     record_and_launch "$id" "${argv[@]}"
   done

@@ -3,7 +3,7 @@
 
 use crate::{
     check_addresses, check_compose_runs, check_invocation, check_variables, deploy, read, repo,
-    settings_keys, variable_of, SUBCOMMANDS,
+    secret_setting_of, settings_keys, variable_of, SUBCOMMANDS,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +76,8 @@ fn the_deploy_guide_lists_every_setting_with_its_variable_and_default() {
 fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
     let doc = read(&repo().join("docs/DEPLOY.md"));
     for heading in [
+        "## Registering charging points",
+        "## Registering drivers",
         "## Three machines with Kafka",
         "## One machine, embedded broker",
         "## With systemd",
@@ -96,8 +98,9 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
     }
     check_variables(&doc, "docs/DEPLOY.md");
     check_addresses(&doc, "docs/DEPLOY.md", true);
-    // Every `evcharge …` command in a code block exists, with flags it knows; so does every
-    // one a `docker compose … run SERVICE …` gives, in a service that exists.
+    // Every `evcharge …` command in a code block exists, with flags it knows, and one that
+    // starts a CP's part or a driver gives it its secret; so does every one a
+    // `docker compose … run SERVICE …` gives, in a service that exists.
     let mut in_code = false;
     let mut checked = 0;
     let mut code = String::new();
@@ -125,6 +128,15 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
                     .cloned()
                     .collect();
                 check_invocation(&argv, &format!("docs/DEPLOY.md: {line}"));
+                if let Some(setting) = secret_setting_of(&argv) {
+                    let variable = variable_of(setting);
+                    assert!(
+                        argv.iter().any(|a| a == "--secret-file")
+                            || line.contains(&format!("{variable}="))
+                            || line.contains(&format!("{}=", variable.trim_end_matches("_FILE"))),
+                        "docs/DEPLOY.md: {line} starts a CP's part or a driver without its secret"
+                    );
+                }
                 checked += 1;
             }
         }
@@ -138,7 +150,7 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
         shown >= 5,
         "only {shown} docker compose run commands in docs/DEPLOY.md"
     );
-    // Each way of deploying registers its CPs, and hands each its secret.
+    // Each way of deploying registers its CPs and its drivers, and hands each its secret.
     let section = |heading: &str| -> String {
         let from = doc.find(heading).unwrap();
         let rest = &doc[from + heading.len()..];
@@ -161,6 +173,14 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
             text.contains("--secret-file") || text.contains("SECRET_FILE"),
             "docs/DEPLOY.md: {heading} gives no CP its secret"
         );
+        assert!(
+            text.contains("driver-register") || text.contains("start-drivers"),
+            "docs/DEPLOY.md: {heading} registers no driver"
+        );
+        assert!(
+            text.contains("D001.secret") || text.contains("DRIVER__SECRET_FILE"),
+            "docs/DEPLOY.md: {heading} gives no driver its secret"
+        );
     }
     for removed in [
         "cp.location",
@@ -175,6 +195,12 @@ fn the_deploy_guide_covers_each_way_and_its_commands_exist() {
     }
     // Every file of deploy/ is described in deploy/README.md, and the README links the guide.
     let readme = read(&deploy("README.md"));
+    for registration in ["cp-register", "driver-register"] {
+        assert!(
+            readme.contains(registration),
+            "deploy/README.md: how its files get {registration}'s secrets"
+        );
+    }
     for file in [
         "Dockerfile",
         "compose/central.yml",

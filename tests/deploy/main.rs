@@ -72,7 +72,7 @@ fn flags_in(text: &str) -> BTreeSet<String> {
     flags
 }
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "central",
     "engine",
     "monitor",
@@ -82,8 +82,42 @@ const SUBCOMMANDS: [&str; 10] = [
     "demo",
     "operator",
     "cp-register",
+    "driver-register",
     "fleet",
 ];
+
+/// The roles that prove who they are with the secret issued when they were registered, and
+/// the setting of the file that holds it: a CP's parts share the CP's, a driver has its own.
+const SECRET_HOLDERS: [(&str, &str); 4] = [
+    ("cp", "cp.secret_file"),
+    ("engine", "cp.secret_file"),
+    ("monitor", "cp.secret_file"),
+    ("driver", "driver.secret_file"),
+];
+
+/// Where the subcommand is in a command line given to the binary: past the global flags.
+fn subcommand_at(argv: &[String]) -> usize {
+    let mut i = 0;
+    while i < argv.len() && matches!(argv[i].as_str(), "--kafka" | "--config") {
+        i += 2;
+    }
+    i
+}
+
+/// The setting of the secret file the role of `argv` needs, if it needs one.
+fn secret_setting_of(argv: &[String]) -> Option<&'static str> {
+    let sub = argv.get(subcommand_at(argv))?;
+    SECRET_HOLDERS
+        .iter()
+        .find(|(role, _)| role == sub)
+        .map(|(_, setting)| *setting)
+}
+
+/// The value after `flag` in `argv`.
+fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = argv.iter().position(|a| a == flag)?;
+    argv.get(at + 1).map(String::as_str)
+}
 
 /// Subcommands whose next word is a subcommand of theirs (`operator token`, `fleet cps`).
 const GROUPS: [(&str, &str); 2] = [("operator", "list"), ("fleet", "cps")];
@@ -91,10 +125,7 @@ const GROUPS: [(&str, &str); 2] = [("operator", "list"), ("fleet", "cps")];
 /// Checks one command line given to the binary (without the binary itself): its subcommand
 /// exists and it knows every flag.
 fn check_invocation(argv: &[String], where_: &str) {
-    let mut i = 0;
-    while i < argv.len() && matches!(argv[i].as_str(), "--kafka" | "--config") {
-        i += 2;
-    }
+    let i = subcommand_at(argv);
     let sub = argv
         .get(i)
         .unwrap_or_else(|| panic!("{where_}: no subcommand in {argv:?}"));
@@ -303,8 +334,13 @@ fn compose_runs(text: &str) -> Vec<ComposeRun> {
     runs
 }
 
+/// Where the compose files mount the secrets of `secrets/` beside them, read-only.
+const COMPOSE_SECRETS: &str = "/run/secrets";
+
 /// Every `docker compose … run SERVICE ARGS…` line of `text` runs one of the binary's
-/// subcommands with flags it knows, in a service of the compose file it names.
+/// subcommands with flags it knows, in a service of the compose file it names; one that
+/// starts a CP's part or a driver gives it its own secret, `/run/secrets/<id>` (the service's
+/// own is another id's).
 fn check_compose_runs(text: &str, where_: &str) -> usize {
     let mut checked = 0;
     for run in compose_runs(text) {
@@ -321,6 +357,15 @@ fn check_compose_runs(text: &str, where_: &str) -> usize {
         if !run.argv.is_empty() {
             check_invocation(&run.argv, &format!("{where_}: {}", run.line));
             checked += 1;
+        }
+        if secret_setting_of(&run.argv).is_some() {
+            let id = flag_value(&run.argv, "--id").unwrap_or_default();
+            assert_eq!(
+                flag_value(&run.argv, "--secret-file"),
+                Some(format!("{COMPOSE_SECRETS}/{id}").as_str()),
+                "{where_}: {} starts {id} without its secret",
+                run.line
+            );
         }
     }
     checked

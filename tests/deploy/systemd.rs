@@ -2,7 +2,10 @@
 //! systemd-analyze, and the units' command lines run as a network.
 
 use crate::support::*;
-use crate::{check_addresses, check_invocation, check_variables, deploy, read, text};
+use crate::{
+    check_addresses, check_invocation, check_variables, deploy, read, secret_setting_of, text,
+    variable_of,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -72,17 +75,24 @@ fn every_systemd_unit_is_valid_and_runs_the_binary_with_flags_it_knows() {
             assert!(exec.contains("--id %i"), "{unit}: {exec}");
             assert!(get("Service", "StateDirectory")[0].contains("%i"), "{unit}");
         }
-        if unit.starts_with("evcharge-cp@") {
-            // The CP's secret, root's in /etc/evcharge, handed to the service as a credential.
+        if let Some(setting) = secret_setting_of(&argv[1..]) {
+            // The CP's or driver's secret, root's in /etc/evcharge (cp-%i.secret,
+            // driver-%i.secret), handed to the service as a credential, and only that.
+            let kind = setting.split('.').next().unwrap();
             let credentials = get("Service", "LoadCredential");
+            let file = format!(":/etc/evcharge/{kind}-%i.secret");
             let name = credentials
                 .iter()
-                .find_map(|c| c.strip_suffix(":/etc/evcharge/cp-%i.secret"))
+                .find_map(|c| c.strip_suffix(&file))
                 .unwrap_or_else(|| panic!("{unit}: the secret's credential: {credentials:?}"));
+            let variable = variable_of(setting);
             assert!(
-                get("Service", "Environment")
-                    .contains(&format!("EVCHARGE_CP__SECRET_FILE=%d/{name}")),
-                "{unit}: the secret file is the credential"
+                get("Service", "Environment").contains(&format!("{variable}=%d/{name}")),
+                "{unit}: the secret file ({variable}) is the credential"
+            );
+            assert!(
+                !argv.iter().any(|a| a == "--secret-file"),
+                "{unit}: the secret file is the credential: {exec}"
             );
         }
         if let Some(data) = argv.iter().position(|a| a == "--data") {
@@ -266,11 +276,28 @@ fn the_systemd_units_command_lines_run_a_network() {
     assert_eq!(cp["location"], "Dock 1", "its registration's");
     assert!(state.join("evcharge/cp-CP001").is_dir());
 
-    // The driver serves its dashboard where its own environment file says.
+    // D001 registered as DEPLOY.md shows, through the API: the secret in
+    // /etc/evcharge/driver-D001.secret, which its unit loads.
+    let secret = etc.join("driver-D001.secret");
+    let out = Command::new(evcharge())
+        .args(["driver-register", "--id", "D001"])
+        .args(["--api", &format!("http://127.0.0.1:{http}")])
+        .arg("--secret-file")
+        .arg(&secret)
+        .env(evcharge::configuration::API_TOKEN_VARIABLE, &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The driver, with its secret, serves its dashboard where its own environment file says.
     let address = [("EVCHARGE_DRIVER__HTTP".to_string(), any)];
     let driver = start("evcharge-driver@.service", "D001", &address);
     let page = announced_port(&driver, announces::DASHBOARD);
-    wait_for("D001's dashboard from its unit", DEADLINE, || {
-        ureq::get(&format!("http://127.0.0.1:{page}/")).call().ok()
+    let ready = wait_for("D001's dashboard from its unit", DEADLINE, || {
+        ureq::get(&format!("http://127.0.0.1:{page}/api/ready"))
+            .call()
+            .ok()?
+            .into_json::<Value>()
+            .ok()
     });
+    assert_eq!(ready["driver_id"], "D001", "{ready}");
 }

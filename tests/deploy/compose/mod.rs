@@ -3,16 +3,17 @@
 
 use crate::{
     check_addresses, check_compose_runs, check_invocation, check_variables, deploy, read, repo,
-    text,
+    secret_setting_of, text, variable_of, COMPOSE_SECRETS,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the CPs' secrets are on machine 2 (beside the compose files) and in the containers.
+/// Where the secrets of the CPs (machine 2) and of the drivers (machine 3) are: beside the
+/// compose files, and in the containers.
 const SECRETS_FROM: &str = "./secrets";
-const SECRETS_IN: &str = "/run/secrets";
+const SECRETS_IN: &str = COMPOSE_SECRETS;
 
 mod run;
 
@@ -190,12 +191,21 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
                         env["EVCHARGE_MONITOR__CENTRAL"].starts_with("${CENTRAL_HOST:?"),
                         "{where_}: the central's address from CENTRAL_HOST"
                     );
-                    // Its secret from the read-only secrets/ beside the file, named by its id.
+                }
+                if let Some(setting) = secret_setting_of(&command) {
+                    // A CP's or a driver's secret from the read-only secrets/ beside the
+                    // file, named by its id, and nowhere else.
                     let id = id.clone().unwrap_or_default();
+                    let variable = variable_of(setting);
                     assert_eq!(
-                        env.get("EVCHARGE_CP__SECRET_FILE"),
+                        env.get(&variable),
                         Some(&format!("{SECRETS_IN}/{id}")),
-                        "{where_}: the CP's secret file"
+                        "{where_}: {id}'s secret file in {variable}"
+                    );
+                    assert!(
+                        !command.iter().any(|a| a == "--secret-file")
+                            && !env.contains_key(variable.trim_end_matches("_FILE")),
+                        "{where_}: {id}'s secret comes from its file only"
                     );
                     assert!(
                         strings_of(&service["volumes"])
@@ -222,9 +232,10 @@ fn every_compose_file_is_coherent_with_the_binary_and_takes_addresses_from_the_e
             }
         }
     }
-    // The registrations of central.yml, a CP and a driver more in cps.yml and drivers.yml.
+    // The registrations of central.yml (CPs and drivers), a CP and a driver more in cps.yml
+    // and drivers.yml.
     assert!(
-        shown >= 6,
+        shown >= 9,
         "only {shown} commands shown in the compose files"
     );
     // One central; three CPs and two drivers, each id once.

@@ -3,7 +3,7 @@
 
 use super::{env_map, strings_of, yaml};
 use crate::support::*;
-use crate::{compose_runs, deploy, read, text, ComposeRun};
+use crate::{compose_runs, deploy, flag_value, read, text, ComposeRun};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -40,12 +40,6 @@ fn interpolate(text: &str, vars: &BTreeMap<&str, String>) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// The value after `flag` in `argv`.
-fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
-    let at = argv.iter().position(|a| a == flag)?;
-    argv.get(at + 1).map(String::as_str)
 }
 
 /// A service of a compose file run here as compose would run it: its command (or `argv`, as
@@ -102,17 +96,17 @@ fn run_service(
     Proc::spawn(dir, &format!("compose-{name}"), evcharge(), &argv, &env)
 }
 
-/// Runs a `docker compose -f central.yml run … central cp-register …` line of central.yml
-/// here: the central's database volume is `data`, its API inside the compose network the
-/// test central's at `api`; the secret goes where the line sends it, under `dir`. Returns
-/// the CP's id and location.
+/// Runs a `docker compose -f central.yml run … central cp-register …` (or `driver-register`)
+/// line of central.yml here: the central's database volume is `data`, its API inside the
+/// compose network the test central's at `api`; the secret goes where the line sends it,
+/// under `dir`. Returns the CP's or driver's id, and a CP's location.
 fn register_as_shown(
     run: &ComposeRun,
     dir: &Path,
     (data_inside, data): (&str, &Path),
     (api_inside, api): (&str, &str),
     token: &str,
-) -> (String, String) {
+) -> (String, Option<String>) {
     assert_eq!(
         (run.file.as_str(), run.service.as_str()),
         ("central.yml", "central"),
@@ -130,7 +124,7 @@ fn register_as_shown(
             None if given == evcharge::configuration::API_TOKEN_VARIABLE => {
                 env.push((given.clone(), token.into()));
             }
-            None => panic!("{}: -e {given} is not for cp-register", run.line),
+            None => panic!("{}: -e {given} is not for {}", run.line, run.argv[0]),
         }
     }
     match (
@@ -180,8 +174,39 @@ fn register_as_shown(
         run.line
     );
     std::fs::write(dir.join(output), out.stdout).unwrap();
-    let location = flag_value(&argv, "--location").unwrap().to_owned();
+    let location = flag_value(&argv, "--location").map(str::to_owned);
     (id, location)
+}
+
+/// Runs the `docker compose -f FILE run … ROLE …` line FILE's comments show (one more CP or
+/// driver on another service's settings); it must be registered in central.yml (`registered`).
+fn run_shown(
+    dir: &Path,
+    file: &str,
+    role: &str,
+    vars: &BTreeMap<&str, String>,
+    registered: &BTreeMap<String, Option<String>>,
+) -> (String, Proc) {
+    let shown = compose_runs(&read(&deploy(&format!("compose/{file}"))))
+        .into_iter()
+        .find(|r| r.argv.first().is_some_and(|a| a == role))
+        .unwrap_or_else(|| panic!("{file} shows how to run one more {role}"));
+    let id = flag_value(&shown.argv, "--id").unwrap().to_owned();
+    assert!(
+        registered.contains_key(&id),
+        "{}: {id} is not registered in central.yml",
+        shown.line
+    );
+    let name = format!("more-{role}");
+    let proc = run_service(
+        dir,
+        &shown.file,
+        &shown.service,
+        Some(&shown.argv),
+        vars,
+        &name,
+    );
+    (id, proc)
 }
 
 #[test]
@@ -200,19 +225,27 @@ fn the_compose_registration_and_cp_and_driver_services_join_a_central() {
     let data = net.dir.path().join("central-data");
 
     // Machine 1: every registration central.yml shows, on the database with the central
-    // stopped, then through the API of the running central. Their secrets/ is machine 2's.
+    // stopped, then through the API of the running central. Their secrets/ is machine 2's
+    // (the CPs') and machine 3's (the drivers'), here one folder.
     std::fs::create_dir(net.dir.path().join("secrets")).unwrap();
     let runs: Vec<ComposeRun> = compose_runs(&read(&deploy("compose/central.yml")))
         .into_iter()
-        .filter(|r| r.argv.first().is_some_and(|a| a == "cp-register"))
+        .filter(|r| {
+            r.argv
+                .first()
+                .is_some_and(|a| a == "cp-register" || a == "driver-register")
+        })
         .collect();
     let (on_data, on_api): (Vec<&ComposeRun>, Vec<&ComposeRun>) = runs
         .iter()
         .partition(|r| r.argv.iter().any(|a| a == "--data"));
-    assert!(
-        !on_data.is_empty() && !on_api.is_empty(),
-        "central.yml shows both ways to register: {runs:?}"
-    );
+    for command in ["cp-register", "driver-register"] {
+        let shown = |runs: &[&ComposeRun]| runs.iter().any(|r| r.argv[0] == command);
+        assert!(
+            shown(&on_data) && shown(&on_api),
+            "central.yml shows both ways to {command}: {runs:?}"
+        );
+    }
     let mut locations = BTreeMap::new();
     net.kill_central();
     for run in on_data {
@@ -236,15 +269,17 @@ fn the_compose_registration_and_cp_and_driver_services_join_a_central() {
         );
         locations.insert(id, location);
     }
-    // Every CP cps.yml starts is registered there.
-    let cps_yml = yaml(&deploy("compose/cps.yml"));
-    for (name, service) in cps_yml["services"].as_object().unwrap() {
-        let command = strings_of(&service["command"]);
-        let id = flag_value(&command, "--id").unwrap();
-        assert!(
-            locations.contains_key(id),
-            "cps.yml: {name} runs {id}, which central.yml does not register: {locations:?}"
-        );
+    // Every CP cps.yml starts and every driver drivers.yml starts is registered there.
+    for file in ["cps.yml", "drivers.yml"] {
+        let compose = yaml(&deploy(&format!("compose/{file}")));
+        for (name, service) in compose["services"].as_object().unwrap() {
+            let command = strings_of(&service["command"]);
+            let id = flag_value(&command, "--id").unwrap();
+            assert!(
+                locations.contains_key(id),
+                "{file}: {name} runs {id}, which central.yml does not register: {locations:?}"
+            );
+        }
     }
 
     // Machines 2 and 3: what .env says there.
@@ -259,31 +294,30 @@ fn the_compose_registration_and_cp_and_driver_services_join_a_central() {
     let cp001 = run_service(dir, "cps.yml", "cp001", None, &vars, "cp001");
     let _cp002 = run_service(dir, "cps.yml", "cp002", None, &vars, "cp002");
     // One more, as cps.yml's comment shows: another id on cp001's settings.
-    let grow = compose_runs(&read(&deploy("compose/cps.yml")))
-        .into_iter()
-        .find(|r| r.argv.first().is_some_and(|a| a == "cp"))
-        .expect("cps.yml shows how to run one more CP");
-    let grown = flag_value(&grow.argv, "--id").unwrap().to_owned();
-    assert!(
-        locations.contains_key(&grown),
-        "{}: {grown} is not registered in central.yml",
-        grow.line
-    );
-    let _more = run_service(
-        dir,
-        &grow.file,
-        &grow.service,
-        Some(&grow.argv),
-        &vars,
-        "grown",
-    );
+    let (grown, _more) = run_shown(dir, "cps.yml", "cp", &vars, &locations);
     let d001 = run_service(dir, "drivers.yml", "d001", None, &vars, "d001");
 
     // Each with the location it was registered at.
     for id in ["CP001", "CP002", grown.as_str()] {
         let cp = net.wait_state(id, "available");
-        assert_eq!(cp["location"], locations[id], "{id}: its registration's");
+        assert_eq!(
+            cp["location"].as_str(),
+            locations[id].as_deref(),
+            "{id}: its registration's"
+        );
     }
+    // One more driver, as drivers.yml's comment shows: its request, proven with the secret
+    // it was given, is served.
+    let (driver, _one_supply) = run_shown(dir, "drivers.yml", "driver", &vars, &locations);
+    wait_for(
+        &format!("a completed supply of {driver}"),
+        DEADLINE * 2,
+        || {
+            net.sessions()
+                .into_iter()
+                .find(|s| s["driver_id"] == driver.as_str() && s["outcome"] == "completed")
+        },
+    );
     // The monitor page and the dashboard answer on the ports the services publish.
     for (proc, page) in [
         (&cp001, announces::MONITOR_PAGE),

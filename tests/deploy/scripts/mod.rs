@@ -261,12 +261,14 @@ fn the_local_script_starts_lists_stops_and_crashes_cps_and_drivers() {
         net.wait_state(id, "available");
     }
 
-    // Two drivers, two supplies each at any CP: their sessions close.
+    // Two drivers, each registered and started with its secret, two supplies each at any
+    // CP: their sessions close.
     let out = run.ok(&["start-drivers", "2", "--requests", "2"]);
-    assert!(
-        out.contains("started D001") && out.contains("started D002"),
-        "{out}"
-    );
+    for id in ["D001", "D002"] {
+        assert!(out.contains(&format!("registered {id} through ")), "{out}");
+        assert!(out.contains(&format!("started {id} (pid ")), "{out}");
+    }
+    assert_started_with_their_secrets(&run, &["D001", "D002"], Some(&net.token));
     for driver in ["D001", "D002"] {
         wait_for(
             &format!("a completed session of {driver}"),
@@ -282,6 +284,21 @@ fn the_local_script_starts_lists_stops_and_crashes_cps_and_drivers() {
     wait_for("both drivers to finish their plan", DEADLINE * 2, || {
         let listed = run.list();
         (listed["D001"].1 == "down" && listed["D002"].1 == "down").then_some(())
+    });
+    // Started again, a driver keeps its registration and its secret, which still works.
+    let out = run.ok(&["start-drivers", "1", "--requests", "1"]);
+    assert!(
+        out.contains("started D001") && !out.contains("registered"),
+        "{out}"
+    );
+    let completed = |driver: &str| {
+        net.sessions()
+            .into_iter()
+            .filter(|s| s["driver_id"] == driver && s["outcome"] == "completed")
+            .count()
+    };
+    wait_for("a third completed session of D001", DEADLINE * 2, || {
+        (completed("D001") >= 3).then_some(())
     });
 
     // Everything stops; nothing recorded is left running.
@@ -309,9 +326,13 @@ fn the_local_script_says_what_is_wrong() {
             vec!["start-drivers", "1", "--file", "/nonexistent"],
             "cannot read",
         ),
-        // No central here and no operator's token: no way to register the CP.
+        // No central here and no operator's token: no way to register the CP or driver.
         (
             vec!["start-cps", "1"],
+            "needs an operator's API token in EVCHARGE_API_TOKEN",
+        ),
+        (
+            vec!["start-drivers", "1"],
             "needs an operator's API token in EVCHARGE_API_TOKEN",
         ),
     ] {

@@ -1,5 +1,6 @@
-//! `evcharge-local.sh start-cps` registers the CPs it starts and hands each its secret: with
-//! the central the script started (through its API, or on its database while it is stopped).
+//! `evcharge-local.sh start-cps` and `start-drivers` register the CPs and drivers they start
+//! and hand each its secret: with the central the script started (through its API, or on its
+//! database while it is stopped).
 
 use super::LocalRun;
 use crate::read;
@@ -48,7 +49,7 @@ pub(super) fn assert_started_with_their_secrets(run: &LocalRun, ids: &[&str], to
 }
 
 #[test]
-fn the_local_script_registers_its_cps_with_the_central_it_started() {
+fn the_local_script_registers_its_cps_and_drivers_with_the_central_it_started() {
     // Everything from the script: broker, central, CPs; the central's addresses are known
     // beforehand, as the CPs and the script must find it there.
     let listen = format!("127.0.0.1:{}", free_port());
@@ -95,11 +96,15 @@ fn the_local_script_registers_its_cps_with_the_central_it_started() {
     let out = run.ok(&["start-cps", "1", "--location", "Dock 1", "--price", "0.3"]);
     assert!(out.contains("registered CP001 through http://"), "{out}");
     wait_available(&["CP001"]);
+    let out = run.ok(&["start-drivers", "1", "--requests", "1"]);
+    assert!(out.contains("registered D001 through http://"), "{out}");
 
-    // The central stopped: on its database; the CPs join once it is back.
+    // The central stopped: on its database; the CPs and drivers join once it is back.
     run.ok(&["stop", "central"]);
     let out = run.ok(&["start-cps", "1", "--first", "2", "--location", "Dock 2"]);
     assert!(out.contains("registered CP002 on "), "{out}");
+    let out = run.ok(&["start-drivers", "1", "--first", "2", "--requests", "1"]);
+    assert!(out.contains("registered D002 on "), "{out}");
     run.ok(&["start", "central"]);
     let all = wait_available(&["CP001", "CP002"]);
     let terms: Vec<(String, f64)> = all
@@ -115,7 +120,27 @@ fn the_local_script_registers_its_cps_with_the_central_it_started() {
         terms,
         [("Dock 1".to_owned(), 0.3), ("Dock 2".to_owned(), 0.35)]
     );
-    assert_started_with_their_secrets(&run, &["CP001", "CP002"], Some(&token));
+    assert_started_with_their_secrets(&run, &["CP001", "CP002", "D001", "D002"], Some(&token));
+    // Each driver's request, proven with its secret, is served.
+    for driver in ["D001", "D002"] {
+        wait_for(
+            &format!("a completed supply of {driver}"),
+            DEADLINE * 2,
+            || {
+                let sessions: Value = ureq::get(&format!("http://{console}/api/sessions"))
+                    .set("Authorization", &format!("Bearer {token}"))
+                    .call()
+                    .ok()?
+                    .into_json()
+                    .ok()?;
+                sessions
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["driver_id"] == driver && s["outcome"] == "completed")
+                    .cloned()
+            },
+        );
+    }
 
     // A CP whose secret is lost cannot be registered again under its id: the script says so.
     std::fs::remove_file(run.run.join("CP002.secret")).unwrap();
