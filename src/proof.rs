@@ -168,11 +168,18 @@ pub enum Party<'a> {
     Driver(&'a str),
 }
 
+/// The longest part of an id a reason quotes: a forged record may name any key at all.
+const SHOWN_ID: usize = 40;
+
 impl fmt::Display for Party<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Party::Cp(id) => write!(f, "CP {id}"),
-            Party::Driver(id) => write!(f, "driver {id}"),
+        let (what, id) = match self {
+            Party::Cp(id) => ("CP", id),
+            Party::Driver(id) => ("driver", id),
+        };
+        match id.char_indices().nth(SHOWN_ID) {
+            Some((cut, _)) => write!(f, "{what} {:?}…", &id[..cut]),
+            None => write!(f, "{what} {id}"),
         }
     }
 }
@@ -255,6 +262,15 @@ mod tests {
         assert_eq!(BusKey::from_hex(&key.to_hex()), Some(key.clone()));
         assert_eq!(BusKey::from_hex("abc"), None);
         assert!(!format!("{key:?}").contains(&key.to_hex()));
+    }
+
+    #[test]
+    fn a_reason_quotes_a_long_id_cut_short() {
+        assert_eq!(Party::Cp("CP1").to_string(), "CP CP1");
+        let long = "x".repeat(10_000);
+        let shown = Party::Driver(&long).to_string();
+        assert!(shown.len() < 60, "{shown}");
+        assert!(shown.starts_with("driver \"xxx") && shown.ends_with('…'), "{shown}");
     }
 
     #[test]
