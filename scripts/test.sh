@@ -24,8 +24,9 @@ fi
 
 # Debian packages the tests use: Chromium and its driver (the pages, in a real headless
 # browser), python3-yaml (the compose files), shellcheck (the scripts), systemd
-# (systemd-analyze, the units), iproute2 (network namespaces for the multi-host test); and
-# the build's: OpenSSL's headers and pkg-config (librdkafka's TLS and SASL SCRAM).
+# (systemd-analyze, the units), iproute2 (network namespaces for the multi-host test),
+# stunnel4 (TLS in front of tansu, which ignores its own --cert); and the build's: OpenSSL's
+# headers and pkg-config (librdkafka's TLS and SASL SCRAM).
 NEEDED=""
 pkg-config --exists openssl >/dev/null 2>&1 || NEEDED="$NEEDED libssl-dev pkg-config"
 [ -x /usr/bin/chromium ] || NEEDED="$NEEDED chromium"
@@ -34,6 +35,7 @@ pkg-config --exists openssl >/dev/null 2>&1 || NEEDED="$NEEDED libssl-dev pkg-co
 command -v shellcheck >/dev/null 2>&1 || NEEDED="$NEEDED shellcheck"
 command -v systemd-analyze >/dev/null 2>&1 || NEEDED="$NEEDED systemd"
 command -v ip >/dev/null 2>&1 || NEEDED="$NEEDED iproute2"
+command -v stunnel >/dev/null 2>&1 || NEEDED="$NEEDED stunnel4"
 if [ -n "$NEEDED" ]; then
   echo "== installing Debian packages the tests need:$NEEDED"
   SUDO=""

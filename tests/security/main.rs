@@ -7,6 +7,7 @@ mod support;
 
 mod bus;
 mod doors;
+mod kafka_tls;
 mod monitor_port;
 mod registration;
 mod tls;

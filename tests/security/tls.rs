@@ -1,7 +1,7 @@
 //! TLS everywhere a secret travels: the console over HTTPS with a pair made by
 //! `evcharge tls self-signed`, the monitor's link to the central over TLS, Kafka over SASL
-//! SCRAM-SHA-512 on a broker that enforces it (tansu); and a setting that does not exist
-//! stops a role, naming it.
+//! SCRAM-SHA-512 on a broker that enforces it (tansu; over TLS too, in `kafka_tls`); and a
+//! setting that does not exist stops a role, naming it.
 
 use crate::support::*;
 use bytes::BytesMut;
@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// A self-signed pair made by the real command, for `hosts` (and loopback).
-struct LabPair {
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct LabPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
-fn self_signed(dir: &Path, hosts: &[&str]) -> LabPair {
+pub(crate) fn self_signed(dir: &Path, hosts: &[&str]) -> LabPair {
     let out = dir.join("tls");
     let mut args = strings(&["tls", "self-signed", "--out", &out.display().to_string()]);
     for host in hosts {
@@ -237,7 +237,7 @@ fn a_monitor_links_to_a_tls_central_and_a_plain_text_one_is_refused() {
 }
 
 /// Kafka security settings for a role, as environment variables.
-fn sasl_env<'a>(protocol: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn sasl_env<'a>(protocol: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)> {
     let mut env = FAST_ENV.to_vec();
     env.extend([
         ("EVCHARGE_KAFKA__SECURITY_PROTOCOL", protocol),
@@ -248,7 +248,7 @@ fn sasl_env<'a>(protocol: &'a str, password: &'a str) -> Vec<(&'a str, &'a str)>
     env
 }
 
-const KAFKA_PASSWORD: &str = "kafka-password-of-the-lab";
+pub(crate) const KAFKA_PASSWORD: &str = "kafka-password-of-the-lab";
 
 /// tansu over the sqlite database `dir/tansu.db`, with `extra` flags, on a free port.
 fn tansu(dir: &Path, extra: &[&str]) -> Broker {
@@ -257,11 +257,11 @@ fn tansu(dir: &Path, extra: &[&str]) -> Broker {
     })
 }
 
-#[test]
-fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
-    let dir = tempfile::tempdir().unwrap();
-    // The user is made while the broker enforces nothing, then it restarts enforcing SCRAM.
-    let mut open = tansu(dir.path(), &[]);
+/// Makes the SCRAM user `evcharge` in tansu's sqlite database in `dir` through a broker that
+/// enforces nothing, then stops it: a broker started over that database with
+/// `--authentication` knows the user.
+pub(crate) fn make_scram_user(dir: &Path) {
+    let mut open = tansu(dir, &[]);
     let made = std::process::Command::new(tansu_binary())
         .args(["user", "create", "--broker"])
         .arg(format!("tcp://{}", open.bootstrap))
@@ -270,6 +270,30 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     open.kill();
+}
+
+/// The arguments of `evcharge cp` for `id`, registered in `dir` beside the central's data,
+/// linking to the central's port for monitors `central_tcp`.
+pub(crate) fn cp_args(bootstrap: &str, central_tcp: u16, dir: &Path, id: &str) -> Vec<String> {
+    strings(&[
+        "--kafka",
+        bootstrap,
+        "cp",
+        "--id",
+        id,
+        "--central",
+        &format!("127.0.0.1:{central_tcp}"),
+        "--secret-file",
+        &dir.join(format!("{id}.secret")).display().to_string(),
+        "--data",
+        &dir.join(format!("engine-{id}")).display().to_string(),
+    ])
+}
+
+#[test]
+fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    make_scram_user(dir.path());
     let broker = tansu(dir.path(), &["--authentication"]);
 
     let data = dir.path().join("central-data");
@@ -292,27 +316,7 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
     let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &right);
     let tcp = announced_port(&central, announces::MONITORS);
     let http = announced_port(&central, announces::CONSOLE);
-    let cp_args = |id: &str| {
-        strings(&[
-            "--kafka",
-            &broker.bootstrap,
-            "cp",
-            "--id",
-            id,
-            "--central",
-            &format!("127.0.0.1:{tcp}"),
-            "--secret-file",
-            &dir.path()
-                .join(format!("{id}.secret"))
-                .display()
-                .to_string(),
-            "--data",
-            &dir.path()
-                .join(format!("engine-{id}"))
-                .display()
-                .to_string(),
-        ])
-    };
+    let cp_args = |id: &str| cp_args(&broker.bootstrap, tcp, dir.path(), id);
     // The wrong password first: by the time the right one has gone all the way round, the
     // wrong one had longer to.
     let wrong = sasl_env("sasl_plaintext", "not-the-password");

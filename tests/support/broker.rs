@@ -72,13 +72,28 @@ impl Broker {
         storage: &str,
         extra: &[&str],
     ) -> Option<Broker> {
+        let own = format!("127.0.0.1:{port}");
+        Broker::try_start_tansu_advertising(port, &own, dir, storage, extra)
+    }
+
+    /// Like [`Broker::try_start_tansu_with`], telling clients in its metadata to connect to
+    /// `advertised` (`HOST:PORT`) rather than to `port`: a TLS proxy in front of it, say.
+    /// `bootstrap` stays tansu's own address.
+    pub fn try_start_tansu_advertising(
+        port: u16,
+        advertised: &str,
+        dir: &Path,
+        storage: &str,
+        extra: &[&str],
+    ) -> Option<Broker> {
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://{advertised}");
         let args = [
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
             "--storage-engine",
             storage,
         ];

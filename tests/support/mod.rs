@@ -21,8 +21,8 @@ pub use network::{
 };
 #[allow(unused_imports)]
 pub use process::{
-    address_after, announced, announced_port, announces, listens_on, port_of, start_announcing,
-    Proc, ADDRESS_IN_USE,
+    address_after, announced, announced_port, announces, connections_to, listens_on, port_of,
+    start_announcing, Proc, ADDRESS_IN_USE,
 };
 
 use serde_json::Value;

@@ -270,26 +270,43 @@ pub fn start_announcing(
 /// Whether process `pid` has a listening TCP socket on `port` (any address), from
 /// `/proc/net/tcp{,6}` and the process's open files.
 pub fn listens_on(pid: u32, port: u16) -> bool {
+    // 0A: LISTEN.
+    sockets_of(pid, |local, _, state| state == "0A" && local == port) > 0
+}
+
+/// How many TCP connections process `pid` has open to `port` (on any host), established.
+pub fn connections_to(pid: u32, port: u16) -> usize {
+    // 01: ESTABLISHED.
+    sockets_of(pid, |_, remote, state| state == "01" && remote == port)
+}
+
+/// How many of process `pid`'s TCP sockets `matches` their local port, remote port and
+/// state (as `/proc/net/tcp` writes it).
+fn sockets_of(pid: u32, matches: impl Fn(u16, u16, &str) -> bool) -> usize {
+    let port_in = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [_, local, _, state, _, _, _, _, _, inode, ..] = fields[..] else {
+            let [_, local, remote, state, _, _, _, _, _, inode, ..] = fields[..] else {
                 continue;
             };
-            let local_port = local
-                .rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-            // 0A: LISTEN.
-            if state == "0A" && local_port == Some(port) {
-                inodes.push(format!("socket:[{inode}]"));
+            if let (Some(local), Some(remote)) = (port_in(local), port_in(remote)) {
+                if matches(local, remote, state) {
+                    inodes.push(format!("socket:[{inode}]"));
+                }
             }
         }
     }
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+        return 0;
     };
     fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+        .filter(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+        .count()
 }
