@@ -270,7 +270,10 @@ mod tests {
         let long = "x".repeat(10_000);
         let shown = Party::Driver(&long).to_string();
         assert!(shown.len() < 60, "{shown}");
-        assert!(shown.starts_with("driver \"xxx") && shown.ends_with('…'), "{shown}");
+        assert!(
+            shown.starts_with("driver \"xxx") && shown.ends_with('…'),
+            "{shown}"
+        );
     }
 
     #[test]

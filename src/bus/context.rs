@@ -30,6 +30,9 @@ pub struct BusContext {
 struct Complaints {
     last: Option<Instant>,
     refused: Option<String>,
+    /// The last reason that said why (a TLS handshake that failed, say): librdkafka follows
+    /// it with "all brokers are down", which says only that.
+    cause: Option<String>,
 }
 
 impl BusContext {
@@ -56,6 +59,14 @@ impl BusContext {
     /// the broker refuses this role's credentials, says that instead: it is why.
     pub fn complain(&self, reason: &str) {
         let mut complaints = self.complaints();
+        let says_why = !reason.contains("brokers are down");
+        if says_why {
+            complaints.cause = Some(reason.to_owned());
+        }
+        let reason = match (&complaints.cause, says_why) {
+            (Some(cause), false) => format!("{reason}; last said: {cause}"),
+            _ => reason.to_owned(),
+        };
         if complaints
             .last
             .is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL)
@@ -104,6 +115,7 @@ impl BusContext {
     pub fn note_success(&self) {
         let mut complaints = self.complaints();
         complaints.refused = None;
+        complaints.cause = None;
         if complaints.last.take().is_some() {
             log::info!("Kafka broker at {} is reachable again", self.bootstrap);
         }
