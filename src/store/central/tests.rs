@@ -179,6 +179,22 @@ fn past_sessions_are_the_drivers_closed_ones_newest_first() {
     assert!(store.past_sessions_of("D3", 50).unwrap().is_empty());
 }
 
+/// The store in `dir` once more. sled's flusher thread lets go of the folder's lock a moment
+/// after the last handle is dropped: until it has, opening is refused.
+fn reopen(dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("the store never reopened: {e}"),
+        }
+    }
+}
+
 #[test]
 fn records_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,7 +206,7 @@ fn records_survive_reopening() {
         assert!(!store.register_driver("D1").unwrap());
         store.db.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert_eq!(store.sessions().unwrap(), vec![first]);
     assert_eq!(store.drivers().unwrap().len(), 1);
 }
