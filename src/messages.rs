@@ -4,6 +4,7 @@
 //! client that writes these shapes can take part in the network.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ use uuid::Uuid;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The common wrapper of every Kafka record value: type tag, version, unique id, timestamp.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<T> {
     /// Unique message id (UUID); consumers use it to recognise redeliveries.
     pub id: Uuid,
@@ -48,7 +49,7 @@ pub trait Keyed {
 }
 
 /// Topic `driver.requests`, key = driver id: what drivers ask of the central.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DriverRequest {
     /// Ask for a supply at a named CP, or at any available one when `cp_id` is absent.
@@ -106,7 +107,7 @@ impl Keyed for DriverRequest {
 }
 
 /// A secret that travels as a plain JSON string but never shows in logs or debug output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -156,7 +157,7 @@ pub fn redact_secrets(message: &mut serde_json::Value) -> bool {
 }
 
 /// Why the central denied a supply request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     UnknownCp,
@@ -174,7 +175,7 @@ pub enum DenyReason {
 }
 
 /// How a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The vehicle was unplugged.
@@ -206,7 +207,7 @@ impl Outcome {
 }
 
 /// The final account of a session, sent to the driver and kept by the central.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ticket {
     pub session_id: Uuid,
     pub request_id: Uuid,
@@ -221,7 +222,7 @@ pub struct Ticket {
 }
 
 /// One CP as a driver sees it in the list of available CPs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CpOffer {
     pub cp_id: String,
     pub location: String,
@@ -229,7 +230,7 @@ pub struct CpOffer {
 }
 
 /// One closed session as its driver sees it in its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PastSession {
     pub session_id: Uuid,
     pub cp_id: String,
@@ -243,7 +244,7 @@ pub struct PastSession {
 }
 
 /// Topic `driver.updates`, key = driver id: every step the central tells a driver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DriverUpdate {
     /// The CP is reserved for the driver; the central has asked it to authorise.
@@ -351,7 +352,7 @@ impl Keyed for DriverUpdate {
 }
 
 /// Topic `cp.commands`, key = CP id: what the central asks of an engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CpCommand {
     /// Authorise a supply for this driver, at this price, if plugged in before `expires_at`.
@@ -401,7 +402,7 @@ impl Keyed for CpCommand {
 }
 
 /// Topic `cp.events`, key = CP id: what an engine reports to the central.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CpEvent {
     /// The engine accepted the authorisation and waits for the vehicle.
@@ -467,7 +468,7 @@ impl Keyed for CpEvent {
 }
 
 /// Topic `deadletter`, key = the original key: a record that could not be used, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename = "dead_letter")]
 pub struct DeadLetter {
     pub topic: String,
@@ -477,6 +478,21 @@ pub struct DeadLetter {
     pub reason: String,
     /// The original value, as text (invalid UTF-8 replaced).
     pub payload: String,
+}
+
+/// The JSON Schema of every topic's record values, generated from the types above:
+/// `(topic name without the prefix, schema)`. Published in `docs/schemas/`.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    fn of<T: JsonSchema>() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(T)).expect("a schema is JSON")
+    }
+    vec![
+        ("driver.requests", of::<Envelope<DriverRequest>>()),
+        ("driver.updates", of::<Envelope<DriverUpdate>>()),
+        ("cp.commands", of::<Envelope<CpCommand>>()),
+        ("cp.events", of::<Envelope<CpEvent>>()),
+        ("deadletter", of::<Envelope<DeadLetter>>()),
+    ]
 }
 
 #[cfg(test)]

@@ -158,3 +158,69 @@ fn the_proof_of_origin_example_is_what_the_central_computes() {
     );
     assert!(doc.contains("`evcharge-proof`"));
 }
+
+/// The folder of the published schemas, one file per topic.
+fn schema_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas")
+}
+
+/// `docs/schemas/<topic>.json` is the schema this build generates from its types, so that
+/// the published contract cannot drift from the code. `UPDATE_SCHEMAS=1` writes them anew.
+#[test]
+fn the_published_schemas_are_the_codes() {
+    let dir = schema_dir();
+    for (topic, schema) in evcharge::messages::schemas() {
+        let path = dir.join(format!("{topic}.json"));
+        let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let published = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SCHEMAS=1 writes it)", path.display()));
+        assert!(
+            published == generated,
+            "{} differs from the code's schema (UPDATE_SCHEMAS=1 cargo test --test protocol_doc rewrites it)",
+            path.display()
+        );
+    }
+}
+
+/// Every example of the document validates against the published schema of the topic it
+/// belongs to, and a record of another type or missing a required field does not.
+#[test]
+fn every_example_validates_against_its_topics_schema() {
+    let validators: Vec<(&str, jsonschema::Validator)> = evcharge::messages::schemas()
+        .into_iter()
+        .map(|(topic, schema)| (topic, jsonschema::validator_for(&schema).unwrap()))
+        .collect();
+    let valid_for = |example: &serde_json::Value| -> Vec<&str> {
+        validators
+            .iter()
+            .filter(|(_, v)| v.is_valid(example))
+            .map(|(topic, _)| *topic)
+            .collect()
+    };
+    for example in json_examples(&protocol_doc()) {
+        let by_schema = valid_for(&example);
+        let by_code = fits(&example);
+        assert!(!by_schema.is_empty(), "no schema validates {example}");
+        for topic in &by_code {
+            assert!(
+                by_schema.contains(topic),
+                "{topic} reads {example}, but its schema refuses it"
+            );
+        }
+    }
+    let request = serde_json::json!({
+        "type": "stop_supply", "v": 1, "id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+        "ts": "2026-11-23T20:44:03.000Z", "driver_id": "D1",
+    });
+    assert!(valid_for(&request).contains(&"driver.requests"));
+    let mut missing = request.clone();
+    missing.as_object_mut().unwrap().remove("driver_id");
+    assert!(!valid_for(&missing).contains(&"driver.requests"));
+    let mut unknown = request;
+    unknown["type"] = "warp_drive".into();
+    assert!(valid_for(&unknown).is_empty(), "{unknown}");
+}
