@@ -20,17 +20,7 @@ struct FreshCentral {
 /// Starts a central on `broker` keeping its database in `data`, on ports of its choosing;
 /// returns it and the port of its API.
 fn spawn_central(dir: &std::path::Path, broker: &Broker, data: &str) -> (Proc, u16) {
-    let args = strings(&[
-        "--kafka",
-        &broker.bootstrap,
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--data",
-        data,
-    ]);
+    let args = central_args(&broker.bootstrap, data, &[]);
     let central = Proc::spawn(dir, "central", evcharge(), &args, &FAST_ENV);
     let http = announced_port(&central, announces::CONSOLE);
     (central, http)

@@ -468,17 +468,7 @@ fn the_first_admins_password_is_in_a_file_only_its_user_may_read_never_in_the_lo
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(BrokerKind::Embedded, dir.path());
     let data = dir.path().join("central-data");
-    let args = strings(&[
-        "--kafka",
-        &broker.bootstrap,
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let args = central_args(&broker.bootstrap, data.to_str().unwrap(), &[]);
     let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &FAST_ENV);
     let http = announced_port(&central, announces::CONSOLE);
     let file = data.join("first-admin-password");

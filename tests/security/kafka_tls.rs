@@ -4,7 +4,9 @@
 //! so every connection a client makes after the bootstrap goes through TLS as well. Against
 //! a real Kafka cluster its own SSL listener plays stunnel's part.
 
-use super::tls::{cp_args, make_scram_user, sasl_env, self_signed, LabPair, KAFKA_PASSWORD};
+use super::tls::{
+    cp_args, cp_state, make_scram_user, sasl_env, self_signed, LabPair, KAFKA_PASSWORD,
+};
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -141,17 +143,7 @@ fn kafka_over_tls_serves_a_supply_and_refuses_a_stranger_ca_and_plain_text() {
     }
     let driver_secret = register_driver_offline(&data, "D1");
     let right = over_tls(&pair.cert);
-    let args = strings(&[
-        "--kafka",
-        &broker.bootstrap,
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--data",
-        &data.display().to_string(),
-    ]);
+    let args = central_args(&broker.bootstrap, &data.display().to_string(), &[]);
     let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &right);
     let tcp = announced_port(&central, announces::MONITORS);
     let http = announced_port(&central, announces::CONSOLE);
@@ -202,11 +194,7 @@ fn kafka_over_tls_serves_a_supply_and_refuses_a_stranger_ca_and_plain_text() {
         &right,
     );
     let api = evcharge::harness::Endpoint::new(format!("127.0.0.1:{http}")).with_token(token);
-    let state_of = |id: &str| -> Option<String> {
-        let cps: Value = api.get_json("/api/cps").ok()?;
-        let cp = cps.as_array()?.iter().find(|c| c["id"] == id)?;
-        cp["state"].as_str().map(str::to_owned)
-    };
+    let state_of = |id: &str| cp_state(&api, id);
     wait_for("CP001 available over TLS", DEADLINE, || {
         (state_of("CP001").as_deref() == Some("available")).then_some(())
     });

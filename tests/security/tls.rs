@@ -52,24 +52,26 @@ fn https_client(ca: &Path) -> ureq::Agent {
         .build()
 }
 
+/// The state the central's API at `api` shows for CP `id`, once it lists it.
+pub(crate) fn cp_state(api: &evcharge::harness::Endpoint, id: &str) -> Option<String> {
+    let cps: Value = api.get_json("/api/cps").ok()?;
+    let cp = cps.as_array()?.iter().find(|c| c["id"] == id)?;
+    cp["state"].as_str().map(str::to_owned)
+}
+
 /// A central with the pair's certificate on ports of its choosing, its data in `data`;
 /// returns it with the ports for monitors and of its HTTPS console.
 fn tls_central(dir: &Path, kafka: &str, pair: &LabPair, data: &Path) -> (Proc, u16, u16) {
-    let args = strings(&[
-        "--kafka",
+    let args = central_args(
         kafka,
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--data",
         &data.display().to_string(),
-        "--tls-cert",
-        &pair.cert.display().to_string(),
-        "--tls-key",
-        &pair.key.display().to_string(),
-    ]);
+        &[
+            "--tls-cert",
+            &pair.cert.display().to_string(),
+            "--tls-key",
+            &pair.key.display().to_string(),
+        ],
+    );
     let central = Proc::spawn(dir, "central", evcharge(), &args, &FAST_ENV);
     let tcp = announced_port(&central, announces::MONITORS);
     let https = announced_port(&central, announces::CONSOLE);
@@ -301,17 +303,7 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
     for id in ["CP001", "CP002"] {
         register_offline(&data, id, 0.30);
     }
-    let args = strings(&[
-        "--kafka",
-        &broker.bootstrap,
-        "central",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--data",
-        &data.display().to_string(),
-    ]);
+    let args = central_args(&broker.bootstrap, &data.display().to_string(), &[]);
     let right = sasl_env("sasl_plaintext", KAFKA_PASSWORD);
     let central = Proc::spawn(dir.path(), "central", evcharge(), &args, &right);
     let tcp = announced_port(&central, announces::MONITORS);
@@ -345,11 +337,7 @@ fn kafka_over_scram_works_with_the_right_password_and_refuses_a_wrong_one() {
         &right,
     );
     let api = evcharge::harness::Endpoint::new(format!("127.0.0.1:{http}")).with_token(token);
-    let state_of = |id: &str| -> Option<String> {
-        let cps: Value = api.get_json("/api/cps").ok()?;
-        let cp = cps.as_array()?.iter().find(|c| c["id"] == id)?;
-        cp["state"].as_str().map(str::to_owned)
-    };
+    let state_of = |id: &str| cp_state(&api, id);
     wait_for("CP001 available through SCRAM", DEADLINE, || {
         (state_of("CP001").as_deref() == Some("available")).then_some(())
     });

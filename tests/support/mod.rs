@@ -42,6 +42,27 @@ pub fn free_port() -> u16 {
     evcharge::harness::free_port().expect("a free port")
 }
 
+/// The arguments of a central on the broker at `kafka`, its database in `data`, on ports
+/// of its choosing (read back from what it announces); `extra` after them.
+pub fn central_args(kafka: &str, data: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--kafka",
+        kafka,
+        "central",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data",
+        data,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Polls `check` until it gives a value or the deadline passes, then fails the test.
 pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     evcharge::harness::wait_for(what, deadline, || Ok(check())).unwrap_or_else(|e| panic!("{e:#}"))
