@@ -11,6 +11,7 @@ const STATE_LABEL = {
   stopped: "Out of Order",
   broken: "broken",
   disconnected: "disconnected",
+  starting: "starting",
 };
 const MAX_ROWS = 300;
 
@@ -190,6 +191,7 @@ function makeTile(id) {
     el("div", { class: "where" }),
     el("div", { class: "live" }),
     el("div", { class: "fault" }),
+    el("div", { class: "note" }),
     el("div", { class: "buttons" }, stop, resume, crashEngine, crashMonitor, crashActor));
   return tile;
 }
@@ -213,7 +215,9 @@ function updateTile(tile, cp) {
   } else {
     live.replaceChildren();
   }
+  // A starting CP's reason is a note, not a fault.
   tile.querySelector(".fault").textContent = cp.state === "broken" ? (cp.fault || "engine KO") : "";
+  tile.querySelector(".note").textContent = cp.state === "starting" ? (cp.fault || "") : "";
   const stopped = cp.state === "stopped";
   tile.querySelector(".stop").hidden = stopped;
   tile.querySelector(".resume").hidden = !stopped;
@@ -260,13 +264,15 @@ function addFeed(entry) {
 
 function renderRequests(requests) {
   const rows = requests.map((r) => {
-    const status = r.status === "reserved"
-      ? el("span", { class: "pill ok" }, `reserved at ${r.cp_id}`)
-      : r.status === "denied"
-        ? el("span", { class: "pill ko", title: r.detail || "" }, `denied: ${r.detail || ""}`)
-        : el("span", { class: "pill warn" }, "waiting");
+    const status = {
+      reserved: () => el("span", { class: "pill ok" }, `reserved at ${r.cp_id}`),
+      charging: () => el("span", { class: "pill ok" }, `charging at ${r.cp_id}: ${r.detail || ""}`),
+      ended: () => el("span", { class: "pill" }, `ended at ${r.cp_id}: ${r.detail || ""}`),
+      denied: () => el("span", { class: "pill ko", title: r.detail || "" }, `denied: ${r.detail || ""}`),
+    }[r.status] || (() => el("span", { class: "pill warn" }, "waiting"));
     return el("tr", { dataset: { request: r.request_id } },
-      el("td", {}, r.driver_id), el("td", {}, r.wanted || "any CP"), el("td", {}, status));
+      el("td", {}, r.driver_id), el("td", {}, r.wanted || "any CP"),
+      el("td", { class: "status", dataset: { status: r.status } }, status()));
   });
   $("requests").replaceChildren(...rows);
   $("requests-empty").hidden = rows.length > 0;

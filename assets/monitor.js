@@ -3,7 +3,7 @@
 "use strict";
 
 const MAX_CHECKS = 60;
-const STATES = ["available", "reserved", "charging", "stopped", "broken", "disconnected"];
+const STATES = ["available", "reserved", "charging", "stopped", "broken", "disconnected", "starting"];
 const $ = (id) => document.getElementById(id);
 
 function ms(value) {
@@ -29,7 +29,9 @@ function showCentral(central) {
     unreachable: "the central cannot be reached",
     starting: "waiting for the central's first answer",
   };
-  $("cp-state-note").textContent = notes[central.link] || "";
+  $("cp-state-note").textContent = state === "starting"
+    ? "the central waits to hear its engine on the bus"
+    : notes[central.link] || "";
 
   $("central-link").textContent = central.link;
   $("central-dot").className = "dot " + (central.link === "reported" ? "ok"

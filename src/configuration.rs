@@ -7,7 +7,7 @@ mod security;
 
 pub use security::{SaslMechanism, SecurityProtocol, TlsSettings};
 
-use crate::domain::registration::check_cp_id;
+use crate::domain::registration::{check_cp_id, check_driver_id};
 use crate::messages::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -126,6 +126,10 @@ pub struct CentralSettings {
     /// A driver or engine instance unheard of for this long no longer holds its id.
     #[serde(with = "humantime_serde")]
     pub liveness: Duration,
+    /// A supply the central asked to stop that its engine has not ended this long after is
+    /// closed with the last figures reported: it ends whatever the engine does.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
     /// Monitor links open at most at once, and at most from one address.
     pub max_links: usize,
     pub max_links_per_address: usize,
@@ -287,6 +291,7 @@ impl Default for CentralSettings {
             silence_window: Duration::from_secs(3),
             reservation_expiry: Duration::from_secs(30),
             liveness: Duration::from_secs(6),
+            stop_timeout: Duration::from_secs(5),
             max_links: 20_000,
             max_links_per_address: 1_000,
             auth_timeout: Duration::from_secs(5),
@@ -416,6 +421,11 @@ impl Settings {
         if !self.cp.id.is_empty() {
             if let Err(why) = check_cp_id(&self.cp.id) {
                 return invalid("cp.id", &why);
+            }
+        }
+        if !self.driver.id.is_empty() {
+            if let Err(why) = check_driver_id(&self.driver.id) {
+                return invalid("driver.id", &why);
             }
         }
         if self.central.max_links == 0 || self.central.max_links_per_address == 0 {

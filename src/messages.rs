@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod rules;
+pub use rules::{check_key, MAX_SESSION_KWH, MAX_TEXT_LEN};
+
 /// The schema version this build writes and accepts.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -45,6 +48,12 @@ pub trait Keyed {
     /// once (see `kafka.replay_window`).
     fn must_be_fresh(&self) -> bool {
         false
+    }
+
+    /// The rules of the message's fields beyond their JSON types (ids, texts, figures):
+    /// the first one broken, said for the dead-letter topic.
+    fn check_fields(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -103,6 +112,10 @@ impl Keyed for DriverRequest {
     /// Every driver request acts on the driver's present (its current supply, its id).
     fn must_be_fresh(&self) -> bool {
         true
+    }
+
+    fn check_fields(&self) -> Result<(), String> {
+        self.check_rules()
     }
 }
 
@@ -165,6 +178,8 @@ pub enum DenyReason {
     CpStopped,
     CpBroken,
     CpDisconnected,
+    /// The CP's monitor is linked but its engine is not yet heard taking commands.
+    CpStarting,
     NoCpAvailable,
     DriverBusy,
     EngineRefused,
@@ -399,6 +414,10 @@ impl Keyed for CpCommand {
     fn must_be_fresh(&self) -> bool {
         matches!(self, CpCommand::Crash { .. })
     }
+
+    fn check_fields(&self) -> Result<(), String> {
+        self.check_rules()
+    }
 }
 
 /// Topic `cp.events`, key = CP id: what an engine reports to the central.
@@ -446,7 +465,16 @@ pub enum CpEvent {
         instance: Uuid,
         #[serde(default)]
         probe: bool,
+        /// Whether the central's commands reach this engine now (its consumer holds its
+        /// partitions). Until one says so, its CP shows `starting`, not available. Absent
+        /// means true.
+        #[serde(default = "yes")]
+        taking_commands: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Keyed for CpEvent {
@@ -465,6 +493,8 @@ impl Keyed for CpEvent {
     fn must_be_fresh(&self) -> bool {
         matches!(self, CpEvent::EngineHello { .. })
     }
+    // Its rules are checked by the central's actor of the CP, which audits the refused
+    // amendments of a bill among them.
 }
 
 /// Topic `deadletter`, key = the original key: a record that could not be used, and why.
@@ -486,13 +516,18 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
     fn of<T: JsonSchema>() -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(T)).expect("a schema is JSON")
     }
-    vec![
+    let mut schemas = vec![
         ("driver.requests", of::<Envelope<DriverRequest>>()),
         ("driver.updates", of::<Envelope<DriverUpdate>>()),
         ("cp.commands", of::<Envelope<CpCommand>>()),
         ("cp.events", of::<Envelope<CpEvent>>()),
         ("deadletter", of::<Envelope<DeadLetter>>()),
-    ]
+    ];
+    // The dead-letter topic quotes what was set aside: its fields keep no rule.
+    for (topic, schema) in schemas.iter_mut().filter(|(t, _)| *t != "deadletter") {
+        rules::add_limits(topic, schema);
+    }
+    schemas
 }
 
 #[cfg(test)]

@@ -83,6 +83,43 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
     });
     console.screenshot("02b-registered");
 
+    // A CP whose engine cannot reach the bus yet is starting: its own colour, a note, no
+    // fault; the monitor page lists no fault either.
+    let cut_off = net.start_engine_cut_off("CP004");
+    let cut_off_port = net.engine_port(cut_off);
+    let cp4_monitor = net.start_monitor("CP004", cut_off_port, 0.30, &["--http", "127.0.0.1:0"]);
+    console.wait_text(
+        ".tile[data-cp=CP004] .state",
+        "the starting CP's tile",
+        |t| t.eq_ignore_ascii_case("starting"),
+    );
+    assert_eq!(
+        console.attr(".tile[data-cp=CP004]", "class").as_deref(),
+        Some("tile state-starting")
+    );
+    console.wait_text(".tile[data-cp=CP004] .note", "why it is starting", |t| {
+        t.contains("waiting for its engine")
+    });
+    assert_eq!(
+        console.text(".tile[data-cp=CP004] .fault").as_deref(),
+        Some("")
+    );
+    assert!(console
+        .text(".legend")
+        .is_some_and(|t| t.contains("starting")));
+    let cp4_page = Browser::start("monitor-starting");
+    cp4_page.goto(&format!(
+        "http://127.0.0.1:{}/",
+        net.announced_port(cp4_monitor, announces::MONITOR_PAGE)
+    ));
+    cp4_page.wait_text("#cp-state", "starting on its monitor page", |t| {
+        t == "starting"
+    });
+    assert_eq!(cp4_page.count("#faults li"), 0);
+    cp4_page.screenshot("04-starting");
+    drop(cp4_page);
+    console.screenshot("02c-starting");
+
     // The driver: signs in (the first time sets the password), sees the CPs available now.
     let driver = Browser::start("driver");
     wait_page(&format!("http://{dashboard_http}/api/ready"));
@@ -121,6 +158,10 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
         Some("D001")
     );
     console.wait_text("#requests", "the request listed", |t| t.contains("D001"));
+    // Its row follows the supply, not left at "reserved".
+    console.wait_text("#requests", "the request's row charging", |t| {
+        t.contains("charging at CP001")
+    });
     console.wait_text("#kafka", "records on the topic view", |t| {
         t.contains("supply_progress")
     });
@@ -145,6 +186,9 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
     );
     console.wait_text("#sessions", "the closed session", |t| {
         t.contains("CP001") && t.contains("stopped by operator")
+    });
+    console.wait_text("#requests", "the request's row ended", |t| {
+        t.contains("ended at CP001") && t.contains("stopped by operator")
     });
     console.wait_text("#feed", "the stop in the feed", |t| {
         t.contains("CP001 stopped")

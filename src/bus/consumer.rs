@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A record handed from Kafka to the actor that owns its key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Inbound<T> {
     pub key: String,
     pub envelope: Envelope<T>,
@@ -304,10 +304,22 @@ where
     T: DeserializeOwned + Keyed + Clone + Send + 'static,
 {
     // Checked here, before any await: records reach the gate in the order they came.
-    let parsed = parse_record::<T>(record.key(), record.payload()).and_then(|(key, envelope)| {
-        let ours = gate.admit(&record, &key, &envelope)?;
-        Ok(ours.then_some((key, envelope)))
-    });
+    let others = record
+        .key()
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .is_some_and(|key| gate.not_ours(key));
+    let parsed = if others {
+        Ok(None)
+    } else {
+        parse_record::<T>(record.key(), record.payload()).and_then(|(key, envelope)| {
+            let ours = gate.admit(&record, &key, &envelope)?;
+            // The fields' rules, once the record is known to come from whom it names.
+            if ours {
+                envelope.body.check_fields()?;
+            }
+            Ok(ours.then_some((key, envelope)))
+        })
+    };
     let sent = parsed
         .as_ref()
         .ok()
@@ -368,7 +380,8 @@ where
 /// Reads a record's key and value as a message for the actor owning the key, or says why it
 /// must be set aside (the reason written to the dead-letter topic). The checks, in order:
 /// a key, a UTF-8 key, a value, a valid message of the topic's type, this build's version,
-/// and a key that is the entity the message concerns.
+/// a key that is the entity the message concerns, and an entity id that keeps the id rule. (The fields'
+/// own rules are checked once the record's proof holds.)
 pub(super) fn parse_record<T>(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
@@ -397,6 +410,7 @@ where
             envelope.body.key()
         ));
     }
+    crate::messages::check_key(&key)?;
     Ok((key, envelope))
 }
 

@@ -142,6 +142,17 @@ impl Gate {
         }
     }
 
+    /// Whether records keyed `key` are surely another process's party's (an engine reads
+    /// every CP's commands on its partitions): skipped unread, not even set aside.
+    pub fn not_ours(&self, key: &str) -> bool {
+        match (self.proven, &self.keys) {
+            (Some(proven), Some(keys)) => {
+                matches!(keys.lookup(proven.party(key)), KeyLookup::NotOurs)
+            }
+            _ => false,
+        }
+    }
+
     /// `Ok(true)`: hand the record to its actor; `Ok(false)`: another process's party, skip
     /// it; `Err`: set it aside with the reason.
     pub fn admit<T: Keyed>(

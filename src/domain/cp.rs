@@ -17,17 +17,21 @@ pub enum CpState {
     Stopped,
     Broken,
     Disconnected,
+    /// Its monitor is linked but its engine is not yet (or no longer) heard on the bus
+    /// taking the central's commands: not available, not a fault.
+    Starting,
 }
 
 impl CpState {
     /// Every state.
-    pub const ALL: [CpState; 6] = [
+    pub const ALL: [CpState; 7] = [
         CpState::Available,
         CpState::Reserved,
         CpState::Charging,
         CpState::Stopped,
         CpState::Broken,
         CpState::Disconnected,
+        CpState::Starting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +42,7 @@ impl CpState {
             CpState::Stopped => "stopped",
             CpState::Broken => "broken",
             CpState::Disconnected => "disconnected",
+            CpState::Starting => "starting",
         }
     }
 }

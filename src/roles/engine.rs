@@ -113,6 +113,7 @@ async fn claim_engine_id(
             cp_id: cp_id.to_owned(),
             instance,
             probe: true,
+            taking_commands: false,
         };
         let is_answer = move |command: &CpCommand| match command {
             CpCommand::EngineWelcome { instance: i, .. }

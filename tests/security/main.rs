@@ -10,6 +10,7 @@ mod doors;
 mod kafka_tls;
 mod monitor_port;
 mod registration;
+mod rules;
 mod tls;
 
 use serde_json::Value;

@@ -362,6 +362,28 @@ impl Network {
         self.cps.len() - 1
     }
 
+    /// Starts an engine for `id` that cannot reach the bus (nothing listens at its broker
+    /// address): it answers its monitor's health checks, but the central never hears it.
+    pub fn start_engine_cut_off(&mut self, id: &str) -> usize {
+        let secret_file = self.cp_secret(id);
+        let data = self.engine_data(id);
+        let nowhere = format!("127.0.0.1:{}", free_port());
+        let args = strings(&[
+            "--kafka",
+            &nowhere,
+            "engine",
+            "--id",
+            id,
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &data,
+            "--secret-file",
+            &secret_file,
+        ]);
+        self.start_part(&format!("engine-{id}"), args, &[])
+    }
+
     /// The port the engine of `cps[index]` answers health checks on, as it announced it.
     pub fn engine_port(&self, index: usize) -> u16 {
         self.announced_port(index, announces::ENGINE)

@@ -55,7 +55,8 @@ impl FeedEntry {
     }
 }
 
-/// A driver request as the console lists it, from arrival until its session closes.
+/// A driver request as the console lists it, from arrival through its supply to its end
+/// (then a little while longer, as a denied one).
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestView {
     pub request_id: Uuid,
@@ -64,7 +65,7 @@ pub struct RequestView {
     pub wanted: Option<String>,
     /// Where it was reserved.
     pub cp_id: Option<String>,
-    /// waiting, reserved, denied
+    /// waiting, reserved, charging, ended (its session closed) or denied
     pub status: &'static str,
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
@@ -160,7 +161,9 @@ impl ConsoleHub {
         }
         let id = Some(view.id.as_str());
         let entry = match (before, view.state) {
-            (_, Broken) if is_starting(view) => FeedEntry::new(
+            // Linking up: said once it is ready.
+            (None | Some(Disconnected), Starting) => return None,
+            (_, Starting) => FeedEntry::new(
                 FeedKind::Info,
                 id,
                 format!(
@@ -169,9 +172,7 @@ impl ConsoleHub {
                     view.fault.as_deref().unwrap_or_default()
                 ),
             ),
-            (Some(Broken), Available | Reserved | Charging | Stopped)
-                if !after_fault && previous.is_some_and(is_starting) =>
-            {
+            (Some(Starting), Available | Reserved | Charging | Stopped) if !after_fault => {
                 FeedEntry::new(FeedKind::Recovery, id, format!("{} is ready", view.id))
             }
             (_, Broken) => FeedEntry::new(
@@ -183,12 +184,12 @@ impl ConsoleHub {
                     view.fault.as_deref().unwrap_or("engine KO")
                 ),
             ),
-            (Some(Broken), Available | Reserved | Charging | Stopped) => FeedEntry::new(
+            (Some(Broken | Starting), Available | Reserved | Charging | Stopped) => FeedEntry::new(
                 FeedKind::Recovery,
                 id,
                 format!("{} recovered: its engine is healthy again", view.id),
             ),
-            (Some(Available | Reserved | Charging | Stopped | Broken), Disconnected) => {
+            (Some(Available | Reserved | Charging | Stopped | Broken | Starting), Disconnected) => {
                 FeedEntry::new(
                     FeedKind::Fault,
                     id,
@@ -285,18 +286,33 @@ impl ConsoleHub {
         let before = self.requests.len();
         let oldest = Utc::now() - chrono::Duration::from_std(DENIED_SHOWN).unwrap_or_default();
         self.requests
-            .retain(|_, r| r.status != "denied" || r.at > oldest);
+            .retain(|_, r| !matches!(r.status, "denied" | "ended") || r.at > oldest);
         if self.requests.len() != before {
             self.requests_changed = true;
         }
     }
 }
 
-/// An engine that has not yet joined the bus reports KO "starting…": not a fault.
-fn is_starting(view: &CpView) -> bool {
-    view.fault
-        .as_deref()
-        .is_some_and(|f| f.starts_with("starting"))
+impl ConsoleHub {
+    /// A reserved request's row follows its supply: charging, with the energy so far.
+    fn follow_request(&mut self, view: &CpView) {
+        if view.state != CpState::Charging {
+            return;
+        }
+        let Some(driver) = view.driver_id.as_deref() else {
+            return;
+        };
+        let request = self.requests.values_mut().find(|r| {
+            matches!(r.status, "reserved" | "charging")
+                && r.cp_id.as_deref() == Some(view.id.as_str())
+                && r.driver_id == driver
+        });
+        if let Some(request) = request {
+            request.status = "charging";
+            request.detail = Some(format!("{} kWh, {} €", view.energy, view.cost));
+            self.requests_changed = true;
+        }
+    }
 }
 
 fn to_push(value: &serde_json::Value) -> Push {
@@ -366,14 +382,15 @@ impl Handler<CpChanged> for ConsoleHub {
             self.note(entry);
         }
         match view.state {
-            CpState::Broken if !is_starting(&view) => {
+            CpState::Broken => {
                 self.faulty.insert(view.id.clone());
             }
-            CpState::Broken | CpState::Disconnected => {}
+            CpState::Disconnected | CpState::Starting => {}
             _ => {
                 self.faulty.remove(&view.id);
             }
         }
+        self.follow_request(&view);
         self.cps.insert(view.id.clone(), view.clone());
         self.changed_cps.insert(view.id.clone(), view);
     }
@@ -436,10 +453,20 @@ impl Handler<RequestAnswered> for ConsoleHub {
 impl Handler<SessionClosed> for ConsoleHub {
     type Result = ();
 
-    /// Ends the request's listing and sends the session to the history.
+    /// Marks the request ended (listed a little while longer) and sends the session to the
+    /// history.
     fn handle(&mut self, msg: SessionClosed, _ctx: &mut Self::Context) {
         let session = msg.0;
-        if self.requests.remove(&session.request_id).is_some() {
+        if let Some(request) = self.requests.get_mut(&session.request_id) {
+            request.status = "ended";
+            request.cp_id = Some(session.cp_id.clone());
+            request.detail = Some(format!(
+                "{}: {} kWh, {} €",
+                session.outcome.unwrap_or("closed").replace('_', " "),
+                session.energy,
+                session.cost
+            ));
+            request.at = Utc::now();
             self.requests_changed = true;
         }
         let text = format!(
@@ -519,10 +546,12 @@ mod tests {
         assert!(entry(Some(Charging), Available).is_none());
 
         // A starting engine is not a fault.
-        let mut starting = view(Broken);
-        starting.fault = Some("starting: not yet taking commands from Kafka".into());
+        let mut starting = view(Starting);
+        starting.fault = Some("waiting for its engine: not heard on the bus yet".into());
         let entry = ConsoleHub::describe_change(Some(&view(Available)), &starting, false).unwrap();
         assert_eq!(entry.kind, FeedKind::Info);
+        assert!(entry.text.contains("is starting"), "{}", entry.text);
+        assert!(ConsoleHub::describe_change(Some(&view(Disconnected)), &starting, false).is_none());
         let ready = ConsoleHub::describe_change(Some(&starting), &view(Available), false).unwrap();
         assert_eq!(
             (ready.kind, ready.text.as_str()),

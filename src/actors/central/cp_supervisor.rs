@@ -187,6 +187,7 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
             cp_id,
             instance,
             probe,
+            ..
         } = &msg.envelope.body
         {
             let answer = match self.engines.hello(cp_id, *instance, *probe) {
@@ -201,6 +202,12 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
                 }),
                 Verdict::Quiet => None,
             };
+            // A heartbeat also tells the CP's actor that its engine is heard.
+            if !*probe {
+                if let Some(cp) = self.cp(&msg.key) {
+                    cp.do_send(msg.clone());
+                }
+            }
             let publisher = self.publisher.clone();
             return Box::pin(async move {
                 match answer {

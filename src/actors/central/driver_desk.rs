@@ -63,6 +63,10 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 cp_id,
             } => {
                 match self.store.session_for_request(request_id) {
+                    Ok(Some(session)) if session.driver_id != driver_id => {
+                        let why = format!("request id {request_id} is another driver's");
+                        return Box::pin(async move { Err(Rejection::set_aside(why)) });
+                    }
                     Ok(Some(session)) => {
                         log::info!(
                             "request {request_id} of {driver_id} seen before; answering again"
@@ -77,6 +81,8 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                     Ok(false) => {}
                     Err(e) => log::error!("cannot record driver {driver_id}: {e}"),
                 }
+                // An empty CP id, like an absent one, asks for any available CP.
+                let cp_id = cp_id.filter(|id| !id.is_empty());
                 let request =
                     DriverRequest::new(request_id, driver_id, cp_id, supervisor, publisher).start();
                 Box::pin(async move {

@@ -48,8 +48,6 @@ pub struct Engine {
     /// Commands from the central reach this engine (its consumer holds its partitions):
     /// otherwise it is not fit to serve.
     ready: bool,
-    /// It did once: a later loss is a fault, not a start.
-    was_ready: bool,
     log: SupplyLog,
     /// Crash injection from the console may kill this process.
     allow_crash: bool,
@@ -72,7 +70,6 @@ impl Engine {
             supply: Supply::Idle,
             fault: None,
             ready: false,
-            was_ready: false,
             log,
             allow_crash: false,
             started_at: Utc::now(),
@@ -313,6 +310,7 @@ impl Actor for Engine {
                 cp_id: act.cp_id.clone(),
                 instance: act.instance,
                 probe: false,
+                taking_commands: act.ready,
             });
         });
         ctx.run_interval(self.settings.report_period, |act, ctx| act.tick(ctx));
@@ -437,16 +435,11 @@ pub struct HealthQuery;
 impl Handler<HealthQuery> for Engine {
     type Result = Result<(), String>;
 
-    /// OK, or KO with the reason: a fault, not taking commands yet, or, when idle, no longer
-    /// taking them.
+    /// OK, or KO with the reason of a fault of the engine itself. Whether the central's
+    /// commands reach it is said on the bus (its hellos), where the central hears it.
     fn handle(&mut self, _msg: HealthQuery, _ctx: &mut Self::Context) -> Self::Result {
         match &self.fault {
             Some(why) => Err(why.clone()),
-            // A supply in progress goes on regardless: only a new one needs the central.
-            None if !self.ready && self.was_ready && matches!(self.supply, Supply::Idle) => {
-                Err("lost its Kafka partitions: commands from the central cannot reach it".into())
-            }
-            None if !self.ready => Err("starting: not yet taking commands from Kafka".into()),
             None => Ok(()),
         }
     }
@@ -460,8 +453,8 @@ pub struct TakingCommands(pub bool);
 impl Handler<TakingCommands> for Engine {
     type Result = ();
 
-    /// Health checks answer OK only while commands reach the engine (and no fault is
-    /// simulated): a CP whose engine cannot hear the central must not look available.
+    /// Its hellos say whether commands reach the engine: a CP whose engine cannot hear the
+    /// central must not look available.
     fn handle(&mut self, msg: TakingCommands, _ctx: &mut Self::Context) {
         match (self.ready, msg.0) {
             (false, true) => log::info!("{}: taking commands from the central", self.cp_id),
@@ -472,7 +465,6 @@ impl Handler<TakingCommands> for Engine {
             _ => {}
         }
         self.ready = msg.0;
-        self.was_ready |= msg.0;
     }
 }
 

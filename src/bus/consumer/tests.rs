@@ -48,6 +48,12 @@ fn is_documented_reason(reason: &str) -> bool {
         || (reason.starts_with("record key \"")
             && reason.contains("\" does not match the entity \"")
             && reason.ends_with("\" the message concerns"))
+        || reason.starts_with("record key is not a valid id: an id has 1 to 32 letters")
+        // A field's own rule, named with the field or the id it concerns.
+        || reason.contains(" is not valid: ")
+        || reason.starts_with("cp_id: a CP id has ")
+        || reason.starts_with("a driver id has ")
+        || reason.ends_with(" is not a tariff (more than 0, at most 10)")
 }
 
 /// Parses as a consumer of `T` does and checks what any outcome must satisfy: a parsed
@@ -83,9 +89,9 @@ fn record(key: Option<&[u8]>, payload: Option<&[u8]>) -> OwnedMessage {
     )
 }
 
-/// An id as the network names CPs and drivers, or any text at all.
+/// An id as the network names CPs and drivers: any that keeps the id rule.
 fn id_text() -> impl Strategy<Value = String> {
-    prop_oneof!["[A-Z]{1,3}[0-9]{1,4}", any::<String>()]
+    prop_oneof!["[A-Z]{1,3}[0-9]{1,4}", "[A-Za-z0-9._-]{1,32}"]
 }
 
 fn uuid() -> impl Strategy<Value = Uuid> {
@@ -171,13 +177,14 @@ fn cp_event() -> impl Strategy<Value = CpEvent> {
                     }
                 }
             ),
-        (id(), uuid(), any::<bool>()).prop_map(|(cp_id, instance, probe)| {
-            CpEvent::EngineHello {
+        (id(), uuid(), any::<bool>(), any::<bool>()).prop_map(
+            |(cp_id, instance, probe, taking_commands)| CpEvent::EngineHello {
                 cp_id,
                 instance,
                 probe,
+                taking_commands,
             }
-        }),
+        ),
     ]
 }
 
@@ -340,6 +347,21 @@ proptest! {
             parse_record::<CpEvent>(Some(key.as_bytes()), Some(&json)),
             Err(key_reason(&key, event.body.key()))
         );
+    }
+
+    /// A message about an entity whose id breaks the id rule is refused for it, even keyed
+    /// to that entity.
+    #[test]
+    fn a_record_about_an_id_breaking_the_rule_is_refused_for_it(
+        request in envelope(driver_request()),
+        bad in prop_oneof!["", ".{33,40}", ".*[^A-Za-z0-9._-].*"],
+    ) {
+        prop_assume!(crate::domain::registration::check_driver_id(&bad).is_err());
+        let mut json = serde_json::to_value(&request).unwrap();
+        json["driver_id"] = bad.as_str().into();
+        let reason = parse_record::<DriverRequest>(Some(bad.as_bytes()), Some(json.to_string().as_bytes()))
+            .unwrap_err();
+        prop_assert!(reason.starts_with("record key is not a valid id: "), "{}", reason);
     }
 
     /// A message of another schema version is refused with the version reason, before

@@ -130,9 +130,7 @@ async fn operate(
     command: CpControl,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(id) = &cp_id {
-        if id.is_empty() || id.len() > 64 {
-            return Err(ApiError::BadRequest("invalid charging point id".into()));
-        }
+        crate::domain::registration::check_cp_id(id).map_err(ApiError::BadRequest)?;
     }
     let reached = state
         .supervisor

@@ -35,8 +35,6 @@ use std::time::{Duration, Instant};
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// At most this many browsers signed in at once; the oldest is signed out beyond.
 const MAX_SESSIONS: usize = 256;
-/// The longest CP id a request may name.
-const MAX_CP_ID: usize = 64;
 
 /// Binds `address` and serves the dashboard of `driver` in the background, over `tls` if
 /// given (its cookie `Secure` then); says where and returns the port.
@@ -415,11 +413,7 @@ fn requested_cp(cp_id: Option<String>) -> Result<Option<String>, DashboardError>
     if cp_id.is_empty() {
         return Ok(None);
     }
-    if cp_id.len() > MAX_CP_ID || cp_id.contains('#') || cp_id.chars().any(char::is_control) {
-        return Err(DashboardError::BadRequest(format!(
-            "invalid charging point id: at most {MAX_CP_ID} characters, without '#'"
-        )));
-    }
+    crate::domain::registration::check_cp_id(&cp_id).map_err(DashboardError::BadRequest)?;
     Ok(Some(cp_id))
 }
 
@@ -520,7 +514,8 @@ mod tests {
             Some("CP01")
         );
         assert!(requested_cp(Some("CP#1".into())).is_err());
-        assert!(requested_cp(Some("x".repeat(65))).is_err());
+        assert!(requested_cp(Some("x".repeat(33))).is_err());
+        assert!(requested_cp(Some("CP 1".into())).is_err());
     }
 
     #[test]

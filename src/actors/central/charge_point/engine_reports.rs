@@ -13,11 +13,16 @@ use uuid::Uuid;
 impl Handler<Inbound<CpEvent>> for ChargePoint {
     type Result = ResponseFuture<Result<(), Rejection>>;
 
-    /// Follows the engine's reports. Duplicates and reports of other sessions are ignored;
-    /// figures no supply can have are set aside with the reason.
+    /// Follows the engine's reports. Duplicates are ignored; a report that breaks a field's
+    /// rule, of a session that is not open here, or with energy going backwards, is set
+    /// aside with the reason.
     fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
         let done = || -> Self::Result { Box::pin(async { Ok(()) }) };
-        if let Err(why) = check_figures(&msg.envelope.body) {
+        let set_aside = |why: String| -> Self::Result {
+            Box::pin(async move { Err(Rejection::set_aside(why)) })
+        };
+        self.engine_heard(&msg.envelope);
+        if let Err(why) = msg.envelope.body.check_rules() {
             log::warn!("{}: a report set aside: {why}", self.id);
             if let CpEvent::SupplyEnded { session_id, .. } = &msg.envelope.body {
                 if !self.is_current(*session_id) {
@@ -26,28 +31,29 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                     ));
                 }
             }
-            return Box::pin(async move { Err(Rejection::set_aside(why)) });
+            return set_aside(why);
         }
         match msg.envelope.body {
-            // Answered by the supervisor, which keeps the engines' presence.
+            // Answered by the supervisor, which keeps the engines' presence; heard above.
             CpEvent::EngineHello { .. } => done(),
             CpEvent::Authorised { session_id, .. } => {
-                if let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) {
-                    log::info!("{}: authorised session {session_id}", self.id);
-                    self.send_to_driver(DriverUpdate::Authorised {
-                        request_id: session.request_id,
-                        driver_id: session.driver_id.clone(),
-                        session_id,
-                        cp_id: self.id.clone(),
-                    });
-                }
+                let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) else {
+                    return set_aside(self.not_open(session_id));
+                };
+                log::info!("{}: authorised session {session_id}", self.id);
+                self.send_to_driver(DriverUpdate::Authorised {
+                    request_id: session.request_id,
+                    driver_id: session.driver_id.clone(),
+                    session_id,
+                    cp_id: self.id.clone(),
+                });
                 done()
             }
             CpEvent::Refused {
                 session_id, reason, ..
             } => {
                 if !self.is_current(session_id) {
-                    return done();
+                    return set_aside(self.not_open(session_id));
                 }
                 let session = self.session.as_ref().expect("checked current");
                 log::warn!("{}: engine refused session {session_id}: {reason}", self.id);
@@ -80,7 +86,13 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                         self.publish_view();
                     }
                     Some(_) => {}
-                    None => self.refuse_unknown_supply(session_id, ctx),
+                    None => {
+                        self.refuse_unknown_supply(session_id, ctx);
+                        return set_aside(format!(
+                            "{}; the engine is asked to stop it",
+                            self.not_open(session_id)
+                        ));
+                    }
                 }
                 done()
             }
@@ -88,29 +100,35 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 session_id, kwh, ..
             } => {
                 crate::metrics::observe_telemetry(msg.envelope.ts);
-                let Some(session) = self.session.as_mut().filter(|s| s.id == session_id) else {
-                    return done();
-                };
+                if !self.is_current(session_id) {
+                    return set_aside(self.not_open(session_id));
+                }
+                let session = self.session.as_mut().expect("checked current");
                 // Finite and bounded: checked above.
                 let energy = Energy::from_kwh(kwh).unwrap_or_default();
-                if energy >= session.energy {
-                    // The central prices the energy at the reserved tariff, whatever the
-                    // engine says it costs.
-                    session.bill(energy);
-                    let (kwh, eur) = (energy.kwh(), session.cost.eur());
-                    if session.started_at.is_none() {
-                        session.started_at = Some(msg.envelope.ts);
-                    }
-                    let update = DriverUpdate::Progress {
-                        driver_id: session.driver_id.clone(),
-                        session_id,
-                        cp_id: self.id.clone(),
-                        kwh,
-                        eur,
-                    };
-                    self.send_to_driver(update);
-                    self.publish_view();
+                if energy < session.energy {
+                    return set_aside(format!(
+                        "out of order: {energy} kWh after {} kWh in session {session_id}; \
+                         a session's energy never goes down",
+                        session.energy
+                    ));
                 }
+                // The central prices the energy at the reserved tariff, whatever the engine
+                // says it costs.
+                session.bill(energy);
+                let (kwh, eur) = (energy.kwh(), session.cost.eur());
+                if session.started_at.is_none() {
+                    session.started_at = Some(msg.envelope.ts);
+                }
+                let update = DriverUpdate::Progress {
+                    driver_id: session.driver_id.clone(),
+                    session_id,
+                    cp_id: self.id.clone(),
+                    kwh,
+                    eur,
+                };
+                self.send_to_driver(update);
+                self.publish_view();
                 done()
             }
             CpEvent::SupplyEnded {
@@ -121,27 +139,34 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
                 outcome,
                 ..
             } => {
-                if ended_at < started_at {
-                    let why = format!("session {session_id} ends before it starts");
-                    if !self.is_current(session_id) {
-                        self.audit_amendment(&format!("refused an amendment: {why}"));
-                    }
-                    return Box::pin(async move { Err(Rejection::set_aside(why)) });
-                }
-                // Finite and bounded: checked above.
+                // Finite, bounded and in order: checked above.
                 let energy = Energy::from_kwh(kwh).unwrap_or_default();
                 if !self.is_current(session_id) {
                     // Already closed: a redelivery, perhaps after a crash that came between
-                    // storing the session and sending its ticket, or an engine that supplied
-                    // while its reservation was being cancelled. The ticket goes again,
-                    // with the engine's figures.
+                    // storing the session and sending its ticket, an engine that supplied
+                    // while its reservation was being cancelled, or one that ended after the
+                    // central closed its supply. The ticket goes again, with the engine's
+                    // figures.
                     return Box::pin(self.amend_closed(
                         session_id,
                         (started_at, ended_at, energy),
                         outcome,
                     ));
                 }
-                Box::pin(self.close_session(outcome, Some((started_at, ended_at, energy))))
+                let session = self.session.as_ref().expect("checked current");
+                // The driver was shown the energy of every progress: the bill is never less.
+                let shown = session.energy;
+                if energy < shown {
+                    log::warn!(
+                        "{}: session {session_id} ends at {energy} kWh after {shown} kWh were reported; billed {shown} kWh",
+                        self.id
+                    );
+                }
+                // When the central asked for the stop, its reason is the outcome.
+                let outcome = self.stop_requested.unwrap_or(outcome);
+                Box::pin(
+                    self.close_session(outcome, Some((started_at, ended_at, energy.max(shown)))),
+                )
             }
         }
     }
@@ -193,7 +218,11 @@ impl ChargePoint {
             s.bill(energy);
             s.started_at = Some(started_at);
             s.ended_at = Some(ended_at);
-            s.outcome = Some(outcome);
+            // Why it ended is the central's verdict (a stop it asked for, a fault it saw),
+            // unless it had thought the vehicle never plugged in.
+            if s.outcome == Some(Outcome::Expired) {
+                s.outcome = Some(outcome);
+            }
             if let Err(e) = self.store.put_session(s) {
                 let why = format!("cannot amend session {session_id}: {e}");
                 log::error!("{}: {why}", self.id);
@@ -221,6 +250,15 @@ impl ChargePoint {
         })
     }
 
+    /// Why a report about `session_id` is set aside: it is not the session open here (an
+    /// old one, redelivered or late, or one never reserved).
+    fn not_open(&self, session_id: Uuid) -> String {
+        format!(
+            "stale or unknown: session {session_id} is not open at {}",
+            self.id
+        )
+    }
+
     /// One line of the audit log about this CP's billing, as its engine asked on the bus.
     fn audit_amendment(&self, what: &str) {
         self.accounts
@@ -243,36 +281,3 @@ impl ChargePoint {
 
 /// Where an amendment comes from, as the audit log names it.
 const AMENDMENTS_FROM: &str = "the bus (cp.events)";
-
-/// The most energy one session can deliver: far above any real supply (350 kW for a day is
-/// 8,400 kWh), far below anything that could overflow a bill.
-pub const MAX_SESSION_KWH: f64 = 10_000.0;
-
-/// Energy and money in a report are finite, not negative and within [`MAX_SESSION_KWH`].
-fn check_figures(event: &CpEvent) -> Result<(), String> {
-    let (kwh, eur) = match event {
-        CpEvent::SupplyProgress { kwh, eur, .. } | CpEvent::SupplyEnded { kwh, eur, .. } => {
-            (*kwh, *eur)
-        }
-        _ => return Ok(()),
-    };
-    if !(kwh.is_finite() && (0.0..=MAX_SESSION_KWH).contains(&kwh)) {
-        return Err(format!(
-            "{} kWh is not an amount of energy one supply can deliver (0 to {MAX_SESSION_KWH})",
-            short(kwh)
-        ));
-    }
-    if !(eur.is_finite() && eur >= 0.0) {
-        return Err(format!("{} € is not an amount of money", short(eur)));
-    }
-    Ok(())
-}
-
-/// A number as a refusal shows it: huge ones in scientific notation, not 300 digits.
-fn short(x: f64) -> String {
-    if x.abs() >= 1e6 {
-        format!("{x:e}")
-    } else {
-        x.to_string()
-    }
-}

@@ -16,11 +16,11 @@ use crate::configuration::CentralSettings;
 use crate::domain::money::{Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
-use crate::messages::{CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
+use crate::messages::{CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub struct ChargePoint {
@@ -29,6 +29,8 @@ pub struct ChargePoint {
     tariff: Tariff,
     stopped: bool,
     monitor: Option<MonitorLink>,
+    /// When its engine was last heard on the bus, and whether it then took commands.
+    engine_on_bus: Option<(Instant, bool)>,
     /// The open session: reserved while `started_at` is `None`, charging after.
     session: Option<SessionRecord>,
     /// A stop was asked of the engine for the open session, and its end is awaited.
@@ -63,6 +65,7 @@ impl ChargePoint {
             tariff: record.tariff,
             stopped: record.stopped,
             monitor: None,
+            engine_on_bus: None,
             session,
             stop_requested: None,
             last_view: None,
@@ -78,7 +81,9 @@ impl ChargePoint {
 
     pub fn state(&self) -> CpState {
         match &self.monitor {
-            None | Some(MonitorLink { engine: None, .. }) => CpState::Disconnected,
+            None => CpState::Disconnected,
+            // Linked, its first report still to come.
+            Some(MonitorLink { engine: None, .. }) => CpState::Starting,
             Some(MonitorLink {
                 engine: Some(EngineHealth::Ko(_)),
                 ..
@@ -87,24 +92,64 @@ impl ChargePoint {
             Some(_) => match &self.session {
                 Some(s) if s.started_at.is_some() => CpState::Charging,
                 Some(_) => CpState::Reserved,
+                None if self.engine_not_ready().is_some() => CpState::Starting,
                 None => CpState::Available,
             },
         }
     }
 
+    /// Why the engine cannot take a supply's commands from the bus now, if it cannot: both
+    /// the monitor (on its link) and the engine (on the bus) must be heard for a CP to be
+    /// available.
+    fn engine_not_ready(&self) -> Option<String> {
+        match self.engine_on_bus {
+            None => Some("waiting for its engine: not heard on the bus yet".into()),
+            Some((at, _)) if at.elapsed() >= self.settings.liveness => Some(format!(
+                "waiting for its engine: not heard on the bus for more than {}",
+                humantime::format_duration(self.settings.liveness)
+            )),
+            Some((_, false)) => {
+                Some("waiting for its engine: the central's commands do not reach it yet".into())
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The engine spoke on the bus: any report shows it alive; a hello also says whether
+    /// the central's commands reach it.
+    pub(super) fn engine_heard(&mut self, envelope: &crate::messages::Envelope<CpEvent>) {
+        let taking_commands = match &envelope.body {
+            CpEvent::EngineHello { probe: true, .. } => return,
+            CpEvent::EngineHello {
+                taking_commands, ..
+            } => *taking_commands,
+            _ => self.engine_on_bus.is_none_or(|(_, taking)| taking),
+        };
+        let was = self.engine_not_ready();
+        self.engine_on_bus = Some((Instant::now(), taking_commands));
+        if was.is_some() != self.engine_not_ready().is_some() {
+            self.publish_view();
+        }
+    }
+
     fn view(&self) -> CpView {
+        let state = self.state();
         let fault = match &self.monitor {
             Some(MonitorLink {
                 engine: Some(EngineHealth::Ko(why)),
                 ..
             }) => Some(why.clone()),
+            _ if state == CpState::Starting => Some(
+                self.engine_not_ready()
+                    .unwrap_or_else(|| "waiting for its monitor's first report".into()),
+            ),
             _ => None,
         };
         CpView {
             id: self.id.clone(),
             location: self.location.clone(),
             tariff: self.tariff,
-            state: self.state(),
+            state,
             driver_id: self.session.as_ref().map(|s| s.driver_id.clone()),
             session_id: self.session.as_ref().map(|s| s.id),
             energy: self.session.as_ref().map(|s| s.energy).unwrap_or_default(),
@@ -230,7 +275,33 @@ impl ChargePoint {
                 session_id: session.id,
                 outcome,
             });
+            let session_id = session.id;
+            ctx.run_later(self.settings.stop_timeout, move |act, ctx| {
+                act.close_unanswered_stop(session_id, ctx);
+            });
         }
+    }
+
+    /// The engine has not ended a supply the central asked it to stop: the session closes
+    /// here with the last figures it reported. Should the engine report its end later, that
+    /// comes as an amendment (never billing less).
+    fn close_unanswered_stop(&mut self, session_id: Uuid, ctx: &mut Context<Self>) {
+        let Some(outcome) = self.stop_requested.filter(|_| self.is_current(session_id)) else {
+            return;
+        };
+        log::warn!(
+            "{}: the engine did not end session {session_id} within {:?} of the stop; closed {} with the last figures",
+            self.id,
+            self.settings.stop_timeout,
+            outcome.as_str()
+        );
+        let closing = self.close_session(outcome, None);
+        ctx.spawn(
+            async move {
+                let _ = closing.await;
+            }
+            .into_actor(self),
+        );
     }
 
     fn schedule_expiry(&self, session: &SessionRecord, ctx: &mut Context<Self>) {
@@ -386,6 +457,14 @@ impl Handler<Reserve> for ChargePoint {
             CpState::Disconnected => Some(Denial::new(
                 DenyReason::CpDisconnected,
                 format!("{} is not connected to the central", self.id),
+            )),
+            CpState::Starting => Some(Denial::new(
+                DenyReason::CpStarting,
+                format!(
+                    "{} is starting: {}",
+                    self.id,
+                    self.view().fault.unwrap_or_default()
+                ),
             )),
         };
         if let Some(denial) = denial {

@@ -73,7 +73,7 @@ pub struct MonitorReport {
 impl Handler<MonitorReport> for ChargePoint {
     type Result = Result<(CpState, bool), String>;
 
-    /// Refreshes the monitor's liveness and the engine's health; a fault interrupts a supply.
+    /// Refreshes the monitor's liveness and the engine's health; a fault ends the session.
     fn handle(&mut self, msg: MonitorReport, ctx: &mut Self::Context) -> Self::Result {
         let Some(link) = self.monitor.as_mut().filter(|m| m.conn_id == msg.conn_id) else {
             return Err("not authenticated: send AUTH first".into());
@@ -86,6 +86,7 @@ impl Handler<MonitorReport> for ChargePoint {
             }
             (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
                 log::warn!("{}: engine fault: {why}", self.id);
+                // The supply ends from here, whatever the engine does about its fault.
                 if let Some(session) = &self.session {
                     if session.started_at.is_some() {
                         self.send_to_driver(DriverUpdate::Interrupted {
@@ -94,9 +95,8 @@ impl Handler<MonitorReport> for ChargePoint {
                             cp_id: self.id.clone(),
                             detail: format!("the charging point is broken: {why}"),
                         });
-                    } else {
-                        self.end_session(Outcome::EngineFailure, ctx);
                     }
+                    self.end_session(Outcome::EngineFailure, ctx);
                 }
             }
             _ => {}
@@ -172,6 +172,10 @@ impl ChargePoint {
     /// report: thousands of CPs polling four times a second kept the central's thread busy.
     pub(super) fn watch_silence(&mut self, after: Duration, ctx: &mut Context<Self>) {
         ctx.run_later(after, |act, ctx| {
+            // The engine's silence on the bus shows here too, with no record to show it.
+            if act.last_view.as_ref().map(|v| v.state) != Some(act.state()) {
+                act.publish_view();
+            }
             let window = act.settings.silence_window;
             let left = act
                 .monitor
