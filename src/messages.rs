@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod rules;
-pub use rules::{check_key, MAX_SESSION_KWH, MAX_TEXT_LEN};
+pub use rules::{
+    check_cp_id, check_driver_id, check_key, shown, MAX_ID_LEN, MAX_PRICE_EUR_KWH, MAX_SESSION_KWH,
+    MAX_TEXT_LEN,
+};
 
 /// The schema version this build writes and accepts.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -9,9 +9,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-/// The highest tariff accepted, in €/kWh: far above any real one, far below anything that
-/// could overflow a bill.
-pub const MAX_PRICE_EUR_KWH: f64 = 10.0;
+pub use crate::messages::MAX_PRICE_EUR_KWH;
 
 /// An amount of money in whole euro cents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -5,8 +5,8 @@
 use super::money::{self, Tariff};
 use serde::{Deserialize, Serialize};
 
-/// The longest CP id: short enough for a frame field, a log line and a Kafka key.
-pub const MAX_CP_ID_LEN: usize = 32;
+/// The id rule is the wire's: ids travel in frames, records and logs.
+pub use crate::messages::{check_cp_id, check_driver_id, shown, MAX_ID_LEN as MAX_CP_ID_LEN};
 /// The longest location text.
 pub const MAX_LOCATION_LEN: usize = 80;
 pub use super::money::MAX_PRICE_EUR_KWH;
@@ -32,23 +32,6 @@ impl CpTerms {
     }
 }
 
-/// A CP id: 1 to [`MAX_CP_ID_LEN`] letters, digits, `-`, `_` or `.`.
-pub fn check_cp_id(id: &str) -> Result<(), String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if id.is_empty() || id.len() > MAX_CP_ID_LEN || !id.chars().all(allowed) {
-        return Err(format!(
-            "a CP id has 1 to {MAX_CP_ID_LEN} letters, digits, '-', '_' or '.' (got {})",
-            shown(id)
-        ));
-    }
-    Ok(())
-}
-
-/// A driver id: the same rules as a CP id.
-pub fn check_driver_id(id: &str) -> Result<(), String> {
-    check_cp_id(id).map_err(|why| why.replacen("a CP id", "a driver id", 1))
-}
-
 /// A location: 1 to [`MAX_LOCATION_LEN`] characters of printable text, no `#`.
 pub fn check_location(location: &str) -> Result<(), String> {
     let trimmed = location.trim();
@@ -62,16 +45,6 @@ pub fn check_location(location: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Untrusted text as it may appear in a refusal: quoted, escaped, cut short.
-pub fn shown(text: &str) -> String {
-    const LONGEST: usize = 40;
-    let mut cut: String = text.chars().take(LONGEST).collect();
-    if cut.len() < text.len() {
-        cut.push('…');
-    }
-    format!("{cut:?}")
 }
 
 #[cfg(test)]

@@ -3,7 +3,13 @@
 //! that a record breaking one is set aside with the rule it broke, before any actor sees it.
 
 use super::{CpCommand, CpEvent, DriverRequest};
-use crate::domain::registration::{check_cp_id, check_driver_id, shown, MAX_PRICE_EUR_KWH};
+
+/// The longest CP or driver id: short enough for a frame field, a log line and a Kafka key.
+pub const MAX_ID_LEN: usize = 32;
+
+/// The highest tariff accepted, in €/kWh: far above any real one, far below anything that
+/// could overflow a bill.
+pub const MAX_PRICE_EUR_KWH: f64 = 10.0;
 
 /// The longest free text a party may send (a refusal's reason, who asked for a crash…).
 pub const MAX_TEXT_LEN: usize = 256;
@@ -15,6 +21,33 @@ pub const MAX_SESSION_KWH: f64 = 10_000.0;
 /// The longest sealed password: a 12-byte nonce, 256 bytes of password and a 16-byte tag,
 /// in hex.
 const MAX_SEALED_LEN: usize = 2 * (12 + 256 + 16);
+
+/// A CP id: 1 to [`MAX_ID_LEN`] letters, digits, `-`, `_` or `.` (the *id rule*).
+pub fn check_cp_id(id: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.chars().all(allowed) {
+        return Err(format!(
+            "a CP id has 1 to {MAX_ID_LEN} letters, digits, '-', '_' or '.' (got {})",
+            shown(id)
+        ));
+    }
+    Ok(())
+}
+
+/// A driver id: the same rule as a CP id.
+pub fn check_driver_id(id: &str) -> Result<(), String> {
+    check_cp_id(id).map_err(|why| why.replacen("a CP id", "a driver id", 1))
+}
+
+/// Untrusted text as it may appear in a refusal: quoted, escaped, cut short.
+pub fn shown(text: &str) -> String {
+    const LONGEST: usize = 40;
+    let mut cut: String = text.chars().take(LONGEST).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
 
 /// A record key: the id of the CP or driver the record concerns.
 pub fn check_key(key: &str) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! What its monitor says is handled in `monitor_link`, what its engine reports in
 //! `engine_reports`.
 
+mod engine_on_bus;
 mod engine_reports;
 mod monitor_link;
 
@@ -16,7 +17,7 @@ use crate::configuration::CentralSettings;
 use crate::domain::money::{Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
-use crate::messages::{CpCommand, CpEvent, DenyReason, DriverUpdate, Outcome, Ticket};
+use crate::messages::{CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -95,40 +96,6 @@ impl ChargePoint {
                 None if self.engine_not_ready().is_some() => CpState::Starting,
                 None => CpState::Available,
             },
-        }
-    }
-
-    /// Why the engine cannot take a supply's commands from the bus now, if it cannot: both
-    /// the monitor (on its link) and the engine (on the bus) must be heard for a CP to be
-    /// available.
-    fn engine_not_ready(&self) -> Option<String> {
-        match self.engine_on_bus {
-            None => Some("waiting for its engine: not heard on the bus yet".into()),
-            Some((at, _)) if at.elapsed() >= self.settings.liveness => Some(format!(
-                "waiting for its engine: not heard on the bus for more than {}",
-                humantime::format_duration(self.settings.liveness)
-            )),
-            Some((_, false)) => {
-                Some("waiting for its engine: the central's commands do not reach it yet".into())
-            }
-            Some(_) => None,
-        }
-    }
-
-    /// The engine spoke on the bus: any report shows it alive; a hello also says whether
-    /// the central's commands reach it.
-    pub(super) fn engine_heard(&mut self, envelope: &crate::messages::Envelope<CpEvent>) {
-        let taking_commands = match &envelope.body {
-            CpEvent::EngineHello { probe: true, .. } => return,
-            CpEvent::EngineHello {
-                taking_commands, ..
-            } => *taking_commands,
-            _ => self.engine_on_bus.is_none_or(|(_, taking)| taking),
-        };
-        let was = self.engine_not_ready();
-        self.engine_on_bus = Some((Instant::now(), taking_commands));
-        if was.is_some() != self.engine_not_ready().is_some() {
-            self.publish_view();
         }
     }
 
