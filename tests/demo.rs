@@ -359,6 +359,13 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
             .then_some(())
     });
     assert_eq!(post("broker/recover"), 202);
+    // Until the central is back on the bus it hears no engine, so it shows no CP available.
+    wait_for("the central back on the bus", DEADLINE, || {
+        demo.stdout_text()
+            .lines()
+            .any(|l| l.contains("central |") && l.contains("is reachable again"))
+            .then_some(())
+    });
     assert_eq!(post("parts/CP001-monitor/crash?restart_after=1s"), 202);
     wait_state("CP001", "disconnected");
     wait_state("CP001", "available");

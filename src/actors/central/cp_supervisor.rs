@@ -202,8 +202,9 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
                 }),
                 Verdict::Quiet => None,
             };
-            // A heartbeat also tells the CP's actor that its engine is heard.
-            if !*probe {
+            // A heartbeat tells the CP's actor that its engine is heard; a welcomed probe,
+            // that a new engine instance is starting there.
+            if !*probe || matches!(answer, Some(CpCommand::EngineWelcome { .. })) {
                 if let Some(cp) = self.cp(&msg.key) {
                     cp.do_send(msg.clone());
                 }

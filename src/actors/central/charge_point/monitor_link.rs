@@ -47,6 +47,11 @@ impl Handler<AttachMonitor> for ChargePoint {
             }
         }
         log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
+        // A monitor back after its CP went dark most often means the whole CP restarted:
+        // its engine counts as heard only once it speaks again, not on its old hellos.
+        if self.monitor.is_none() {
+            self.engine_on_bus = None;
+        }
         self.monitor = Some(MonitorLink {
             conn_id: msg.conn_id,
             peer: msg.peer,
