@@ -104,6 +104,8 @@ class Bus:
                     "group.id": f"evclient-{uuid.uuid4()}",
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
+                    # Brokers answer a fetch as soon as data comes; this bounds the wait.
+                    "fetch.wait.max.ms": 100,
                 }
             )
             self._assign_at_ends([PREFIX + t for t in read])
@@ -378,7 +380,8 @@ class Monitor:
 def self_test():
     """The worked examples of docs/PROTOCOL.md: the proof and the AUTH frame."""
     key = bus_key("evccp_example")
-    assert key.hex() == "eb079a4af5107248853ded2132e096319551c7b405f7efc40e1ce3b4f336bbae", key.hex()
+    expected_key = "eb079a4af5107248853ded2132e096319551c7b405f7efc40e1ce3b4f336bbae"
+    assert key.hex() == expected_key, key.hex()
     proof = prove(key, "cp.events", "CP001", b'{"a":1}')
     assert proof == "720bb64b32f1ea363a2252a493cb206f9e345edc9cbff9595bcacf106612fbf0", proof
     auth = "02 41 55 54 48 23 43 50 30 30 31 23 65 76 63 63 70 5f 31 66 32 65 03 16"

@@ -95,7 +95,8 @@ class Run:
 
     def start_engine(self):
         args = self.args
-        self.engine = evclient.Engine(args.kafka, args.cp, evclient.read_secret(args.cp_secret_file))
+        secret = evclient.read_secret(args.cp_secret_file)
+        self.engine = evclient.Engine(args.kafka, args.cp, secret)
         self.engine.hello(probe=True)
         instance = self.engine.instance
         answer = self.wait(
@@ -174,15 +175,16 @@ class Run:
         say(sent="supply_request", record=request)
         return self.wait("answer to the supply request", lambda: self.answer_to(request))
 
+    def answers_to(self, request):
+        """The driver's updates that answer `request`: reserved or denied."""
+        return [
+            u
+            for u in self.updates
+            if u["type"] in ("reserved", "denied") and u.get("request_id") == request["request_id"]
+        ]
+
     def answer_to(self, request):
-        return next(
-            (
-                u
-                for u in self.updates
-                if u["type"] in ("reserved", "denied") and u.get("request_id") == request["request_id"]
-            ),
-            None,
-        )
+        return next(iter(self.answers_to(request)), None)
 
     def reserve_and_start(self):
         """Reserved, authorised by the engine, plugged in: the session's ids and start."""
@@ -335,14 +337,7 @@ def duplicates(run):
     say(sent="supply_request", record=again)
     # Answers come in the order of the requests, one partition per driver: the copy's
     # answer, had there been one, would have come before the second.
-    run.wait(
-        "a second answer",
-        lambda: sum(
-            u["type"] in ("reserved", "denied") and u.get("request_id") == request["request_id"]
-            for u in run.updates
-        )
-        >= 2,
-    )
+    run.wait("a second answer", lambda: len(run.answers_to(request)) >= 2)
     sessions = [s for s in run.api("/api/sessions") if s["driver_id"] == run.args.driver]
     say(seen="api.sessions", sessions=sessions)
 
