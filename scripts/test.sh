@@ -45,6 +45,33 @@ if [ -n "$NEEDED" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $NEEDED >/dev/null
 fi
 
+# The outside client of tests/outside.rs (tests/outside/evclient.py) runs in a venv of its
+# own under the target directory, where that test looks for it, with pinned packages.
+OUTSIDE_VENV="${CARGO_TARGET_DIR:-target}/outside-venv"
+OUTSIDE_PACKAGES="confluent-kafka==2.16.1 cryptography==50.0.2"
+# Ready when it has every package at its pinned version: a changed pin installs again.
+outside_venv_ready() {
+  # shellcheck disable=SC2086
+  "$OUTSIDE_VENV/bin/python" - $OUTSIDE_PACKAGES >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(name) != pinned for name, pinned in (p.split("==") for p in sys.argv[1:])))
+PY
+}
+if ! outside_venv_ready; then
+  echo "== preparing $OUTSIDE_VENV, the Python of the outside client's tests (once)"
+  # Debian's Python makes venvs only with python3-venv (ensurepip) installed.
+  if ! /usr/bin/python3 -m venv --clear "$OUTSIDE_VENV" >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    /usr/bin/python3 -m venv --clear "$OUTSIDE_VENV"
+  fi
+  # shellcheck disable=SC2086
+  "$OUTSIDE_VENV/bin/pip" install --quiet --disable-pip-version-check $OUTSIDE_PACKAGES
+fi
+
 echo "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
