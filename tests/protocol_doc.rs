@@ -130,7 +130,7 @@ fn every_message_type_is_shown() {
 #[test]
 fn the_frame_example_is_byte_exact() {
     let mut bytes = BytesMut::new();
-    FrameCodec
+    FrameCodec::default()
         .encode(Packet::frame(["AUTH", "CP001", "evccp_1f2e"]), &mut bytes)
         .unwrap();
     let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -102,7 +102,7 @@ impl FrameClient {
                     addr: addr.clone(),
                     source,
                 })?;
-            self.conn = Some(Framed::new(stream, FrameCodec));
+            self.conn = Some(Framed::new(stream, FrameCodec::default()));
         }
         let conn = self.conn.as_mut().expect("connection was just opened");
         timeout(limit, conn.send(Packet::Frame(fields)))
@@ -138,18 +138,26 @@ impl FrameClient {
     }
 }
 
+/// The next packet from the server; bytes outside frames are no answer and are skipped.
 async fn next_packet(
     conn: &mut Framed<LinkStream, FrameCodec>,
     addr: &str,
 ) -> Result<Packet, LinkError> {
-    match conn.next().await {
-        Some(Ok(packet)) => Ok(packet),
-        Some(Err(source)) => Err(LinkError::Io {
-            addr: addr.to_owned(),
-            source,
-        }),
-        None => Err(LinkError::Closed {
-            addr: addr.to_owned(),
-        }),
+    loop {
+        match conn.next().await {
+            Some(Ok(Packet::Stray(_))) => {}
+            Some(Ok(packet)) => return Ok(packet),
+            Some(Err(source)) => {
+                return Err(LinkError::Io {
+                    addr: addr.to_owned(),
+                    source,
+                })
+            }
+            None => {
+                return Err(LinkError::Closed {
+                    addr: addr.to_owned(),
+                })
+            }
+        }
     }
 }

@@ -98,8 +98,9 @@ fn corrupt_floods_and_peers_that_never_read_are_cut_off() {
     let lines_before = central_log_lines(&net);
     let memory_before = resident_mib(&net);
 
-    // 20 MB of STX bytes, never reading the answers: the link is closed after its budget
-    // of bad requests, having cost a few log lines.
+    // 20 MB of STX bytes, never reading the answers: one frame too long, answered once,
+    // then dropped as it comes until the link is closed for want of an AUTH, having cost a
+    // few log lines.
     let mut link = connect(net.central_tcp);
     link.set_read_timeout(None).unwrap();
     let writer = flood(link.try_clone().unwrap(), vec![0x02; 20 << 20]);

@@ -138,7 +138,7 @@ fn plain_frame_exchange(port: u16) -> Vec<Packet> {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let mut out = BytesMut::new();
-    FrameCodec
+    FrameCodec::default()
         .encode(
             Packet::frame(["AUTH", "CP009", "Plain street", "0.30"]),
             &mut out,
@@ -153,7 +153,8 @@ fn plain_frame_exchange(port: u16) -> Vec<Packet> {
     );
     let mut buf = BytesMut::from(&received[..]);
     let mut packets = Vec::new();
-    while let Ok(Some(packet)) = FrameCodec.decode(&mut buf) {
+    let mut codec = FrameCodec::default();
+    while let Ok(Some(packet)) = codec.decode(&mut buf) {
         packets.push(packet);
     }
     packets

@@ -1,10 +1,15 @@
 //! The central's end of one monitor's TCP link (plain, or TLS with the frames unchanged
-//! inside): authentication, then status reports.
+//! inside): authentication, then status reports. docs/PROTOCOL.md § "TCP links" is the
+//! contract this file keeps.
 //!
 //! Frames in: `AUTH#cp#secret`, `STATUS#cp#OK` or `STATUS#cp#KO#reason`.
 //! Replies: ACK + `WELCOME#cp#location#price` / `STATE#cp#state` (`STATE#cp#state#CRASH`
 //! asks the monitor to crash, for crash injection), or NACK + `REFUSED#reason` /
-//! `ERR#reason`.
+//! `ERR#reason`. Each frame, good or bad, is answered once; bytes outside frames never are.
+//!
+//! A link speaks for at most one CP in its life, the one its first accepted AUTH named. It
+//! is authenticated from that AUTH until it goes a silence window without a report the CP
+//! took (or the CP forgets it, given a new secret); then it must AUTH again.
 //!
 //! The port is open to anyone, so every link is bounded ([`LinkLimits`]): links overall and
 //! per address, a deadline to authenticate, a budget of bad frames, and a reply queue that a
@@ -16,6 +21,7 @@ pub use limits::LinkLimits;
 
 use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, MonitorHello};
+use crate::domain::registration::{check_cp_id, shown};
 use crate::domain::EngineHealth;
 use crate::link::frame::{is_valid_field, FrameCodec, Packet};
 use crate::link::Acceptor;
@@ -26,6 +32,7 @@ use limits::{ErrorBudget, LinkSlot};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -36,16 +43,25 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 /// Replies queued for a peer that is not reading them; past this the link is closed.
 const REPLY_QUEUE: usize = 64;
 /// How long one reply may wait for a peer to take it.
-const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct MonitorSession {
     conn_id: u64,
     peer: String,
     supervisor: Addr<CpSupervisor>,
-    cp: Option<(String, Addr<ChargePoint>)>,
-    /// Whether an AUTH came at all: a link refused for a reason (another live monitor holds
-    /// the CP) keeps trying on its own link, bounded by its budget of bad requests.
+    /// The CP this link speaks for: the one its first accepted AUTH named, for its life.
+    bound: Option<String>,
+    /// While authenticated: the CP's actor, and when the last AUTH or STATUS it took was
+    /// sent to it (no later than the CP saw it, so the link never counts as live longer
+    /// than the CP does).
+    authenticated: Option<(Addr<ChargePoint>, Instant)>,
+    /// Whether a well-formed AUTH came at all: a link refused for a reason (another live
+    /// monitor holds the CP) keeps trying on its own link.
     tried_auth: bool,
+    silence_window: Duration,
+    /// Bytes outside any frame, dropped unanswered; told when the link is closed for want
+    /// of an AUTH, as a likely reason.
+    stray_bytes: u64,
     replies: mpsc::Sender<Packet>,
     errors: ErrorBudget,
     /// Held for as long as the link is open: it counts against the limits.
@@ -69,20 +85,26 @@ impl MonitorSession {
         actix::spawn(write_replies(write, queued));
         let auth_timeout = slot.auth_timeout();
         MonitorSession::create(|ctx| {
-            ctx.add_stream(FramedRead::new(read, FrameCodec));
+            ctx.add_stream(FramedRead::new(read, FrameCodec::default()));
             ctx.run_later(auth_timeout, move |act, ctx| {
-                if act.cp.is_none() && !act.tried_auth {
+                if !act.tried_auth {
                     log::debug!("monitor link {} did not authenticate in time", act.peer);
-                    act.refuse("ERR", &format!("no AUTH within {auth_timeout:?}: closing"));
-                    ctx.stop();
+                    let mut why = format!("no AUTH within {auth_timeout:?}: closing");
+                    if act.stray_bytes > 0 {
+                        why += &format!(" ({} bytes outside any frame ignored)", act.stray_bytes);
+                    }
+                    act.tell_and_close(&why, ctx);
                 }
             });
             MonitorSession {
                 conn_id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
                 peer,
                 supervisor,
-                cp: None,
+                bound: None,
+                authenticated: None,
                 tried_auth: false,
+                silence_window: slot.silence_window(),
+                stray_bytes: 0,
                 replies,
                 errors: ErrorBudget::default(),
                 _slot: slot,
@@ -128,7 +150,7 @@ impl MonitorSession {
                     }
                     Err(e) => {
                         log::warn!("cannot accept a monitor connection: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
             }
@@ -150,34 +172,51 @@ impl MonitorSession {
         }
     }
 
-    /// Answers a bad request; past the budget of bad requests the link is closed.
-    fn refuse_with(&mut self, what: &str, reason: &str, ctx: &mut Context<Self>) {
+    /// Answers a request that did not go through, without counting it as bad.
+    fn nack(&mut self, what: &str, reason: &str, ctx: &mut Context<Self>) {
         self.reply(false, vec![what.into(), as_field(reason)], ctx);
+    }
+
+    /// Answers a bad request, once: with why, or past the budget of bad requests with
+    /// `too many bad requests` as the link closes.
+    fn refuse_with(&mut self, reason: &str, ctx: &mut Context<Self>) {
         if self.errors.spend() {
             log::warn!(
                 "monitor link {} sent too many bad requests: closing",
                 self.peer
             );
-            self.reply(
-                false,
-                vec!["ERR".into(), "too many bad requests: closing".into()],
-                ctx,
-            );
-            ctx.stop();
+            return self.tell_and_close("too many bad requests: closing", ctx);
         }
+        self.nack("ERR", reason, ctx);
     }
 
-    fn refuse(&mut self, what: &str, reason: &str) {
-        let fields = vec![what.into(), as_field(reason)];
+    /// Says why the link closes, unasked, and closes it.
+    fn tell_and_close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         let _ = self.replies.try_send(Packet::Nack);
-        let _ = self.replies.try_send(Packet::Frame(fields));
+        let _ = self
+            .replies
+            .try_send(Packet::frame(["ERR".into(), as_field(reason)]));
+        ctx.stop();
     }
 
     fn authenticate(&mut self, fields: &[String], ctx: &mut Context<Self>) {
-        self.tried_auth = true;
         let [_, cp_id, secret] = fields else {
-            return self.refuse_with("ERR", "AUTH takes the CP id and its secret", ctx);
+            let got = fields.len() - 1;
+            let why = format!("AUTH takes the CP id and its secret: 2 fields, got {got}");
+            return self.refuse_with(&why, ctx);
         };
+        // Checked here, before the supervisor: a malformed id is a bad request, not a
+        // failed AUTH that would lock out an id nobody can register.
+        if let Err(rule) = check_cp_id(cp_id) {
+            return self.refuse_with(&rule, ctx);
+        }
+        if let Some(bound) = self.bound.as_ref().filter(|bound| *bound != cp_id) {
+            let why = format!(
+                "this link speaks for {bound}: one CP per link, open another link for {cp_id}"
+            );
+            return self.refuse_with(&why, ctx);
+        }
+        self.tried_auth = true;
         let hello = MonitorHello {
             cp_id: cp_id.clone(),
             secret: Secret::new(secret.clone()),
@@ -185,12 +224,14 @@ impl MonitorSession {
             peer: self.peer.clone(),
         };
         let cp_id = cp_id.clone();
+        let asked = Instant::now();
         // Nothing else is read until the central has answered.
         ctx.wait(
             self.supervisor.send(hello).into_actor(self).map(
                 move |answer, act, ctx| match answer {
                     Ok(Ok((cp, terms))) => {
-                        act.cp = Some((cp_id.clone(), cp));
+                        act.bound = Some(cp_id.clone());
+                        act.authenticated = Some((cp, asked));
                         let welcome = vec![
                             "WELCOME".into(),
                             cp_id,
@@ -205,9 +246,10 @@ impl MonitorSession {
                         }
                         // Not a bad request: wrong secrets are limited per CP and address
                         // by the supervisor, a CP held by a live monitor is worth retrying.
-                        act.reply(false, vec!["REFUSED".into(), as_field(&refusal)], ctx);
+                        // The link stays as it was.
+                        act.nack("REFUSED", &refusal, ctx);
                     }
-                    Err(e) => act.refuse_with("REFUSED", &format!("the central is busy: {e}"), ctx),
+                    Err(e) => act.nack("REFUSED", &format!("the central is busy: {e}"), ctx),
                 },
             ),
         );
@@ -224,33 +266,61 @@ impl MonitorSession {
                     reason.join(" ")
                 }),
             ),
-            _ => return self.refuse_with("ERR", "STATUS takes cp id and OK or KO", ctx),
+            _ => {
+                let why = "STATUS takes the CP id and OK, or KO and a reason";
+                return self.refuse_with(why, ctx);
+            }
         };
-        let Some((_, cp)) = self.cp.as_ref().filter(|(id, _)| id == cp_id) else {
-            return self.refuse_with("ERR", "not authenticated: send AUTH first", ctx);
+        let Some(bound) = &self.bound else {
+            return self.refuse_with("not authenticated: send AUTH first", ctx);
         };
+        if bound != cp_id {
+            let why = format!("this link speaks for {bound}, not {}", shown(cp_id));
+            return self.refuse_with(&why, ctx);
+        }
+        let Some((cp, heard)) = &self.authenticated else {
+            return self.refuse_with("not authenticated: send AUTH first", ctx);
+        };
+        if heard.elapsed() >= self.silence_window {
+            // The CP counts this link lost by now, or is about to: make sure it does, so
+            // that the link and the CP agree.
+            cp.do_send(DetachMonitor {
+                conn_id: self.conn_id,
+            });
+            self.authenticated = None;
+            let why = format!(
+                "silent for more than {:?}: send AUTH again",
+                self.silence_window
+            );
+            return self.nack("ERR", &why, ctx);
+        }
         crate::metrics::count_monitor_report();
         let report = MonitorReport {
             conn_id: self.conn_id,
             engine,
         };
         let cp_id = cp_id.clone();
+        let asked = Instant::now();
         ctx.wait(
             cp.send(report)
                 .into_actor(self)
                 .map(move |answer, act, ctx| match answer {
                     Ok(Ok((state, crash))) => {
+                        if let Some((_, heard)) = &mut act.authenticated {
+                            *heard = asked;
+                        }
                         let mut fields = vec!["STATE".into(), cp_id, state.as_str().into()];
                         if crash {
                             fields.push("CRASH".into());
                         }
                         act.reply(true, fields, ctx);
                     }
+                    // The CP forgot this link (it was issued a new secret).
                     Ok(Err(why)) => {
-                        act.cp = None;
-                        act.refuse_with("ERR", &why, ctx);
+                        act.authenticated = None;
+                        act.nack("ERR", &why, ctx);
                     }
-                    Err(e) => act.refuse_with("ERR", &format!("the central is busy: {e}"), ctx),
+                    Err(e) => act.nack("ERR", &format!("the central is busy: {e}"), ctx),
                 }),
         );
     }
@@ -260,7 +330,7 @@ impl MonitorSession {
 /// the peer does not take within [`SEND_TIMEOUT`] ends the writer, and with it the socket:
 /// a peer that never reads cannot hold a connection open.
 async fn write_replies<W: AsyncWrite + Unpin>(write: W, mut queued: mpsc::Receiver<Packet>) {
-    let mut frames = FramedWrite::new(write, FrameCodec);
+    let mut frames = FramedWrite::new(write, FrameCodec::default());
     while let Some(packet) = queued.recv().await {
         match tokio::time::timeout(SEND_TIMEOUT, frames.send(packet)).await {
             Ok(Ok(())) => {}
@@ -294,7 +364,7 @@ impl Actor for MonitorSession {
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
-        if let Some((_, cp)) = &self.cp {
+        if let Some((cp, _)) = &self.authenticated {
             cp.do_send(DetachMonitor {
                 conn_id: self.conn_id,
             });
@@ -304,21 +374,40 @@ impl Actor for MonitorSession {
 }
 
 impl StreamHandler<Result<Packet, io::Error>> for MonitorSession {
-    /// Answers each frame; a corrupt one gets a NACK and the link stays up.
+    /// Answers each frame once; a corrupt one gets a NACK and the link stays up. Bytes
+    /// outside frames (ACK and NACK included: a monitor never sends them) get no answer.
     fn handle(&mut self, item: Result<Packet, io::Error>, ctx: &mut Self::Context) {
         match item {
             Ok(Packet::Frame(fields)) => match fields.first().map(String::as_str) {
                 Some("AUTH") => self.authenticate(&fields, ctx),
                 Some("STATUS") => self.report(&fields, ctx),
-                _ => self.refuse_with("ERR", "unknown command", ctx),
+                command => {
+                    let why = format!(
+                        "unknown command {}: the central takes AUTH and STATUS",
+                        shown(command.unwrap_or_default())
+                    );
+                    self.refuse_with(&why, ctx);
+                }
             },
             Ok(Packet::Corrupt(why)) => {
                 if self.errors.worth_logging() {
                     log::warn!("corrupt frame from {}: {why}", self.peer);
                 }
-                self.refuse_with("ERR", &why, ctx);
+                self.refuse_with(&why, ctx);
             }
-            Ok(Packet::Ack | Packet::Nack) => {}
+            Ok(packet @ (Packet::Stray(_) | Packet::Ack | Packet::Nack)) => {
+                let bytes = match packet {
+                    Packet::Stray(n) => n,
+                    _ => 1,
+                };
+                self.stray_bytes += bytes as u64;
+                if self.errors.worth_logging() {
+                    log::warn!(
+                        "{bytes} byte(s) outside any frame from {}: ignored",
+                        self.peer
+                    );
+                }
+            }
             Err(e) => {
                 log::warn!("monitor link {} failed: {e}", self.peer);
                 ctx.stop();

@@ -1,7 +1,12 @@
 //! The engine's health-check socket: its monitor asks `HEALTH#cp` once a period and gets an
 //! ACK and `OK#cp`, or `KO#cp#reason` when the engine is failing.
+//!
+//! The link has no state: each frame, good or bad, is answered once, in order; bytes outside
+//! frames are dropped unanswered. It has no login and no bounds either, so it listens on the
+//! CP's own machine only (`127.0.0.1` by default).
 
 use super::engine::{Engine, HealthQuery};
+use crate::domain::registration::shown;
 use crate::link::frame::{FrameCodec, Packet};
 use actix::prelude::*;
 use futures_util::{SinkExt, StreamExt};
@@ -56,7 +61,7 @@ where
     F: Fn(&str) -> HealthTarget,
 {
     let _ = stream.set_nodelay(true);
-    let mut link = Framed::new(stream, FrameCodec);
+    let mut link = Framed::new(stream, FrameCodec::default());
     while let Some(Ok(packet)) = link.next().await {
         let (verdict, reply) = match packet {
             Packet::Frame(fields) => match fields.as_slice() {
@@ -70,18 +75,35 @@ where
                         // The engine actor is gone: say nothing, as a dead engine would.
                         Err(_) => return,
                     },
-                    HealthTarget::Elsewhere(why) => {
-                        (Packet::Nack, Packet::frame(["ERR".to_string(), why]))
-                    }
+                    HealthTarget::Elsewhere(why) => (Packet::Nack, error(why)),
                     HealthTarget::Gone => return,
                 },
-                _ => (Packet::Nack, Packet::frame(["ERR", "unknown command"])),
+                [cmd, ..] if cmd == "HEALTH" => (
+                    Packet::Nack,
+                    error(format!(
+                        "HEALTH takes the CP id: 1 field, got {}",
+                        fields.len() - 1
+                    )),
+                ),
+                _ => (
+                    Packet::Nack,
+                    error(format!(
+                        "unknown command {}: the engine takes HEALTH",
+                        shown(fields.first().map_or("", String::as_str))
+                    )),
+                ),
             },
-            Packet::Corrupt(why) => (Packet::Nack, Packet::frame(["ERR".to_string(), why])),
-            Packet::Ack | Packet::Nack => continue,
+            Packet::Corrupt(why) => (Packet::Nack, error(why)),
+            // No answer: it would be taken for the answer to the peer's next request.
+            Packet::Stray(_) | Packet::Ack | Packet::Nack => continue,
         };
         if link.send(verdict).await.is_err() || link.send(reply).await.is_err() {
             return;
         }
     }
+}
+
+/// The reply frame to a bad request.
+fn error(why: String) -> Packet {
+    Packet::frame(["ERR".to_string(), why])
 }

@@ -346,33 +346,20 @@ async fn check_engine(engine: &mut FrameClient, cp_id: &str) -> EngineCheck {
 /// when this report began with a WELCOME.
 type Reported = (CentralLink, bool, bool, Option<CpTerms>);
 
-/// Authenticates if needed, then reports the engine's health.
+/// Authenticates if needed, then reports the engine's health. A link the central no longer
+/// counts as authenticated (silent past its window, or the CP was issued a new secret) is
+/// told to `send AUTH`: it authenticates again at once and reports once more.
 async fn report_to_central(
     central: &mut FrameClient,
     cp: &CpIdentity,
-    mut authenticated: bool,
+    authenticated: bool,
     health: &EngineCheck,
 ) -> Reported {
     let unreachable = |e: LinkError| (CentralLink::Unreachable(e.to_string()), false, false, None);
-    let mut terms = None;
-    if !authenticated || !central.is_connected() {
-        let auth = vec!["AUTH".into(), cp.id.clone(), cp.secret.expose().to_owned()];
-        match central.request(auth).await {
-            Ok(reply) if reply.accepted => {
-                authenticated = true;
-                terms = welcome_terms(&reply.fields);
-            }
-            Ok(reply) => {
-                return (
-                    CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
-                    false,
-                    false,
-                    None,
-                )
-            }
-            Err(e) => return unreachable(e),
-        }
-    }
+    let refused = |fields: &[String], terms| {
+        let why = fields.get(1).cloned().unwrap_or_default();
+        (CentralLink::Refused(why), false, false, terms)
+    };
     let mut status = vec!["STATUS".to_string(), cp.id.clone()];
     match health {
         EngineCheck::Ok => status.push("OK".into()),
@@ -381,21 +368,38 @@ async fn report_to_central(
             status.push(why.replace('#', " "));
         }
     }
-    match central.request(status).await {
-        Ok(reply) if reply.accepted => (
-            CentralLink::Reported(reply.fields.get(2).cloned().unwrap_or_default()),
-            authenticated,
-            reply.fields.get(3).is_some_and(|f| f == "CRASH"),
-            terms,
-        ),
-        Ok(reply) => (
-            CentralLink::Refused(reply.fields.get(1).cloned().unwrap_or_default()),
-            false,
-            false,
-            terms,
-        ),
-        Err(e) => unreachable(e),
+    let mut terms = None;
+    let mut authenticated = authenticated && central.is_connected();
+    loop {
+        let fresh = !authenticated;
+        if fresh {
+            let auth = vec!["AUTH".into(), cp.id.clone(), cp.secret.expose().to_owned()];
+            match central.request(auth).await {
+                Ok(reply) if reply.accepted => terms = welcome_terms(&reply.fields),
+                Ok(reply) => return refused(&reply.fields, None),
+                Err(e) => return unreachable(e),
+            }
+        }
+        match central.request(status.clone()).await {
+            Ok(reply) if reply.accepted => {
+                return (
+                    CentralLink::Reported(reply.fields.get(2).cloned().unwrap_or_default()),
+                    true,
+                    reply.fields.get(3).is_some_and(|f| f == "CRASH"),
+                    terms,
+                )
+            }
+            Ok(reply) if !fresh && asks_for_auth(&reply.fields) => authenticated = false,
+            Ok(reply) => return refused(&reply.fields, terms),
+            Err(e) => return unreachable(e),
+        }
     }
+}
+
+/// Whether the central answered `ERR#… send AUTH again` (or `first`): the link must
+/// authenticate before it reports.
+fn asks_for_auth(fields: &[String]) -> bool {
+    matches!(fields, [err, why] if err == "ERR" && why.contains("send AUTH"))
 }
 
 /// The terms in `WELCOME#cp#location#price`; `None` from a central that does not send them.

@@ -18,6 +18,7 @@ pub struct LinkLimits {
     max_links: usize,
     max_per_address: usize,
     auth_timeout: Duration,
+    silence_window: Duration,
     open: Mutex<OpenLinks>,
 }
 
@@ -33,6 +34,7 @@ impl LinkLimits {
             max_links: settings.max_links,
             max_per_address: settings.max_links_per_address,
             auth_timeout: settings.auth_timeout,
+            silence_window: settings.silence_window,
             open: Mutex::new(OpenLinks::default()),
         })
     }
@@ -78,6 +80,11 @@ impl LinkSlot {
     pub fn auth_timeout(&self) -> Duration {
         self.limits.auth_timeout
     }
+
+    /// How long an authenticated link may go without a report before it must AUTH again.
+    pub fn silence_window(&self) -> Duration {
+        self.limits.silence_window
+    }
 }
 
 impl Drop for LinkSlot {
@@ -118,7 +125,7 @@ impl Refused {
             Packet::Nack,
             Packet::frame(["REFUSED".to_owned(), self.0.replace('#', " ")]),
         ] {
-            let _ = FrameCodec.encode(packet, &mut bytes);
+            let _ = FrameCodec::default().encode(packet, &mut bytes);
         }
         // Never waits: a peer that does not read simply misses the reason.
         let _ = stream.try_write(&bytes);
@@ -130,7 +137,7 @@ impl Refused {
 const BAD_REQUESTS_PER_MINUTE: u32 = 20;
 const LOGGED_PER_LINK: u32 = 3;
 
-/// One link's bad requests (corrupt frames, unknown commands, refusals).
+/// One link's bad requests (corrupt frames, malformed or out-of-order requests).
 #[derive(Debug)]
 pub struct ErrorBudget {
     window_start: Instant,
