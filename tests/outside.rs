@@ -289,7 +289,8 @@ fn bad_ids_are_refused_on_the_bus_and_on_the_link() {
         let reply = auth["reply"].as_str().unwrap();
         assert_eq!(auth["verdict"], "NACK", "{auth}");
         assert!(
-            reply.starts_with("REFUSED#") && says_the_id_is_not_valid(reply),
+            // PROTOCOL.md: an AUTH with a bad id is a bad request (`ERR#`), not a refusal.
+            reply.starts_with("ERR#") && says_the_id_is_not_valid(reply),
             "the refusal does not say that the CP id is not valid: {auth}"
         );
     }

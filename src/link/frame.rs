@@ -101,7 +101,9 @@ impl FrameCodec {
             if body.len() <= MAX_DATA_LEN {
                 return None;
             }
-            buf.clear();
+            // Its first bytes hold no ETX; the rest is dropped up to it, and what follows
+            // (perhaps already here) is read as usual.
+            buf.advance(1 + MAX_DATA_LEN + 1);
             self.skipping = Skip::ToEtx;
             return Some(Packet::Corrupt(format!(
                 "frame longer than {MAX_DATA_LEN} bytes"
