@@ -83,33 +83,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         LoginLimiter::new(policy),
     )
     .start();
+    let heard_within = central.silence_window;
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
             log::error!("cannot prepare the Kafka topics: {e}");
             return;
         }
         let topics = bus.topics().clone();
-        let started = bus
-            .spawn_consumer(
-                "evcharge-central",
-                &topics.cp_events,
-                StartAt::Earliest,
-                supervisor.recipient(),
-                None,
-            )
-            .and_then(|_| {
-                bus.spawn_consumer(
-                    "evcharge-central-requests",
-                    &topics.driver_requests,
-                    StartAt::Earliest,
-                    desk.recipient(),
-                    None,
-                )
-            });
-        match started {
-            Ok(()) => log::info!("following Kafka at {}", bus.bootstrap()),
-            Err(e) => log::error!("cannot consume from Kafka: {e}"),
+        let (holds, mut held) = tokio::sync::watch::channel(false);
+        if let Err(e) = bus.spawn_consumer(
+            "evcharge-central",
+            &topics.cp_events,
+            StartAt::Earliest,
+            supervisor.recipient(),
+            Some(holds),
+        ) {
+            return log::error!("cannot consume from Kafka: {e}");
         }
+        log::info!("following Kafka at {}", bus.bootstrap());
+        // Drivers' requests wait until the CPs had time to be heard (their monitors report
+        // within the silence window, their engines' hellos come more often): a request that
+        // waited in Kafka for a restarted central finds the CPs as they are, not all of them
+        // still unheard.
+        while !*held.borrow_and_update() {
+            if held.changed().await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(heard_within).await;
+        if let Err(e) = bus.spawn_consumer(
+            "evcharge-central-requests",
+            &topics.driver_requests,
+            StartAt::Earliest,
+            desk.recipient(),
+            None,
+        ) {
+            return log::error!("cannot consume drivers' requests from Kafka: {e}");
+        }
+        log::info!("taking drivers' requests");
         // The console's view of every topic.
         let watched = crate::actors::central::console_hub::consoles_open;
         if let Err(e) = bus

@@ -32,6 +32,8 @@ pub struct ChargePoint {
     monitor: Option<MonitorLink>,
     /// When its engine was last heard on the bus, and whether it then took commands.
     engine_on_bus: Option<(Instant, bool)>,
+    /// Its monitor was lost (not merely never attached since this actor started).
+    monitor_was_lost: bool,
     /// The open session: reserved while `started_at` is `None`, charging after.
     session: Option<SessionRecord>,
     /// A stop was asked of the engine for the open session, and its end is awaited.
@@ -67,6 +69,7 @@ impl ChargePoint {
             stopped: record.stopped,
             monitor: None,
             engine_on_bus: None,
+            monitor_was_lost: false,
             session,
             stop_requested: None,
             last_view: None,

@@ -47,9 +47,9 @@ impl Handler<AttachMonitor> for ChargePoint {
             }
         }
         log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
-        // A monitor back after its CP went dark most often means the whole CP restarted:
-        // its engine counts as heard only once it speaks again, not on its old hellos.
-        if self.monitor.is_none() {
+        // A monitor back after it was lost most often means the whole CP restarted: its
+        // engine counts as heard only once it speaks again, not on its old hellos.
+        if std::mem::take(&mut self.monitor_was_lost) {
             self.engine_on_bus = None;
         }
         self.monitor = Some(MonitorLink {
@@ -213,6 +213,7 @@ impl ChargePoint {
 
     fn monitor_lost(&mut self, ctx: &mut Context<Self>) {
         self.monitor = None;
+        self.monitor_was_lost = true;
         if let Some(session) = &self.session {
             if session.started_at.is_some() {
                 self.send_to_driver(DriverUpdate::Interrupted {
