@@ -224,3 +224,41 @@ fn every_example_validates_against_its_topics_schema() {
     unknown["type"] = "warp_drive".into();
     assert!(valid_for(&unknown).is_empty(), "{unknown}");
 }
+
+/// Every field a published schema names is in the document's table of fields (§ Fields),
+/// with its type and limits: a field added to the code and not described fails here.
+#[test]
+fn every_field_of_every_schema_is_described() {
+    fn names(value: &serde_json::Value, into: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(object) => {
+                if let Some(serde_json::Value::Object(properties)) = object.get("properties") {
+                    into.extend(properties.keys().cloned());
+                }
+                object.values().for_each(|v| names(v, into));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| names(v, into)),
+            _ => {}
+        }
+    }
+    let doc = protocol_doc();
+    let table = doc
+        .split("### Fields")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("a Fields section");
+    let envelope = ["type", "v", "id", "ts"];
+    let mut fields = std::collections::BTreeSet::new();
+    for (_, schema) in evcharge::messages::schemas() {
+        names(&schema, &mut fields);
+    }
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !envelope.contains(&f.as_str()))
+        .filter(|f| !table.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields not described under § Fields: {missing:?}"
+    );
+}
