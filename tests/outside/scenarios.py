@@ -93,48 +93,35 @@ class Run:
             fail(f"AUTH refused: {reply}")
         self.monitor.start_reports(1.0)
 
+    def claim(self, who, party, records, kinds, heartbeat):
+        """The start-up of PROTOCOL.md: a probing hello, then the central's answer for this
+        instance (`kinds`: welcome, in use), then heartbeats."""
+        party.hello(probe=True)
+        answer = self.wait(
+            f"answer to the {who}'s probe",
+            lambda: next(
+                (r for r in records if r["type"] in kinds and r.get("instance") == party.instance),
+                None,
+            ),
+        )
+        if answer["type"] != kinds[0]:
+            fail(f"the {who} was not welcome: {answer}")
+        party.start_heartbeats(heartbeat)
+
     def start_engine(self):
         args = self.args
         secret = evclient.read_secret(args.cp_secret_file)
         self.engine = evclient.Engine(args.kafka, args.cp, secret)
-        self.engine.hello(probe=True)
-        instance = self.engine.instance
-        answer = self.wait(
-            "answer to the engine's probe",
-            lambda: next(
-                (
-                    c
-                    for c in self.commands
-                    if c["type"] in ("engine_welcome", "engine_id_in_use")
-                    and c.get("instance") == instance
-                ),
-                None,
-            ),
+        self.claim(
+            "engine", self.engine, self.commands, ("engine_welcome", "engine_id_in_use"),
+            args.heartbeat,
         )
-        if answer["type"] != "engine_welcome":
-            fail(f"the engine was not welcome: {answer}")
-        self.engine.start_heartbeats(args.heartbeat)
 
     def start_driver(self):
         args = self.args
         secret = evclient.read_secret(args.driver_secret_file)
         self.driver = evclient.Driver(args.kafka, args.driver, secret)
-        self.driver.hello(probe=True)
-        instance = self.driver.instance
-        answer = self.wait(
-            "answer to the driver's probe",
-            lambda: next(
-                (
-                    u
-                    for u in self.updates
-                    if u["type"] in ("welcome", "id_in_use") and u.get("instance") == instance
-                ),
-                None,
-            ),
-        )
-        if answer["type"] != "welcome":
-            fail(f"the driver was not welcome: {answer}")
-        self.driver.start_heartbeats(self.args.heartbeat)
+        self.claim("driver", self.driver, self.updates, ("welcome", "id_in_use"), args.heartbeat)
 
     def start_dead_letters(self):
         self.dead_letters = evclient.Bus(self.args.kafka, read=["deadletter"])
