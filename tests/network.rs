@@ -306,15 +306,7 @@ fn tansu_started_last_the_network_still_works() {
                 &work,
                 "central",
                 evcharge(),
-                &kafka(&[
-                    "central",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--http",
-                    "127.0.0.1:0",
-                    "--data",
-                    &data,
-                ]),
+                &central_args(&bootstrap, &data, &[]),
                 &FAST_ENV,
             );
             let tcp = announced(&central, announces::MONITORS);

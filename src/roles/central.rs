@@ -105,10 +105,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         // within the silence window, their engines' hellos come more often): a request that
         // waited in Kafka for a restarted central finds the CPs as they are, not all of them
         // still unheard.
-        while !*held.borrow_and_update() {
-            if held.changed().await.is_err() {
-                return;
-            }
+        if held.wait_for(|holds| *holds).await.is_err() {
+            return;
         }
         tokio::time::sleep(heard_within).await;
         if let Err(e) = bus.spawn_consumer(

@@ -32,8 +32,6 @@ pub struct ChargePoint {
     monitor: Option<MonitorLink>,
     /// When its engine was last heard on the bus, and whether it then took commands.
     engine_on_bus: Option<(Instant, bool)>,
-    /// Its monitor was lost (not merely never attached since this actor started).
-    monitor_was_lost: bool,
     /// The open session: reserved while `started_at` is `None`, charging after.
     session: Option<SessionRecord>,
     /// A stop was asked of the engine for the open session, and its end is awaited.
@@ -69,7 +67,6 @@ impl ChargePoint {
             stopped: record.stopped,
             monitor: None,
             engine_on_bus: None,
-            monitor_was_lost: false,
             session,
             stop_requested: None,
             last_view: None,
@@ -406,7 +403,8 @@ impl Handler<Reserve> for ChargePoint {
             let again = reservation(session, self);
             return Box::pin(fut::ready(Ok(again)));
         }
-        let denial = match self.state() {
+        let state = self.state();
+        let denial = match state {
             CpState::Available => None,
             CpState::Reserved | CpState::Charging => Some(Denial::new(
                 DenyReason::CpBusy,
@@ -416,25 +414,22 @@ impl Handler<Reserve> for ChargePoint {
                 DenyReason::CpStopped,
                 format!("{} is out of order (stopped by the operator)", self.id),
             )),
-            CpState::Broken => Some(Denial::new(
-                DenyReason::CpBroken,
+            CpState::Broken | CpState::Starting => Some(Denial::new(
+                if state == CpState::Broken {
+                    DenyReason::CpBroken
+                } else {
+                    DenyReason::CpStarting
+                },
                 format!(
-                    "{} is broken: {}",
+                    "{} is {}: {}",
                     self.id,
+                    state.as_str(),
                     self.view().fault.unwrap_or_default()
                 ),
             )),
             CpState::Disconnected => Some(Denial::new(
                 DenyReason::CpDisconnected,
                 format!("{} is not connected to the central", self.id),
-            )),
-            CpState::Starting => Some(Denial::new(
-                DenyReason::CpStarting,
-                format!(
-                    "{} is starting: {}",
-                    self.id,
-                    self.view().fault.unwrap_or_default()
-                ),
             )),
         };
         if let Some(denial) = denial {

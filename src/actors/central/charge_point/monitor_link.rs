@@ -47,11 +47,6 @@ impl Handler<AttachMonitor> for ChargePoint {
             }
         }
         log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
-        // A monitor back after it was lost most often means the whole CP restarted: its
-        // engine counts as heard only once it speaks again, not on its old hellos.
-        if std::mem::take(&mut self.monitor_was_lost) {
-            self.engine_on_bus = None;
-        }
         self.monitor = Some(MonitorLink {
             conn_id: msg.conn_id,
             peer: msg.peer,
@@ -213,7 +208,9 @@ impl ChargePoint {
 
     fn monitor_lost(&mut self, ctx: &mut Context<Self>) {
         self.monitor = None;
-        self.monitor_was_lost = true;
+        // A lost monitor most often means the whole CP went down: its engine counts as heard
+        // again only once it speaks after this, not on its old hellos.
+        self.engine_on_bus = None;
         if let Some(session) = &self.session {
             if session.started_at.is_some() {
                 self.send_to_driver(DriverUpdate::Interrupted {
