@@ -200,6 +200,14 @@ fn push<T: ToString>(out: &mut Overrides, key: &'static str, value: &Option<T>) 
 
 #[derive(Debug, Args)]
 pub struct CentralArgs {
+    /// This central's name, unique among the centrals of the network and the same across
+    /// its restarts [default: central-1]
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// File with the key every central of the network shares (made if missing)
+    /// [default: cluster-key in --data]
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key_file: Option<PathBuf>,
     /// TCP address for monitors [default: 0.0.0.0:5000]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
@@ -300,9 +308,11 @@ pub struct EngineArgs {
 /// Flags by which a monitor presents its CP to the central.
 #[derive(Debug, Args)]
 pub struct MonitorLinkArgs {
-    /// TCP address of the central [default: 127.0.0.1:5000]; the CP's location and tariff
-    /// are its registration's
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// TCP address of the central, or of several centrals (`a:5000,b:5000`): the monitor
+    /// links to one, and moves to the next when the link drops or that central does not
+    /// run its CP [default: 127.0.0.1:5000]; the CP's location and tariff are its
+    /// registration's
+    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT…]")]
     pub central: Option<String>,
 }
 
@@ -434,6 +444,12 @@ impl Cli {
         push(&mut out, "tls.ca", &path(&self.tls_ca));
         match &self.command {
             Some(Command::Central(a)) => {
+                push(&mut out, "central.instance", &a.instance);
+                push(
+                    &mut out,
+                    "central.cluster_key_file",
+                    &path(&a.cluster_key_file),
+                );
                 push(&mut out, "central.listen", &a.listen);
                 push(&mut out, "central.http", &a.http);
                 push(

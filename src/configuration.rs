@@ -94,6 +94,10 @@ pub struct KafkaSettings {
     /// stale, and each is taken once within the window, so a replay changes nothing.
     #[serde(with = "humantime_serde")]
     pub replay_window: Duration,
+    /// How the centrals share the CPs' partitions: `cooperative-sticky` (a partition moves
+    /// only when it must, the others' CPs undisturbed) or `range` (every change moves all
+    /// of them; for brokers whose groups do not follow the cooperative protocol, tansu 0.6).
+    pub partition_assignment: PartitionAssignment,
     /// `plaintext` (a one-machine lab only), `ssl`, `sasl_plaintext` or `sasl_ssl`.
     pub security_protocol: SecurityProtocol,
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with a SASL protocol.
@@ -111,6 +115,17 @@ pub struct KafkaSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CentralSettings {
+    /// This instance's name among the centrals of one network: unique to each, and kept
+    /// across its restarts (it is its static member id in the consumer group).
+    pub instance: String,
+    /// An instance unheard of this long by the consumer group is out: its CPs go to the
+    /// others. Shorter adopts sooner; too short, and a busy instance is taken for dead.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// The file holding the key that seals what the centrals write on their own topics;
+    /// every central of one network needs the same. Absent: `cluster-key` in `data`,
+    /// made on first start.
+    pub cluster_key_file: Option<PathBuf>,
     /// TCP address for monitors (authentication and status).
     pub listen: String,
     /// HTTP address of the API and console.
@@ -261,6 +276,24 @@ pub struct DemoSettings {
     pub monitor_pages: u16,
 }
 
+/// The consumer group's assignment strategy for the centrals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionAssignment {
+    CooperativeSticky,
+    Range,
+}
+
+impl PartitionAssignment {
+    /// librdkafka's name of it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionAssignment::CooperativeSticky => "cooperative-sticky",
+            PartitionAssignment::Range => "range",
+        }
+    }
+}
+
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
@@ -272,6 +305,7 @@ impl Default for KafkaSettings {
             fetch_wait: Duration::from_millis(100),
             linger: Duration::from_millis(1),
             replay_window: Duration::from_secs(300),
+            partition_assignment: PartitionAssignment::CooperativeSticky,
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanism: None,
             sasl_username: None,
@@ -285,6 +319,9 @@ impl Default for KafkaSettings {
 impl Default for CentralSettings {
     fn default() -> Self {
         CentralSettings {
+            instance: "central-1".into(),
+            session_timeout: Duration::from_secs(6),
+            cluster_key_file: None,
             listen: "0.0.0.0:5000".into(),
             http: "0.0.0.0:8002".into(),
             data: PathBuf::from("evcharge-data/central"),
@@ -427,6 +464,16 @@ impl Settings {
             if let Err(why) = check_driver_id(&self.driver.id) {
                 return invalid("driver.id", &why);
             }
+        }
+        // The instance name is a Kafka member id and shows on the console: the id rule.
+        if let Err(why) = check_cp_id(&self.central.instance) {
+            return invalid(
+                "central.instance",
+                &why.replacen("a CP id", "an instance name", 1),
+            );
+        }
+        if self.central.session_timeout < Duration::from_secs(1) {
+            return invalid("central.session_timeout", "must be 1s or more");
         }
         if self.central.max_links == 0 || self.central.max_links_per_address == 0 {
             return invalid("central.max_links", "link limits must be 1 or more");

@@ -474,6 +474,15 @@ pub enum CpEvent {
         #[serde(default = "yes")]
         taking_commands: bool,
     },
+    /// Written by a central instance, not an engine: what reached that instance for this CP
+    /// (a driver's request, an operator's command) passed on to the instance that runs the
+    /// CP. `sealed` is opaque to all but the centrals (sealed with their cluster key).
+    FromCentral {
+        cp_id: String,
+        /// The instance that passes it on.
+        from: String,
+        sealed: String,
+    },
 }
 
 fn yes() -> bool {
@@ -488,13 +497,18 @@ impl Keyed for CpEvent {
             | CpEvent::SupplyStarted { cp_id, .. }
             | CpEvent::SupplyProgress { cp_id, .. }
             | CpEvent::SupplyEnded { cp_id, .. }
-            | CpEvent::EngineHello { cp_id, .. } => cp_id,
+            | CpEvent::EngineHello { cp_id, .. }
+            | CpEvent::FromCentral { cp_id, .. } => cp_id,
         }
     }
 
-    /// A replayed hello would keep a dead engine looking alive.
+    /// A replayed hello would keep a dead engine looking alive; a replayed command of an
+    /// operator's, passed on by a central, would act again.
     fn must_be_fresh(&self) -> bool {
-        matches!(self, CpEvent::EngineHello { .. })
+        matches!(
+            self,
+            CpEvent::EngineHello { .. } | CpEvent::FromCentral { .. }
+        )
     }
     // Its rules are checked by the central's actor of the CP, which audits the refused
     // amendments of a bill among them.

@@ -129,6 +129,91 @@ impl BusKey {
     }
 }
 
+/// The key the centrals of one network share: it seals what they write on their own topics
+/// (the changelog of their records, the CPs' views), so that only they can read those
+/// records (bus keys and password hashes are among them) or write one a central would take.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterKey([u8; 32]);
+
+impl fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterKey(***)")
+    }
+}
+
+/// What every sealed record's associated data starts with.
+const CLUSTER_LABEL: &[u8] = b"evcharge-cluster-v1";
+
+impl ClusterKey {
+    /// A new random key.
+    pub fn generate() -> ClusterKey {
+        let mut key = [0u8; 32];
+        getrandom(&mut key);
+        ClusterKey(key)
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Option<ClusterKey> {
+        Some(ClusterKey(decode_hex(text)?.try_into().ok()?))
+    }
+
+    /// Seals `value` for the record `key` of `topic` (its name without the prefix): nonce,
+    /// then ChaCha20-Poly1305 ciphertext and tag.
+    pub fn seal(&self, topic: &str, key: &str, value: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        getrandom(&mut nonce);
+        let mut sealed = value.to_vec();
+        self.aead_key()
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(sealed_context(topic, key)),
+                &mut sealed,
+            )
+            .expect("a record fits ChaCha20-Poly1305");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// What [`seal`](Self::seal) sealed for this topic and key; `None` when it was sealed
+    /// with another key, for another record, or changed since.
+    pub fn open(&self, topic: &str, key: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < aead::NONCE_LEN + aead::CHACHA20_POLY1305.tag_len() {
+            return None;
+        }
+        let (nonce, rest) = sealed.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut rest = rest.to_vec();
+        let plain = self
+            .aead_key()
+            .open_in_place(
+                nonce,
+                aead::Aad::from(sealed_context(topic, key)),
+                &mut rest,
+            )
+            .ok()?;
+        Some(plain.to_vec())
+    }
+
+    fn aead_key(&self) -> aead::LessSafeKey {
+        aead::LessSafeKey::new(
+            aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &self.0).expect("a 32-byte key"),
+        )
+    }
+}
+
+fn sealed_context(topic: &str, key: &str) -> Vec<u8> {
+    let mut text = CLUSTER_LABEL.to_vec();
+    for part in [topic.as_bytes(), key.as_bytes()] {
+        text.push(0);
+        text.extend_from_slice(part);
+    }
+    text
+}
+
 /// `evcharge-proof-v1 NUL topic NUL key NUL value`: the NULs keep the parts apart (a topic or
 /// key holding a NUL is refused before any proof is checked).
 fn proven_text(topic: &str, key: &str, value: &[u8]) -> Vec<u8> {
@@ -285,5 +370,27 @@ mod tests {
         assert_eq!(key.open("request-2", &sealed), None);
         assert_eq!(BusKey::derive("evcdrv_2").open("request-1", &sealed), None);
         assert_eq!(key.open("request-1", "00"), None);
+    }
+
+    #[test]
+    fn a_sealed_record_opens_only_with_its_key_for_its_topic_and_key() {
+        let key = ClusterKey::generate();
+        let sealed = key.seal("central.changelog", "cps/4350", b"record");
+        assert_eq!(
+            key.open("central.changelog", "cps/4350", &sealed)
+                .as_deref(),
+            Some(b"record".as_slice())
+        );
+        assert!(key.open("central.changelog", "cps/4351", &sealed).is_none());
+        assert!(key.open("central.views", "cps/4350", &sealed).is_none());
+        assert!(ClusterKey::generate()
+            .open("central.changelog", "cps/4350", &sealed)
+            .is_none());
+        let mut changed = sealed;
+        *changed.last_mut().unwrap() ^= 1;
+        assert!(key
+            .open("central.changelog", "cps/4350", &changed)
+            .is_none());
+        assert_eq!(ClusterKey::from_hex(&key.to_hex()), Some(key));
     }
 }

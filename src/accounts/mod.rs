@@ -8,6 +8,7 @@
 //! ([`secret_file`]).
 
 pub mod bus_keys;
+pub mod cluster_key;
 pub mod credentials;
 pub mod login_limit;
 pub mod party_secrets;
@@ -16,7 +17,8 @@ mod tokens;
 
 pub use tokens::{ApiToken, IssuedToken, TokenView, DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME};
 
-use crate::store::{all, get, put, StoreError};
+use crate::store::changelog::{Changes, ReplicatedTree};
+use crate::store::{all, get, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use credentials::{digest, new_secret};
 use rand_core::{OsRng, RngCore};
@@ -83,22 +85,23 @@ pub struct AuditEntry {
 /// The accounts' trees in the central's database.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    operators: sled::Tree,
+    operators: ReplicatedTree,
     /// Digest of the cookie → session.
-    web_sessions: sled::Tree,
+    web_sessions: ReplicatedTree,
     /// Digest of the token → token.
-    api_tokens: sled::Tree,
+    api_tokens: ReplicatedTree,
     /// UUIDv7 (time order) → entry.
-    audit: sled::Tree,
+    audit: ReplicatedTree,
 }
 
 impl Accounts {
-    pub fn open(db: &sled::Db) -> Result<Accounts, StoreError> {
+    /// The accounts kept beside the central's records, replicated with them.
+    pub fn open(changes: &Changes) -> Result<Accounts, StoreError> {
         Ok(Accounts {
-            operators: db.open_tree("operators")?,
-            web_sessions: db.open_tree("web_sessions")?,
-            api_tokens: db.open_tree("api_tokens")?,
-            audit: db.open_tree("audit")?,
+            operators: changes.tree("operators")?,
+            web_sessions: changes.tree("web_sessions")?,
+            api_tokens: changes.tree("api_tokens")?,
+            audit: changes.tree("audit")?,
         })
     }
 
@@ -128,10 +131,9 @@ impl Accounts {
             created_at: Utc::now(),
         };
         let bytes = serde_json::to_vec(&operator).expect("records always serialise");
-        let taken = self
+        let taken = !self
             .operators
-            .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_err();
+            .compare_and_swap(name.as_bytes(), None, Some(&bytes))?;
         if taken {
             return Err(AccountError::Invalid(format!(
                 "an operator named {name} already exists"
@@ -184,7 +186,7 @@ impl Accounts {
             .ok_or_else(|| AccountError::Invalid(format!("no operator named {name}")))?;
         operator.password_hash = hash_password(password)?;
         operator.must_change_password = false;
-        put(&self.operators, name.as_bytes(), &operator)?;
+        self.operators.put(name.as_bytes(), &operator)?;
         Ok(Ended {
             sessions: self.end_sessions_of(name, keep)?,
             tokens: self.revoke_tokens_of(name)?,
@@ -201,7 +203,7 @@ impl Accounts {
             created_at: now,
             expires_at: now + lasts,
         };
-        put(&self.web_sessions, &digest(&secret), &session)?;
+        self.web_sessions.put(&digest(&secret), &session)?;
         Ok(secret)
     }
 
@@ -212,7 +214,7 @@ impl Accounts {
     }
 
     pub fn end_session(&self, secret: &str) -> Result<(), AccountError> {
-        self.web_sessions.remove(digest(secret))?;
+        self.web_sessions.remove(&digest(secret))?;
         Ok(())
     }
 
@@ -229,7 +231,7 @@ impl Accounts {
                 .map(|s| s.operator == operator)
                 .unwrap_or(false);
             if theirs {
-                self.web_sessions.remove(key)?;
+                self.web_sessions.remove(&key)?;
                 ended += 1;
             }
         }
@@ -244,7 +246,7 @@ impl Accounts {
                 .map(|s| s.expires_at <= now)
                 .unwrap_or(true);
             if expired {
-                self.web_sessions.remove(key)?;
+                self.web_sessions.remove(&key)?;
             }
         }
         Ok(())
@@ -259,7 +261,7 @@ impl Accounts {
             what: what.to_owned(),
         };
         log::info!("audit: {who} from {from}: {what}");
-        if let Err(e) = put(&self.audit, uuid::Uuid::now_v7().as_bytes(), &entry) {
+        if let Err(e) = self.audit.put(uuid::Uuid::now_v7().as_bytes(), &entry) {
             log::error!("cannot write the audit log: {e}");
         }
     }
@@ -339,7 +341,7 @@ mod tests {
     fn accounts() -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, Accounts::open(&db).unwrap())
+        (dir, Accounts::open(&Changes::open(&db).unwrap()).unwrap())
     }
 
     #[test]

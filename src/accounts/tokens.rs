@@ -6,7 +6,7 @@
 
 use super::credentials::{digest, new_secret};
 use super::{AccountError, Accounts};
-use crate::store::{get, put};
+use crate::store::get;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -115,7 +115,7 @@ impl Accounts {
             expires_at: Some(now + lifetime),
         };
         let key = digest(&token);
-        put(&self.api_tokens, &key, &record)?;
+        self.api_tokens.put(&key, &record)?;
         self.api_tokens.flush()?;
         Ok(IssuedToken {
             token,
@@ -173,7 +173,7 @@ impl Accounts {
                 .map(|t| t.operator == operator)
                 .unwrap_or(false);
             if theirs {
-                self.api_tokens.remove(key)?;
+                self.api_tokens.remove(&key)?;
                 revoked += 1;
             }
         }
@@ -189,7 +189,7 @@ impl Accounts {
                 .map(|t| t.is_expired(now))
                 .unwrap_or(true);
             if expired {
-                self.api_tokens.remove(key)?;
+                self.api_tokens.remove(&key)?;
             }
         }
         Ok(())
@@ -203,7 +203,8 @@ mod tests {
     fn accounts() -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let accounts = Accounts::open(&db).unwrap();
+        let accounts =
+            Accounts::open(&crate::store::changelog::Changes::open(&db).unwrap()).unwrap();
         accounts.add_operator("ops", "password1", false).unwrap();
         accounts.add_operator("dev", "password2", false).unwrap();
         (dir, accounts)
@@ -256,7 +257,7 @@ mod tests {
             created_at: now - Duration::days(2),
             expires_at: Some(now - Duration::days(1)),
         };
-        put(&accounts.api_tokens, &digest(stale), &record).unwrap();
+        accounts.api_tokens.put(&digest(stale), &record).unwrap();
         assert!(accounts.token(stale).unwrap().is_none());
         assert!(accounts.tokens().unwrap().is_empty());
         // A record from before lifetimes lives the default.

@@ -62,6 +62,17 @@ impl Rejection {
     }
 }
 
+/// One member of a group whose members share the topic's partitions.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    pub group: &'a str,
+    /// Static membership: the same instance restarted takes its place back at once.
+    pub instance: &'a str,
+    /// A member unheard of this long is out, and its partitions go to the others.
+    pub session_timeout: Duration,
+    pub held: super::HeldPartitions,
+}
+
 /// Where a consumer starts when its group has no stored position yet.
 #[derive(Debug, Clone, Copy)]
 pub enum StartAt {
@@ -85,32 +96,11 @@ impl Bus {
     where
         T: DeserializeOwned + Keyed + Clone + Send + 'static,
     {
+        // Each such group has one member by design (one engine per CP id, one driver per
+        // driver id): a static member id lets a restarted process take its predecessor's
+        // place at once, instead of waiting out its session.
         let consumer: StreamConsumer<BusContext> = self
-            .client_config()
-            .set("group.id", group)
-            // Each group has one member by design (one central, one engine per CP id, one
-            // driver per driver id): a static member id lets a restarted process take its
-            // predecessor's place at once, instead of waiting out its session.
-            .set("group.instance.id", group)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", "1000")
-            .set(
-                "auto.offset.reset",
-                match start {
-                    StartAt::Earliest => "earliest",
-                    StartAt::Latest => "latest",
-                },
-            )
-            // Brokers answer a fetch as soon as data arrives; this bounds the wait otherwise.
-            .set(
-                "fetch.wait.max.ms",
-                self.settings.fetch_wait.as_millis().max(1).to_string(),
-            )
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            // Feeds the consumer lag metric (`BusContext::stats`).
-            .set("statistics.interval.ms", "1000")
+            .consumer_config(group, group, start, Duration::from_secs(10))
             .create_with_context(self.context.clone())?;
         consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);
@@ -126,6 +116,85 @@ impl Bus {
                 }
             });
         }
+        self.run_consumer(consumer, topic, sink)
+    }
+
+    /// Starts consuming `topic` as one of the members of `member.group` that share its
+    /// partitions (cooperative-sticky assignment, static membership by `member.instance`),
+    /// keeping `member.held` as the group assigns and revokes them.
+    pub fn spawn_member<T>(
+        &self,
+        member: Member<'_>,
+        topic: &str,
+        start: StartAt,
+        sink: Recipient<Inbound<T>>,
+    ) -> Result<(), BusError>
+    where
+        T: DeserializeOwned + Keyed + Clone + Send + 'static,
+    {
+        let consumer: StreamConsumer<BusContext> = self
+            .consumer_config(member.group, member.instance, start, member.session_timeout)
+            // Cooperative: partitions move one at a time, the others' keys undisturbed.
+            .set(
+                "partition.assignment.strategy",
+                self.settings.partition_assignment.as_str(),
+            )
+            .create_with_context(self.context.holding(member.held))?;
+        consumer.subscribe(&[topic])?;
+        self.run_consumer(Arc::new(consumer), topic, sink)
+    }
+
+    fn consumer_config(
+        &self,
+        group: &str,
+        instance: &str,
+        start: StartAt,
+        session_timeout: Duration,
+    ) -> rdkafka::ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group)
+            .set("group.instance.id", instance)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set(
+                "auto.offset.reset",
+                match start {
+                    StartAt::Earliest => "earliest",
+                    StartAt::Latest => "latest",
+                },
+            )
+            // Brokers answer a fetch as soon as data arrives; this bounds the wait otherwise.
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait.as_millis().max(1).to_string(),
+            )
+            .set(
+                "session.timeout.ms",
+                session_timeout.as_millis().max(1000).to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (session_timeout.as_millis() / 6)
+                    .clamp(100, 1000)
+                    .to_string(),
+            )
+            // Feeds the consumer lag metric (`BusContext::stats`).
+            .set("statistics.interval.ms", "1000");
+        config
+    }
+
+    /// Hands every record `consumer` receives to `sink`, as [`Bus::spawn_consumer`] says.
+    fn run_consumer<T>(
+        &self,
+        consumer: Arc<StreamConsumer<BusContext>>,
+        topic: &str,
+        sink: Recipient<Inbound<T>>,
+    ) -> Result<(), BusError>
+    where
+        T: DeserializeOwned + Keyed + Clone + Send + 'static,
+    {
         let dead_letters = self.publisher()?;
         let backoff = self.settings.retry_backoff;
         let gate = std::rc::Rc::new(Gate::new(

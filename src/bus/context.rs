@@ -5,7 +5,7 @@
 use crate::configuration::KafkaSettings;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Statistics;
@@ -23,6 +23,8 @@ pub struct BusContext {
     /// Who this role says it is to the broker, for the line saying it was refused.
     credentials: Arc<str>,
     complaints: Arc<Mutex<Complaints>>,
+    /// A group member's partitions, kept as its group assigns and revokes them.
+    held: Option<super::HeldPartitions>,
 }
 
 /// What was said, and whether the broker is refusing this role rather than out of reach.
@@ -48,6 +50,16 @@ impl BusContext {
             role: role.into(),
             credentials: credentials.into(),
             complaints: Arc::default(),
+            held: None,
+        }
+    }
+
+    /// The context of one group member's consumer, which keeps `held` as it is assigned
+    /// and loses partitions.
+    pub fn holding(&self, held: super::HeldPartitions) -> BusContext {
+        BusContext {
+            held: Some(held),
+            ..self.clone()
         }
     }
 
@@ -158,7 +170,27 @@ impl ClientContext for BusContext {
     }
 }
 
-impl ConsumerContext for BusContext {}
+impl ConsumerContext for BusContext {
+    /// Revoked partitions stop being held before the group may give them to another member:
+    /// from here on, nothing is done for their keys here.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Some(held), Rebalance::Revoke(partitions)) = (&self.held, rebalance) {
+            held.release(partitions.elements().iter().map(|p| p.partition()));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match (&self.held, rebalance) {
+            (Some(held), Rebalance::Assign(partitions)) => {
+                held.take(partitions.elements().iter().map(|p| p.partition()));
+            }
+            (Some(_), Rebalance::Error(e)) => {
+                log::warn!("the consumer group failed to rebalance: {e}");
+            }
+            _ => {}
+        }
+    }
+}
 
 /// Whether the broker refused who this client says it is (SASL), as opposed to being away.
 pub fn is_refusal(error: &KafkaError) -> bool {

@@ -9,17 +9,23 @@ mod ask;
 mod consumer;
 mod context;
 mod embedded;
+mod held;
+mod partitioner;
 mod producer;
 mod proofs;
+mod sealed;
 mod tap;
 mod topics;
 
-pub use consumer::{Inbound, Rejection, StartAt};
+pub use consumer::{Inbound, Member, Rejection, StartAt};
+pub use held::HeldPartitions;
+pub use partitioner::partition_of;
 /// Mailbox capacity of the actors Kafka records are handed to.
 pub const MAILBOX_CAPACITY: usize = 1 << 16;
 
 pub use embedded::{client_fetch_wait, BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
+pub use sealed::{Replica, SealedRecord, Sealing, ViewPublisher};
 pub use tap::{shown_value, BusRecord, Tapped};
 pub use topics::Topics;
 

@@ -79,7 +79,12 @@ impl Bus {
                 self.settings.fetch_wait.as_millis().max(1).to_string(),
             )
             .create_with_context(self.context.clone())?;
-        let topics: Vec<String> = self.topics.all().iter().map(|t| t.to_string()).collect();
+        let topics: Vec<String> = self
+            .topics
+            .readable()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
         let consumer = std::sync::Arc::new(consumer);
         let assignment = {
             let consumer = consumer.clone();

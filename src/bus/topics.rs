@@ -21,6 +21,12 @@ pub struct Topics {
     pub cp_events: String,
     /// Records set aside, with the reason.
     pub dead_letter: String,
+    /// Central → centrals, compacted, key = tree/key: every write to the centrals' records,
+    /// sealed with the cluster key.
+    pub changelog: String,
+    /// Central → centrals, compacted, key = CP id: each CP's latest view from its owner,
+    /// sealed with the cluster key.
+    pub views: String,
 }
 
 impl Topics {
@@ -31,10 +37,25 @@ impl Topics {
             cp_commands: format!("{prefix}cp.commands"),
             cp_events: format!("{prefix}cp.events"),
             dead_letter: format!("{prefix}deadletter"),
+            changelog: format!("{prefix}central.changelog"),
+            views: format!("{prefix}central.views"),
         }
     }
 
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.driver_requests,
+            &self.driver_updates,
+            &self.cp_commands,
+            &self.cp_events,
+            &self.dead_letter,
+            &self.changelog,
+            &self.views,
+        ]
+    }
+
+    /// The topics whose records people can read (the others are sealed).
+    pub fn readable(&self) -> [&str; 5] {
         [
             &self.driver_requests,
             &self.driver_updates,
@@ -42,6 +63,11 @@ impl Topics {
             &self.cp_events,
             &self.dead_letter,
         ]
+    }
+
+    /// Topics that keep each key's last record (the centrals' state) rather than all.
+    pub fn is_compacted(&self, topic: &str) -> bool {
+        topic == self.changelog || topic == self.views
     }
 }
 
@@ -80,11 +106,16 @@ impl Bus {
             .all()
             .into_iter()
             .map(|name| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     name,
                     self.settings.partitions,
                     TopicReplication::Fixed(self.settings.replication),
-                )
+                );
+                if self.topics.is_compacted(name) {
+                    topic.set("cleanup.policy", "compact")
+                } else {
+                    topic
+                }
             })
             .collect();
         let options = AdminOptions::new()
@@ -118,6 +149,42 @@ impl Bus {
         tokio::task::spawn_blocking(move || topics_exist(&admin, &topics))
             .await
             .map_err(|e| e.to_string())?
+    }
+}
+
+impl Bus {
+    /// How many partitions `topic` has, asking the broker until it answers.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, BusError> {
+        let admin: Arc<AdminClient<BusContext>> = Arc::new(
+            self.client_config()
+                .set("log_level", "0")
+                .create_with_context(self.context.clone())?,
+        );
+        loop {
+            let (probe, name) = (admin.clone(), topic.to_owned());
+            let found = tokio::task::spawn_blocking(move || {
+                probe
+                    .inner()
+                    .fetch_metadata(Some(&name), Duration::from_secs(5))
+                    .map(|m| {
+                        m.topics()
+                            .iter()
+                            .filter(|t| t.name() == name)
+                            .map(|t| t.partitions().len() as i32)
+                            .sum::<i32>()
+                    })
+            })
+            .await
+            .map_err(|e| BusError::Embedded(e.to_string()))?;
+            match found {
+                Ok(count) if count > 0 => return Ok(count),
+                Ok(_) => self
+                    .context
+                    .complain(&format!("topic {topic} has no partitions")),
+                Err(e) => self.context.complain(&e.to_string()),
+            }
+            tokio::time::sleep(self.settings.retry_backoff).await;
+        }
     }
 }
 

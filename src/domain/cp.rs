@@ -72,6 +72,9 @@ pub struct CpView {
     pub fault: Option<String>,
     /// When the CP entered `state`.
     pub since: DateTime<Utc>,
+    /// The central instance running the CP's actor; `null` while none does.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A reservation made for a driver.

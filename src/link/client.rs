@@ -35,10 +35,13 @@ pub struct Reply {
     pub fields: Vec<String>,
 }
 
-/// A client for one peer. Holds at most one connection, opened on the first request and
-/// dropped after any error so that the next request reconnects.
+/// A client for one peer, or any of several (`a:5000,b:5000`). Holds at most one
+/// connection, opened on the first request and dropped after any error so that the next
+/// request reconnects — to the next peer of the list.
 pub struct FrameClient {
-    addr: String,
+    peers: Vec<String>,
+    /// The peer of the connection, or of the next one.
+    current: usize,
     timeout: Duration,
     connector: Connector,
     conn: Option<Framed<LinkStream, FrameCodec>>,
@@ -47,7 +50,7 @@ pub struct FrameClient {
 impl std::fmt::Debug for FrameClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameClient")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("connector", &self.connector)
             .field("connected", &self.conn.is_some())
             .finish()
@@ -55,9 +58,21 @@ impl std::fmt::Debug for FrameClient {
 }
 
 impl FrameClient {
+    /// A client of `addr`, or of each address of a comma-separated list in turn.
     pub fn new(addr: impl Into<String>, timeout: Duration) -> Self {
+        let addr = addr.into();
+        let mut peers: Vec<String> = addr
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if peers.is_empty() {
+            peers.push(addr);
+        }
         FrameClient {
-            addr: addr.into(),
+            peers,
+            current: 0,
             timeout,
             connector: Connector::plain(),
             conn: None,
@@ -71,7 +86,18 @@ impl FrameClient {
     }
 
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.peers[self.current]
+    }
+
+    /// How many peers it may link to.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Drops the connection; the next request goes to the next peer of the list.
+    pub fn move_on(&mut self) {
+        self.conn = None;
+        self.current = (self.current + 1) % self.peers.len();
     }
 
     pub fn is_connected(&self) -> bool {
@@ -82,20 +108,20 @@ impl FrameClient {
     pub async fn request(&mut self, fields: Vec<String>) -> Result<Reply, LinkError> {
         let result = self.exchange(fields).await;
         if result.is_err() {
-            self.conn = None;
+            self.move_on();
         }
         result
     }
 
     async fn exchange(&mut self, fields: Vec<String>) -> Result<Reply, LinkError> {
         let limit = self.timeout;
-        let addr = self.addr.clone();
+        let addr = self.addr().to_owned();
         let timed_out = || LinkError::Timeout {
             addr: addr.clone(),
             after: limit,
         };
         if self.conn.is_none() {
-            let stream = timeout(limit, self.connector.connect(&self.addr))
+            let stream = timeout(limit, self.connector.connect(&addr))
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(|source| LinkError::Connect {

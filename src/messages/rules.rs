@@ -139,6 +139,8 @@ fn limits_of(variant: Option<&str>, name: &str, texts_limited: bool) -> Option<s
         "sealed_password" => {
             json!({ "pattern": format!("^[0-9a-fA-F]{{0,{MAX_SEALED_LEN}}}$") })
         }
+        "sealed" => json!({ "pattern": format!("^[0-9a-fA-F]{{0,{MAX_NOTE_LEN}}}$") }),
+        "from" if variant == Some("from_central") => json!({ "pattern": ID_PATTERN }),
         "reason" | "detail" | "asked_by" | "from" | "location" if texts_limited => {
             json!({"maxLength": MAX_TEXT_LEN, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"})
         }
@@ -182,6 +184,9 @@ impl DriverRequest {
     }
 }
 
+/// The longest note one central passes on to another, in hex digits.
+pub const MAX_NOTE_LEN: usize = 8192;
+
 impl CpEvent {
     /// The fields' rules; the CP id is the record's key, checked before.
     pub fn check_rules(&self) -> Result<(), String> {
@@ -210,6 +215,16 @@ impl CpEvent {
                 check_figures(*kwh, *eur)?;
                 if ended_at < started_at {
                     return Err(format!("session {session_id} ends before it starts"));
+                }
+                Ok(())
+            }
+            CpEvent::FromCentral { from, sealed, .. } => {
+                check_cp_id(from).map_err(|why| format!("from: {why}"))?;
+                let hex = sealed.bytes().all(|b| b.is_ascii_hexdigit());
+                if !hex || sealed.len() > MAX_NOTE_LEN {
+                    return Err(format!(
+                        "sealed is not valid: at most {MAX_NOTE_LEN} hex digits"
+                    ));
                 }
                 Ok(())
             }

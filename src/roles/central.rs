@@ -2,9 +2,10 @@
 
 use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::actors::central::console_hub::ConsoleHub;
+use crate::actors::central::cp_supervisor::{JoinCluster, SharedView};
 use crate::actors::central::monitor_session::LinkLimits;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
-use crate::bus::{Bus, StartAt};
+use crate::bus::{Bus, HeldPartitions, Member, Sealing, StartAt};
 use crate::configuration::Settings;
 use crate::store::Store;
 use crate::web::{AppState, Application};
@@ -18,19 +19,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let tls = super::tls::listeners(&settings)?;
     let store = Store::open(&central.data)
         .with_context(|| format!("cannot open the database in {}", central.data.display()))?;
-    let accounts = crate::accounts::Accounts::open(store.database())?;
+    let accounts = crate::accounts::Accounts::open(store.changes())?;
+    let key_file = central
+        .cluster_key_file
+        .clone()
+        .unwrap_or_else(|| central.data.join("cluster-key"));
+    let sealing = Sealing {
+        key: crate::accounts::cluster_key::load_or_create(&key_file)?,
+        origin: uuid::Uuid::new_v4(),
+    };
     // The central proves its commands, and checks every CP's and driver's records, with the
     // keys of the registered CPs and drivers.
     let keys = crate::accounts::bus_keys::RegisteredKeys::new(store.clone());
     let bus = Bus::new(&settings.kafka, "central").with_keys(std::sync::Arc::new(keys));
     let publisher = bus.publisher()?;
+    let held = HeldPartitions::new(settings.kafka.partitions);
     let supervisor = CpSupervisor::new(
         central.clone(),
         store.clone(),
         accounts.clone(),
         publisher.clone(),
+        held.clone(),
     )
     .start();
+    log::info!("central instance {}", central.instance);
 
     // Every monitor link is a socket: room for as many as the limits let in.
     super::raise_open_files_limit(central.max_links as u64 + 1024);
@@ -66,37 +78,85 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         app.port(),
         "/",
     );
-    if let Some(file) = accounts.ensure_first_admin(&central.data)? {
-        log::warn!(
-            "first start: operator \"{}\" created with a one-time password, written to {} \
-             (readable by this user only) — log in at {console} and choose a new one",
-            crate::accounts::FIRST_ADMIN,
-            file.display()
-        );
-    }
-
     let desk = DriverDesk::new(
         supervisor.clone(),
-        store,
+        store.clone(),
         publisher,
         central.liveness,
         LoginLimiter::new(policy),
     )
     .start();
     let heard_within = central.silence_window;
+    let central = central.clone();
     actix::spawn(async move {
         if let Err(e) = bus.ensure_topics().await {
             log::error!("cannot prepare the Kafka topics: {e}");
             return;
         }
         let topics = bus.topics().clone();
-        let (holds, mut held) = tokio::sync::watch::channel(false);
-        if let Err(e) = bus.spawn_consumer(
-            "evcharge-central",
+        match bus.partition_count(&topics.cp_events).await {
+            Ok(count) => held.set_topic_partitions(count),
+            Err(e) => {
+                return log::error!("cannot learn the partitions of {}: {e}", topics.cp_events)
+            }
+        }
+        // Kafka holds the records; this database is a copy: what other centrals wrote is
+        // applied here, and what this one writes is shipped there.
+        if let Err(e) = bus.ship_changes(store.changes().clone(), sealing.clone()) {
+            return log::error!("cannot write to the changelog: {e}");
+        }
+        let replica = match bus
+            .follow_changes(store.changes().clone(), sealing.clone())
+            .await
+        {
+            Ok(replica) => replica,
+            Err(e) => return log::error!("cannot follow the changelog: {e}"),
+        };
+        while let Err(e) = replica.caught_up().await {
+            log::warn!("cannot read the changelog to its end yet: {e}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        log::info!("records restored from the changelog");
+        // Only now: a central started with an empty database has its operators back first.
+        match accounts.ensure_first_admin(&central.data) {
+            Ok(Some(file)) => log::warn!(
+                "first start: operator \"{}\" created with a one-time password, written to {} \
+                 (readable by this user only) — log in at {console} and choose a new one",
+                crate::accounts::FIRST_ADMIN,
+                file.display()
+            ),
+            Ok(None) => {}
+            Err(e) => log::error!("cannot create the first operator: {e}"),
+        }
+        let shared_to = supervisor.clone();
+        let followed = bus
+            .follow_views(sealing.clone(), move |record| {
+                shared_to.do_send(SharedView(record));
+            })
+            .await;
+        let views = match followed.and_then(|()| bus.view_publisher(sealing.clone())) {
+            Ok(views) => views,
+            Err(e) => return log::error!("cannot share the CPs' views: {e}"),
+        };
+        let joined = supervisor.send(JoinCluster {
+            key: sealing.key.clone(),
+            replica: std::sync::Arc::new(replica),
+            views,
+        });
+        if joined.await.is_err() {
+            return;
+        }
+        let cp_events = Member {
+            group: "evcharge-central",
+            instance: &format!("evcharge-central-{}", central.instance),
+            session_timeout: central.session_timeout,
+            held: held.clone(),
+        };
+        if let Err(e) = bus.spawn_member(
+            cp_events,
             &topics.cp_events,
             StartAt::Earliest,
             supervisor.recipient(),
-            Some(holds),
         ) {
             return log::error!("cannot consume from Kafka: {e}");
         }
@@ -105,16 +165,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         // within the silence window, their engines' hellos come more often): a request that
         // waited in Kafka for a restarted central finds the CPs as they are, not all of them
         // still unheard.
-        if held.wait_for(|holds| *holds).await.is_err() {
+        if held
+            .changes()
+            .wait_for(|held| !held.is_empty())
+            .await
+            .is_err()
+        {
             return;
         }
         tokio::time::sleep(heard_within).await;
-        if let Err(e) = bus.spawn_consumer(
-            "evcharge-central-requests",
+        let requests = Member {
+            group: "evcharge-central-requests",
+            instance: &format!("evcharge-central-requests-{}", central.instance),
+            session_timeout: central.session_timeout,
+            held: HeldPartitions::new(1),
+        };
+        if let Err(e) = bus.spawn_member(
+            requests,
             &topics.driver_requests,
             StartAt::Earliest,
             desk.recipient(),
-            None,
         ) {
             return log::error!("cannot consume drivers' requests from Kafka: {e}");
         }

@@ -294,7 +294,7 @@ fn prepare_accounts(
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let store = crate::store::Store::open(data)
         .with_context(|| format!("cannot open the central's database in {}", data.display()))?;
-    let accounts = Accounts::open(store.database())?;
+    let accounts = Accounts::open(store.changes())?;
     let first_admin = accounts.ensure_first_admin(data)?;
     if accounts.operator(DEMO_OPERATOR)?.is_none() {
         // Nobody logs in as it: a password nobody knows.

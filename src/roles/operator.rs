@@ -17,7 +17,7 @@ pub fn run(settings: &Settings, command: OperatorCommand) -> anyhow::Result<()> 
             dir.display()
         )
     })?;
-    let accounts: Accounts = Accounts::open(store.database())?;
+    let accounts: Accounts = Accounts::open(store.changes())?;
     match command {
         OperatorCommand::Add {
             name,

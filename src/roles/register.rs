@@ -151,7 +151,7 @@ fn on_database(
             dir.display()
         )
     })?;
-    let accounts = Accounts::open(store.database())?;
+    let accounts = Accounts::open(store.changes())?;
     let secrets = register(&store, &accounts)?;
     store.flush_blocking()?;
     Ok(secrets)

@@ -8,19 +8,15 @@ mod registry;
 
 pub use registry::{Credential, RegisterError};
 
-use super::{all, flush_durably, get, put, StoreError};
+use super::changelog::{Changes, ReplicatedTree, Txn};
+use super::{all, get, StoreError};
 use crate::domain::money::{self, Cents, Energy, Tariff};
 use crate::domain::registration::CpTerms;
 use crate::domain::CpState;
 use crate::messages::{Outcome, Ticket};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
-};
-use sled::Transactional;
-use std::convert::Infallible;
+use sled::transaction::ConflictableTransactionResult;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -161,72 +157,75 @@ impl From<SessionRecord> for SessionView {
     }
 }
 
-/// The trees one session's change writes: sessions, requests, open sessions.
-type SessionTrees = (TransactionalTree, TransactionalTree, TransactionalTree);
-
-/// One session's writes, inside a transaction over [`SessionTrees`].
-fn write_session<E>(
-    (sessions, requests, open): &SessionTrees,
+/// One session's writes, inside a transaction over sessions, requests and open sessions.
+fn write_session(
+    txn: &Txn<'_>,
     session: &SessionRecord,
     value: &[u8],
-) -> ConflictableTransactionResult<(), E> {
+) -> ConflictableTransactionResult<(), ()> {
     let id = session.id.as_bytes().as_slice();
     let cp = session.cp_id.as_bytes();
-    sessions.insert(id, value)?;
-    requests.insert(session.request_id.as_bytes().as_slice(), id)?;
+    txn.insert("sessions", id, value)?;
+    txn.insert("requests", session.request_id.as_bytes().as_slice(), id)?;
     if session.is_open() {
-        open.insert(cp, id)?;
-    } else if open.get(cp)?.as_deref() == Some(id) {
+        txn.insert("open_sessions", cp, id)?;
+    } else if txn.get("open_sessions", cp)?.as_deref() == Some(id) {
         // Only drop the index if it still points at this session.
-        open.remove(cp)?;
+        txn.remove("open_sessions", cp)?;
     }
     Ok(())
 }
 
-/// The error of a transaction that never aborts.
-fn storage_error(e: TransactionError<Infallible>) -> StoreError {
-    match e {
-        TransactionError::Storage(e) => StoreError::from(e),
-        TransactionError::Abort(never) => match never {},
-    }
+fn never_aborts(aborted: Result<(), ()>) -> Result<(), StoreError> {
+    aborted.map_err(|()| StoreError::Cancelled("a write that never aborts aborted".into()))
 }
 
 /// Handle on the database; cheap to clone, safe to share between threads.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    cps: sled::Tree,
+    /// Every write below is also a change for the changelog.
+    changes: Changes,
+    cps: ReplicatedTree,
     /// CP id → what is kept of its secret.
-    cp_credentials: sled::Tree,
+    cp_credentials: ReplicatedTree,
     /// Driver id → what is kept of its secret.
-    driver_credentials: sled::Tree,
-    drivers: sled::Tree,
+    driver_credentials: ReplicatedTree,
+    drivers: ReplicatedTree,
     /// Session id (UUIDv7, so in time order) → session.
-    sessions: sled::Tree,
+    sessions: ReplicatedTree,
     /// CP id → id of its open session.
-    open_sessions: sled::Tree,
+    open_sessions: ReplicatedTree,
     /// Request id → session id, to recognise a redelivered request.
-    requests: sled::Tree,
+    requests: ReplicatedTree,
 }
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = super::open(dir)?;
+        let changes = Changes::open(&db)?;
         Ok(Store {
-            cps: db.open_tree("cps")?,
-            cp_credentials: db.open_tree("cp_credentials")?,
-            driver_credentials: db.open_tree("driver_credentials")?,
-            drivers: db.open_tree("drivers")?,
-            sessions: db.open_tree("sessions")?,
-            open_sessions: db.open_tree("open_sessions")?,
-            requests: db.open_tree("requests")?,
+            cps: changes.tree("cps")?,
+            cp_credentials: changes.tree("cp_credentials")?,
+            driver_credentials: changes.tree("driver_credentials")?,
+            drivers: changes.tree("drivers")?,
+            sessions: changes.tree("sessions")?,
+            open_sessions: changes.tree("open_sessions")?,
+            requests: changes.tree("requests")?,
+            changes,
             db,
         })
     }
 
-    /// The database itself, for the records other modules keep beside these (the accounts).
-    pub fn database(&self) -> &sled::Db {
-        &self.db
+    /// The changelog of this database's replicated trees, for the records other modules
+    /// keep beside these (the accounts) and for the bus that ships and applies changes.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Follows every write to the CPs' records, this central's or another's.
+    pub fn watch_cps(&self) -> sled::Subscriber {
+        self.cps.watch_prefix(vec![])
     }
 
     /// Makes every write so far durable, blocking the caller (for one-shot commands).
@@ -235,13 +234,14 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable: on disk and, in a running central, in the
+    /// changelog.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        flush_durably(&self.db).await
+        self.changes.settled().await
     }
 
     pub fn put_cp(&self, cp: &CpRecord) -> Result<(), StoreError> {
-        put(&self.cps, cp.id.as_bytes(), cp)
+        self.cps.put(cp.id.as_bytes(), cp)
     }
 
     pub fn cp(&self, id: &str) -> Result<Option<CpRecord>, StoreError> {
@@ -260,10 +260,8 @@ impl Store {
             password_hash: None,
         };
         let value = serde_json::to_vec(&record).expect("records always serialise");
-        let previous =
-            self.drivers
-                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(value))?;
-        Ok(previous.is_ok())
+        self.drivers
+            .compare_and_swap(id.as_bytes(), None, Some(&value))
     }
 
     pub fn drivers(&self) -> Result<Vec<DriverRecord>, StoreError> {
@@ -302,8 +300,7 @@ impl Store {
             let value = serde_json::to_vec(&new).expect("records always serialise");
             if self
                 .drivers
-                .compare_and_swap(id.as_bytes(), old, Some(value))?
-                .is_ok()
+                .compare_and_swap(id.as_bytes(), old.as_deref(), Some(&value))?
             {
                 return Ok(true);
             }
@@ -341,9 +338,11 @@ impl Store {
     /// still points at it once closed, nor a request that leads nowhere.
     pub fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         let value = serde_json::to_vec(session).expect("records always serialise");
-        (&self.sessions, &self.requests, &self.open_sessions)
-            .transaction(|trees| write_session::<Infallible>(trees, session, &value))
-            .map_err(storage_error)
+        let trees = [&self.sessions, &self.requests, &self.open_sessions];
+        never_aborts(
+            self.changes
+                .transaction(&trees, |txn| write_session(txn, session, &value))?,
+        )
     }
 
     /// Removes a session that never was (a reservation that could not be made durable),
@@ -351,16 +350,15 @@ impl Store {
     pub fn forget_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         let id = session.id.as_bytes().as_slice();
         let cp = session.cp_id.as_bytes();
-        (&self.sessions, &self.requests, &self.open_sessions)
-            .transaction(|(sessions, requests, open)| {
-                sessions.remove(id)?;
-                requests.remove(session.request_id.as_bytes().as_slice())?;
-                if open.get(cp)?.as_deref() == Some(id) {
-                    open.remove(cp)?;
-                }
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(storage_error)
+        let trees = [&self.sessions, &self.requests, &self.open_sessions];
+        never_aborts(self.changes.transaction(&trees, |txn| {
+            txn.remove("sessions", id)?;
+            txn.remove("requests", session.request_id.as_bytes().as_slice())?;
+            if txn.get("open_sessions", cp)?.as_deref() == Some(id) {
+                txn.remove("open_sessions", cp)?;
+            }
+            Ok(())
+        })?)
     }
 
     pub fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {

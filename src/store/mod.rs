@@ -5,6 +5,7 @@
 //! ([`supply_log`]).
 
 pub mod central;
+pub mod changelog;
 pub mod supply_log;
 
 pub use central::{

@@ -516,6 +516,7 @@ mod tests {
             cost: Default::default(),
             fault: Some("engine not answering".into()),
             since: DateTime::UNIX_EPOCH,
+            owner: None,
         }
     }
 

@@ -1,27 +1,34 @@
 //! The central's supervisor: owns one [`ChargePoint`] actor per CP, routes records and
 //! requests to them, and keeps the latest view of every CP for the API.
 
+mod booking;
+mod notes;
+mod ownership;
 mod registration;
 
+pub use booking::{Booked, ReserveFor};
+pub use ownership::{JoinCluster, SharedView};
 pub use registration::{
-    Asker, ChangeCpTerms, IssueCpSecret, MonitorHello, RegisterCp, RegistryRefusal,
+    Asker, ChangeCpTerms, HelloRefusal, IssueCpSecret, MonitorHello, RegisterCp, RegistryRefusal,
 };
 
-use super::charge_point::{ChargePoint, CpControl, Crash, CrashMonitor, Reserve};
+use super::charge_point::{ChargePoint, CpControl, Crash, CrashMonitor};
 use super::console_hub::{ConsoleHub, CpChanged};
 use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::accounts::Accounts;
+use crate::bus::HeldPartitions;
 use crate::bus::{Inbound, Publisher, Rejection};
 use crate::configuration::CentralSettings;
 use crate::domain::presence::{Presence, Verdict};
-use crate::domain::{CpState, CpView, Denial, Reservation};
-use crate::messages::{CpCommand, CpEvent, DenyReason};
+use crate::domain::{CpState, CpView};
+use crate::messages::{CpCommand, CpEvent};
 use crate::store::{CpRecord, Store};
 use actix::prelude::*;
 use chrono::Utc;
-use std::collections::{BTreeMap, HashMap};
+use notes::Note;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use uuid::Uuid;
+use tokio::sync::watch;
 
 pub struct CpSupervisor {
     /// Which engine instance holds each CP id.
@@ -32,8 +39,16 @@ pub struct CpSupervisor {
     /// Failed monitor AUTHs per CP id and per address.
     auth_failures: Arc<LoginLimiter>,
     publisher: Publisher,
+    /// The actors of the CPs this instance runs: those of the partitions it holds.
     cps: HashMap<String, Addr<ChargePoint>>,
+    /// Every CP of the network as last seen: run here, or shared by the instance running it.
     views: BTreeMap<String, CpView>,
+    /// The partitions of the CPs' topic this instance holds, and those of them restored
+    /// from the changelog (their CPs run here).
+    held: HeldPartitions,
+    ready: watch::Sender<BTreeSet<i32>>,
+    /// The changelog and the views shared with the other centrals; set once Kafka answers.
+    cluster: Option<ownership::Cluster>,
 }
 
 impl CpSupervisor {
@@ -42,6 +57,7 @@ impl CpSupervisor {
         store: Store,
         accounts: Accounts,
         publisher: Publisher,
+        held: HeldPartitions,
     ) -> CpSupervisor {
         CpSupervisor {
             auth_failures: LoginLimiter::new(Policy::with_first_lockout(settings.auth_lockout)),
@@ -52,6 +68,9 @@ impl CpSupervisor {
             publisher,
             cps: HashMap::new(),
             views: BTreeMap::new(),
+            held,
+            ready: watch::channel(BTreeSet::new()).0,
+            cluster: None,
         }
     }
 
@@ -65,20 +84,7 @@ impl CpSupervisor {
             }
         };
         let id = record.id.clone();
-        // Shown at once, disconnected until its monitor reports: the API never answers
-        // with a CP missing while its actor starts.
-        self.views.entry(id.clone()).or_insert_with(|| CpView {
-            id: id.clone(),
-            location: record.location.clone(),
-            tariff: record.tariff,
-            state: CpState::Disconnected,
-            driver_id: session.as_ref().map(|s| s.driver_id.clone()),
-            session_id: session.as_ref().map(|s| s.id),
-            energy: session.as_ref().map(|s| s.energy).unwrap_or_default(),
-            cost: session.as_ref().map(|s| s.cost).unwrap_or_default(),
-            fault: None,
-            since: Utc::now(),
-        });
+        self.show_unheard(&record);
         let cp = ChargePoint::new(
             record,
             session,
@@ -94,6 +100,26 @@ impl CpSupervisor {
         cp
     }
 
+    /// Shows a CP known from its record and not heard of yet: disconnected, run by no one
+    /// known. The API never answers with a registered CP missing.
+    fn show_unheard(&mut self, record: &CpRecord) {
+        let session = self.store.open_session(&record.id).ok().flatten();
+        let id = record.id.clone();
+        self.views.entry(id.clone()).or_insert_with(|| CpView {
+            id,
+            location: record.location.clone(),
+            tariff: record.tariff,
+            state: CpState::Disconnected,
+            driver_id: session.as_ref().map(|s| s.driver_id.clone()),
+            session_id: session.as_ref().map(|s| s.id),
+            energy: session.as_ref().map(|s| s.energy).unwrap_or_default(),
+            cost: session.as_ref().map(|s| s.cost).unwrap_or_default(),
+            fault: None,
+            since: Utc::now(),
+            owner: None,
+        });
+    }
+
     fn cp(&self, id: &str) -> Option<Addr<ChargePoint>> {
         self.cps.get(id).cloned()
     }
@@ -102,7 +128,8 @@ impl CpSupervisor {
 impl Actor for CpSupervisor {
     type Context = Context<Self>;
 
-    /// Brings back every CP the store knows, each disconnected until it reports.
+    /// Shows every CP the store knows, disconnected until heard of; their actors start
+    /// once this instance is given their partitions (see `ownership`).
     fn started(&mut self, ctx: &mut Self::Context) {
         // Records from Kafka arrive many at a time (the consumer keeps several in flight);
         // a full mailbox would make a sender wait and could let a later record pass it.
@@ -110,14 +137,15 @@ impl Actor for CpSupervisor {
         match self.store.cps() {
             Ok(records) => {
                 if !records.is_empty() {
-                    log::info!("recovered {} charging points from the store", records.len());
+                    log::info!("{} charging points in the store", records.len());
                 }
-                for record in records {
-                    self.spawn_cp(record, ctx);
+                for record in &records {
+                    self.show_unheard(record);
                 }
             }
             Err(e) => log::error!("cannot read charging points from the store: {e}"),
         }
+        self.follow_partitions(ctx);
     }
 }
 
@@ -129,8 +157,10 @@ pub struct CpViewChanged(pub CpView);
 impl Handler<CpViewChanged> for CpSupervisor {
     type Result = ();
 
-    /// Keeps the latest view for the API and passes it on to the consoles.
+    /// Keeps the latest view for the API, passes it on to the consoles and shares it with
+    /// the other centrals.
     fn handle(&mut self, msg: CpViewChanged, _ctx: &mut Self::Context) {
+        self.share_view(&msg.0);
         ConsoleHub::from_registry().do_send(CpChanged(msg.0.clone()));
         self.views.insert(msg.0.id.clone(), msg.0);
     }
@@ -181,8 +211,14 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
     type Result = ResponseFuture<Result<(), Rejection>>;
 
     /// Routes an engine's report to the actor of its CP; answers an engine's hello itself.
-    fn handle(&mut self, msg: Inbound<CpEvent>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Inbound<CpEvent>, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(elsewhere) = self.not_ours(&msg, ctx) {
+            return elsewhere;
+        }
         crate::metrics::count_cp_event();
+        if let CpEvent::FromCentral { .. } = &msg.envelope.body {
+            return self.take_note(&msg, ctx);
+        }
         if let CpEvent::EngineHello {
             cp_id,
             instance,
@@ -234,76 +270,6 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
     }
 }
 
-/// Reserve a CP (or any available one) for a driver's request.
-#[derive(Message)]
-#[rtype(result = "Result<Reservation, Denial>")]
-pub struct ReserveFor {
-    pub request_id: Uuid,
-    pub driver_id: String,
-    pub cp_id: Option<String>,
-}
-
-impl Handler<ReserveFor> for CpSupervisor {
-    type Result = ResponseFuture<Result<Reservation, Denial>>;
-
-    /// Checks the driver, then asks the named CP, or each available CP in turn.
-    fn handle(&mut self, msg: ReserveFor, _ctx: &mut Self::Context) -> Self::Result {
-        let elsewhere = self.views.values().find(|v| {
-            v.driver_id.as_deref() == Some(msg.driver_id.as_str())
-                && msg.cp_id.as_deref() != Some(v.id.as_str())
-        });
-        if let Some(busy) = elsewhere {
-            let denial = Denial::new(
-                DenyReason::DriverBusy,
-                format!("{} already has a supply at {}", msg.driver_id, busy.id),
-            );
-            return Box::pin(async move { Err(denial) });
-        }
-        let candidates: Vec<Addr<ChargePoint>> = match &msg.cp_id {
-            Some(id) => match self.cp(id) {
-                Some(cp) => vec![cp],
-                None => {
-                    let denial = Denial::new(
-                        DenyReason::UnknownCp,
-                        format!("no charging point {id} is known"),
-                    );
-                    return Box::pin(async move { Err(denial) });
-                }
-            },
-            None => self
-                .views
-                .values()
-                .filter(|v| v.state == CpState::Available)
-                .filter_map(|v| self.cp(&v.id))
-                .collect(),
-        };
-        let named = msg.cp_id.is_some();
-        Box::pin(async move {
-            let mut last = Denial::new(
-                DenyReason::NoCpAvailable,
-                "no charging point is available now",
-            );
-            for cp in candidates {
-                let reserve = Reserve {
-                    request_id: msg.request_id,
-                    driver_id: msg.driver_id.clone(),
-                };
-                match cp.send(reserve).await {
-                    Ok(Ok(reservation)) => return Ok(reservation),
-                    // The store fails: another CP would fail the same way.
-                    Ok(Err(denial)) if denial.reason == DenyReason::RecordFailed => {
-                        return Err(denial)
-                    }
-                    Ok(Err(denial)) if named => last = denial,
-                    Ok(Err(_)) => {}
-                    Err(e) => log::warn!("a charging point actor did not answer: {e}"),
-                }
-            }
-            Err(last)
-        })
-    }
-}
-
 /// An operator command for one CP (`cp_id`) or for all of them.
 #[derive(Message)]
 #[rtype(result = "Result<usize, String>")]
@@ -317,21 +283,19 @@ impl Handler<Operate> for CpSupervisor {
 
     /// Forwards the command; answers how many CPs it reached.
     fn handle(&mut self, msg: Operate, _ctx: &mut Self::Context) -> Self::Result {
-        match msg.cp_id {
-            Some(id) => {
-                let cp = self
-                    .cp(&id)
-                    .ok_or_else(|| format!("no charging point {id} is known"))?;
-                cp.do_send(msg.command);
-                Ok(1)
-            }
-            None => {
-                for cp in self.cps.values() {
-                    cp.do_send(msg.command);
-                }
-                Ok(self.cps.len())
-            }
+        let note = match msg.command {
+            CpControl::Stop => Note::Stop,
+            CpControl::Resume => Note::Resume,
+            CpControl::DriverStop => Note::DriverStop,
+        };
+        let ids: Vec<String> = match msg.cp_id {
+            Some(id) => vec![id],
+            None => self.views.keys().cloned().collect(),
+        };
+        for id in &ids {
+            self.to_cp(id, |cp| cp.do_send(msg.command), note.clone())?;
         }
+        Ok(ids.len())
     }
 }
 
@@ -351,14 +315,11 @@ impl Handler<StopDriverSupply> for CpSupervisor {
             .views
             .values()
             .find(|v| v.driver_id.as_deref() == Some(msg.driver_id.as_str()))
-            .and_then(|v| self.cp(&v.id));
-        match serving {
-            Some(cp) => {
-                cp.do_send(CpControl::DriverStop);
-                true
-            }
-            None => false,
-        }
+            .map(|v| v.id.clone());
+        serving.is_some_and(|id| {
+            let stop = |cp: &Addr<ChargePoint>| cp.do_send(CpControl::DriverStop);
+            self.to_cp(&id, stop, Note::DriverStop).is_ok()
+        })
     }
 }
 
@@ -374,11 +335,7 @@ impl Handler<CrashCp> for CpSupervisor {
 
     /// Sends the crash to the named CP's actor.
     fn handle(&mut self, msg: CrashCp, _ctx: &mut Self::Context) -> Self::Result {
-        let cp = self
-            .cp(&msg.cp_id)
-            .ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
-        cp.do_send(Crash);
-        Ok(())
+        self.to_cp(&msg.cp_id, |cp| cp.do_send(Crash), Note::CrashActor)
     }
 }
 
@@ -396,7 +353,7 @@ impl Handler<CrashEngine> for CpSupervisor {
 
     /// Sends the crash command to the engine over Kafka.
     fn handle(&mut self, msg: CrashEngine, _ctx: &mut Self::Context) -> Self::Result {
-        if self.cp(&msg.cp_id).is_none() {
+        if !self.views.contains_key(&msg.cp_id) {
             let refusal = format!("no charging point {} is known", msg.cp_id);
             return Box::pin(async move { Err(refusal) });
         }

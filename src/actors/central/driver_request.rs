@@ -1,8 +1,9 @@
 //! One driver's supply request, from arrival to reservation or denial.
 
 use super::console_hub::{ConsoleHub, RequestAnswered, RequestSeen};
-use super::cp_supervisor::{CpSupervisor, ReserveFor};
+use super::cp_supervisor::{Booked, CpSupervisor, ReserveFor};
 use crate::bus::Publisher;
+use crate::domain::{Denial, Reservation};
 use crate::messages::{DenyReason, DriverUpdate};
 use actix::prelude::*;
 use uuid::Uuid;
@@ -74,43 +75,24 @@ impl Handler<Handle> for DriverRequest {
         let cp_id = self.cp_id.clone();
         Box::pin(
             async move {
-                let answer = supervisor.send(reserve).await;
+                let answer = match supervisor.send(reserve).await {
+                    // Passed on to the central running the CP, which answers the driver.
+                    Ok(Ok(Booked::PassedOn)) => return,
+                    Ok(Ok(Booked::Here(reservation))) => Ok(reservation),
+                    Ok(Err(denial)) => Err(denial),
+                    Err(e) => Err(Denial::new(
+                        DenyReason::NoCpAvailable,
+                        format!("the central could not handle the request: {e}"),
+                    )),
+                };
                 ConsoleHub::from_registry().do_send(RequestAnswered {
                     request_id,
                     answer: match &answer {
-                        Ok(Ok(r)) => Ok(r.cp_id.clone()),
-                        Ok(Err(denial)) => Err(denial.detail.clone()),
-                        Err(e) => Err(e.to_string()),
+                        Ok(r) => Ok(r.cp_id.clone()),
+                        Err(denial) => Err(denial.detail.clone()),
                     },
                 });
-                let update = match answer {
-                    Ok(Ok(r)) => DriverUpdate::Reserved {
-                        request_id,
-                        driver_id,
-                        session_id: r.session_id,
-                        cp_id: r.cp_id,
-                        location: r.location,
-                        price_eur_kwh: r.tariff.eur_per_kwh(),
-                        expires_at: r.expires_at,
-                    },
-                    Ok(Err(denial)) => {
-                        log::info!("request {request_id} denied: {}", denial.detail);
-                        DriverUpdate::Denied {
-                            request_id,
-                            driver_id,
-                            cp_id,
-                            reason: denial.reason,
-                            detail: denial.detail,
-                        }
-                    }
-                    Err(e) => DriverUpdate::Denied {
-                        request_id,
-                        driver_id,
-                        cp_id,
-                        reason: DenyReason::NoCpAvailable,
-                        detail: format!("the central could not handle the request: {e}"),
-                    },
-                };
+                let update = update_for(request_id, driver_id, cp_id, answer);
                 if let Err(e) = publisher.driver_update(update).await {
                     log::error!("cannot answer request {request_id}: {e}");
                 }
@@ -118,5 +100,35 @@ impl Handler<Handle> for DriverRequest {
             .into_actor(self)
             .map(|_, _act, ctx| ctx.stop()),
         )
+    }
+}
+
+/// What the driver is told of its request's reservation or denial.
+pub(super) fn update_for(
+    request_id: Uuid,
+    driver_id: String,
+    cp_id: Option<String>,
+    answer: Result<Reservation, Denial>,
+) -> DriverUpdate {
+    match answer {
+        Ok(r) => DriverUpdate::Reserved {
+            request_id,
+            driver_id,
+            session_id: r.session_id,
+            cp_id: r.cp_id,
+            location: r.location,
+            price_eur_kwh: r.tariff.eur_per_kwh(),
+            expires_at: r.expires_at,
+        },
+        Err(denial) => {
+            log::info!("request {request_id} denied: {}", denial.detail);
+            DriverUpdate::Denied {
+                request_id,
+                driver_id,
+                cp_id,
+                reason: denial.reason,
+                detail: denial.detail,
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ mod limits;
 pub use limits::LinkLimits;
 
 use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
-use super::cp_supervisor::{CpSupervisor, MonitorHello};
+use super::cp_supervisor::{CpSupervisor, HelloRefusal, MonitorHello};
 use crate::domain::registration::{check_cp_id, shown};
 use crate::domain::EngineHealth;
 use crate::link::frame::{is_valid_field, FrameCodec, Packet};
@@ -240,7 +240,9 @@ impl MonitorSession {
                         ];
                         act.reply(true, welcome, ctx);
                     }
-                    Ok(Err(refusal)) => {
+                    // The CP runs on another central (or is between two): the monitor moves.
+                    Ok(Err(HelloRefusal::Elsewhere(why))) => act.nack("ELSEWHERE", &why, ctx),
+                    Ok(Err(HelloRefusal::Refused(refusal))) => {
                         if act.errors.worth_logging() {
                             log::warn!("monitor at {} refused: {refusal}", act.peer);
                         }

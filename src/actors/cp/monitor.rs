@@ -370,12 +370,26 @@ async fn report_to_central(
     }
     let mut terms = None;
     let mut authenticated = authenticated && central.is_connected();
+    // Centrals that said the CP runs elsewhere, this period: each is asked once.
+    let mut elsewhere = 0;
     loop {
         let fresh = !authenticated;
         if fresh {
             let auth = vec!["AUTH".into(), cp.id.clone(), cp.secret.expose().to_owned()];
             match central.request(auth).await {
                 Ok(reply) if reply.accepted => terms = welcome_terms(&reply.fields),
+                // This central does not run the CP (now): the next one of the list may.
+                Ok(reply) if reply.fields.first().is_some_and(|f| f == "ELSEWHERE") => {
+                    let why = reply.fields.get(1).cloned().unwrap_or_default();
+                    let at = central.addr().to_owned();
+                    central.move_on();
+                    elsewhere += 1;
+                    if elsewhere >= central.peer_count() {
+                        let why = format!("{at}: {why}");
+                        return (CentralLink::Unreachable(why), false, false, None);
+                    }
+                    continue;
+                }
                 Ok(reply) => return refused(&reply.fields, None),
                 Err(e) => return unreachable(e),
             }

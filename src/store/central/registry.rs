@@ -6,8 +6,7 @@
 use super::{CpRecord, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 /// What the central keeps of a CP's or driver's secret: its SHA-256 and the bus key
 /// derived from it, never the secret itself.
@@ -37,19 +36,16 @@ impl Store {
         let record = serde_json::to_vec(cp).expect("records always serialise");
         let secret = serde_json::to_vec(credential).expect("records always serialise");
         let key = cp.id.as_bytes();
-        (&self.cps, &self.cp_credentials)
-            .transaction(|(cps, credentials)| {
-                if cps.get(key)?.is_some() {
+        self.changes
+            .transaction(&[&self.cps, &self.cp_credentials], |txn| {
+                if txn.get("cps", key)?.is_some() {
                     return Err(ConflictableTransactionError::Abort(()));
                 }
-                cps.insert(key, record.as_slice())?;
-                credentials.insert(key, secret.as_slice())?;
+                txn.insert("cps", key, &record)?;
+                txn.insert("cp_credentials", key, &secret)?;
                 Ok(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => RegisterError::Exists(cp.id.clone()),
-                TransactionError::Storage(e) => RegisterError::Store(e.into()),
-            })
+            })?
+            .map_err(|()| RegisterError::Exists(cp.id.clone()))
     }
 
     /// The credential of a registered CP; `None` for a CP registered before credentials
@@ -60,7 +56,7 @@ impl Store {
 
     /// Replaces a CP's credential (a new secret issued); the old secret stops working.
     pub fn set_cp_credential(&self, id: &str, credential: &Credential) -> Result<(), StoreError> {
-        super::put(&self.cp_credentials, id.as_bytes(), credential)
+        self.cp_credentials.put(id.as_bytes(), credential)
     }
 
     /// Registers a new driver with its credential; a driver registered already keeps its own.
@@ -70,11 +66,13 @@ impl Store {
         credential: &Credential,
     ) -> Result<(), RegisterError> {
         let value = serde_json::to_vec(credential).expect("records always serialise");
-        let swapped = self
-            .driver_credentials
-            .compare_and_swap(id.as_bytes(), None::<&[u8]>, Some(value))
-            .map_err(StoreError::from)?;
-        swapped.map_err(|_| RegisterError::Exists(format!("driver {id}")))
+        let swapped =
+            self.driver_credentials
+                .compare_and_swap(id.as_bytes(), None, Some(&value))?;
+        if !swapped {
+            return Err(RegisterError::Exists(format!("driver {id}")));
+        }
+        Ok(())
     }
 
     /// The credential of a registered driver.
@@ -92,7 +90,7 @@ impl Store {
         id: &str,
         credential: &Credential,
     ) -> Result<(), StoreError> {
-        super::put(&self.driver_credentials, id.as_bytes(), credential)
+        self.driver_credentials.put(id.as_bytes(), credential)
     }
 }
 

@@ -21,6 +21,10 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
         let set_aside = |why: String| -> Self::Result {
             Box::pin(async move { Err(Rejection::set_aside(why)) })
         };
+        if self.retired {
+            // The CP's next owner handles it: its offset is not this instance's to store.
+            return done();
+        }
         self.engine_heard(&msg.envelope);
         if let Err(why) = msg.envelope.body.check_rules() {
             log::warn!("{}: a report set aside: {why}", self.id);
@@ -36,6 +40,8 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
         match msg.envelope.body {
             // Answered by the supervisor, which keeps the engines' presence; heard above.
             CpEvent::EngineHello { .. } => done(),
+            // Notes are taken by the supervisor; none reaches a CP's actor.
+            CpEvent::FromCentral { .. } => done(),
             CpEvent::Authorised { session_id, .. } => {
                 let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) else {
                     return set_aside(self.not_open(session_id));

@@ -4,8 +4,10 @@
 
 mod engine_on_bus;
 mod engine_reports;
+mod handover;
 mod monitor_link;
 
+pub use handover::Retire;
 use monitor_link::MonitorLink;
 pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor, MonitorReport};
 
@@ -41,6 +43,8 @@ pub struct ChargePoint {
     since: DateTime<Utc>,
     /// Crash injection: the monitor is told to crash with its next report's answer.
     crash_monitor: bool,
+    /// Handed over to another central: nothing more is done here.
+    retired: bool,
     settings: CentralSettings,
     store: Store,
     /// For the audit log: billing amendments its engine asks for.
@@ -72,6 +76,7 @@ impl ChargePoint {
             last_view: None,
             since: Utc::now(),
             crash_monitor: false,
+            retired: false,
             settings,
             store,
             accounts,
@@ -123,11 +128,15 @@ impl ChargePoint {
             cost: self.session.as_ref().map(|s| s.cost).unwrap_or_default(),
             fault,
             since: self.since,
+            owner: Some(self.settings.instance.clone()),
         }
     }
 
     /// Tells the supervisor of any visible change, and records state changes.
     fn publish_view(&mut self) {
+        if self.retired {
+            return;
+        }
         let mut view = self.view();
         let state_changed = self.last_view.as_ref().map(|v| v.state) != Some(view.state);
         if state_changed {
@@ -319,6 +328,9 @@ impl Actor for ChargePoint {
         // Records from Kafka arrive many at a time (the consumer keeps several in flight);
         // a full mailbox would make a sender wait and could let a later record pass it.
         ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
+        if self.retired {
+            return;
+        }
         self.watch_silence(self.settings.silence_window, ctx);
         if let Some(session) = self.session.clone() {
             if session.started_at.is_none() {
@@ -333,6 +345,9 @@ impl Supervised for ChargePoint {
     /// After a crash, only what the store holds survives: the open session and the
     /// operator's stop. The monitor re-authenticates on its next report.
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        if self.retired {
+            return;
+        }
         log::warn!(
             "{}: actor restarting; state restored from the store",
             self.id
@@ -395,6 +410,13 @@ impl Handler<Reserve> for ChargePoint {
             tariff: s.tariff,
             expires_at: s.expires_at,
         };
+        if self.retired {
+            let denial = Denial::new(
+                DenyReason::CpStarting,
+                format!("{} is moving to another central: ask again", self.id),
+            );
+            return Box::pin(fut::ready(Err(denial)));
+        }
         if let Some(session) = self
             .session
             .as_ref()
@@ -535,6 +557,9 @@ impl Handler<CpControl> for ChargePoint {
 
     /// Applies an operator or driver command.
     fn handle(&mut self, msg: CpControl, ctx: &mut Self::Context) {
+        if self.retired {
+            return;
+        }
         match msg {
             CpControl::Stop => {
                 log::info!("{}: stopped by the operator", self.id);
@@ -562,6 +587,9 @@ impl Handler<ChangeTerms> for ChargePoint {
     type Result = ();
 
     fn handle(&mut self, msg: ChangeTerms, _ctx: &mut Self::Context) {
+        if self.retired {
+            return;
+        }
         self.location = msg.0.location;
         self.tariff = msg.0.tariff;
         self.save_record(self.state());

@@ -32,6 +32,9 @@ impl Handler<AttachMonitor> for ChargePoint {
 
     /// Accepts the monitor unless another one spoke within the silence window.
     fn handle(&mut self, msg: AttachMonitor, _ctx: &mut Self::Context) -> Self::Result {
+        if self.retired {
+            return Err(format!("{} has moved to another central", self.id));
+        }
         if let Some(current) = &self.monitor {
             if current.conn_id != msg.conn_id
                 && current.last_seen.elapsed() <= self.settings.silence_window

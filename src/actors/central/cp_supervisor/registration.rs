@@ -147,9 +147,19 @@ impl Handler<IssueCpSecret> for CpSupervisor {
     }
 }
 
+/// Why a monitor's AUTH was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloRefusal {
+    /// For good, as far as this link goes: a wrong secret, a CP with a live monitor…
+    Refused(String),
+    /// The secret holds, but the CP runs on another central instance (or, between owners,
+    /// on none yet): the monitor should try another central.
+    Elsewhere(String),
+}
+
 /// A monitor's AUTH: the CP it speaks for and the secret it holds.
 #[derive(Message)]
-#[rtype(result = "Result<(Addr<ChargePoint>, CpTerms), String>")]
+#[rtype(result = "Result<(Addr<ChargePoint>, CpTerms), HelloRefusal>")]
 pub struct MonitorHello {
     pub cp_id: String,
     pub secret: Secret,
@@ -158,7 +168,7 @@ pub struct MonitorHello {
 }
 
 impl Handler<MonitorHello> for CpSupervisor {
-    type Result = ResponseFuture<Result<(Addr<ChargePoint>, CpTerms), String>>;
+    type Result = ResponseFuture<Result<(Addr<ChargePoint>, CpTerms), HelloRefusal>>;
 
     /// Checks the secret, then hands the monitor to its CP's actor, which may still refuse
     /// it (another live monitor holds the CP).
@@ -175,15 +185,12 @@ impl Handler<MonitorHello> for CpSupervisor {
                 None,
             )),
             Ok(attempt) => match self.check_secret(&msg.cp_id, &msg.secret) {
-                Ok(cp) => Ok((cp, attempt)),
+                Ok(()) => Ok(attempt),
                 Err((reason, refusal)) => Err((reason, refusal, Some(attempt))),
             },
         };
-        let cp = match verdict {
-            Ok((cp, attempt)) => {
-                attempt.succeeded();
-                cp
-            }
+        match verdict {
+            Ok(attempt) => attempt.succeeded(),
             Err((reason, refusal, attempt)) => {
                 crate::metrics::count_refusal("monitor_auth", reason);
                 // A locked-out try is not audited: the log stays bounded however fast an
@@ -196,8 +203,15 @@ impl Handler<MonitorHello> for CpSupervisor {
                         &format!("refused AUTH as {}: {refusal}", shown(&msg.cp_id)),
                     );
                 }
-                return Box::pin(async move { Err(refusal) });
+                return Box::pin(async move { Err(HelloRefusal::Refused(refusal)) });
             }
+        };
+        let Some(cp) = self.cp(&msg.cp_id) else {
+            let elsewhere = HelloRefusal::Elsewhere(format!(
+                "{} does not run on this central ({}) now: try another",
+                msg.cp_id, self.settings.instance
+            ));
+            return Box::pin(async move { Err(elsewhere) });
         };
         let cp_id = msg.cp_id;
         Box::pin(async move {
@@ -207,30 +221,28 @@ impl Handler<MonitorHello> for CpSupervisor {
             };
             match cp.send(attach).await {
                 Ok(Ok(terms)) => Ok((cp, terms)),
-                Ok(Err(refusal)) => Err(refusal),
-                Err(e) => Err(format!("the central cannot take {cp_id} now: {e}")),
+                Ok(Err(refusal)) => Err(HelloRefusal::Refused(refusal)),
+                Err(e) => Err(HelloRefusal::Elsewhere(format!(
+                    "the central cannot take {cp_id} now: {e}"
+                ))),
             }
         })
     }
 }
 
 impl CpSupervisor {
-    /// The actor of `cp_id` when `secret` is its secret; otherwise a short reason (for the
-    /// metrics) and the refusal in words.
-    fn check_secret(
-        &self,
-        cp_id: &str,
-        secret: &Secret,
-    ) -> Result<Addr<ChargePoint>, (&'static str, String)> {
+    /// Whether `secret` is the secret of the registered CP `cp_id` (wherever it runs);
+    /// otherwise a short reason (for the metrics) and the refusal in words.
+    fn check_secret(&self, cp_id: &str, secret: &Secret) -> Result<(), (&'static str, String)> {
         check_cp_id(cp_id).map_err(|why| ("bad_id", why))?;
-        let Some(cp) = self.cp(cp_id) else {
+        if !matches!(self.store.cp(cp_id), Ok(Some(_))) {
             return Err((
                 "unknown_cp",
                 format!("{cp_id} is not registered: an operator registers it first"),
             ));
-        };
+        }
         match self.store.cp_credential(cp_id) {
-            Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => Ok(cp),
+            Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => Ok(()),
             Ok(Some(_)) => Err(("wrong_secret", format!("wrong secret for {cp_id}"))),
             Ok(None) => Err((
                 "no_secret",
