@@ -105,6 +105,12 @@ impl Accounts {
         })
     }
 
+    /// Whether the accounts can be checked: false while a central that started with an
+    /// empty database restores them from Kafka.
+    pub fn restored(&self) -> bool {
+        self.operators.changes().restored()
+    }
+
     pub fn operators(&self) -> Result<Vec<Operator>, AccountError> {
         Ok(all(&self.operators, "operators")?)
     }

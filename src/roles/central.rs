@@ -116,6 +116,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             log::warn!("cannot read the changelog to its end yet: {e}");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
+        store.changes().mark_restored();
         log::info!("records restored from the changelog");
         // Only now: a central started with an empty database has its operators back first.
         match accounts.ensure_first_admin(&central.data) {

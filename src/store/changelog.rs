@@ -51,6 +51,9 @@ pub struct Changes {
     /// Whether a shipper runs: without one (a one-shot command), nothing waits for Kafka.
     shipping: Arc<AtomicBool>,
     written: Arc<Notify>,
+    /// False while a database opened empty waits for the changelog: it has nothing to
+    /// serve yet (no operator, no token), and says so rather than refuse everyone.
+    restored: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Changes {
@@ -70,9 +73,15 @@ impl Changes {
             .unwrap_or_default();
         // What is still in the outbox is the tail of what was written: shipped up to it.
         let first = outbox.first()?.map(|(key, _)| seq_of(&key));
+        let positions = db.open_tree("changelog_positions")?;
+        let mut fresh = positions.is_empty() && outbox.is_empty();
+        for name in REPLICATED {
+            fresh = fresh && db.open_tree(name)?.is_empty();
+        }
         Ok(Changes {
             db: db.clone(),
-            positions: db.open_tree("changelog_positions")?,
+            positions,
+            restored: Arc::new(AtomicBool::new(!fresh)),
             next: Arc::new(AtomicU64::new(last + 1)),
             shipped: Arc::new(watch::channel(first.map_or(last, |f| f - 1)).0),
             shipping: Arc::default(),
@@ -130,6 +139,17 @@ impl Changes {
                 .map_err(|_| StoreError::Cancelled("the changelog shipper stopped".into()))?;
         }
         Ok(())
+    }
+
+    /// Whether this copy has something to serve: it was not empty, or the changelog has
+    /// been applied to its end.
+    pub fn restored(&self) -> bool {
+        self.restored.load(Ordering::SeqCst)
+    }
+
+    /// The changelog has been applied to its end.
+    pub fn mark_restored(&self) {
+        self.restored.store(true, Ordering::SeqCst);
     }
 
     /// For the shipper: says that a shipper runs from now on.
@@ -322,6 +342,11 @@ impl std::ops::Deref for ReplicatedTree {
 impl ReplicatedTree {
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The changelog this tree's writes go to.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod broker;
+mod centrals;
 pub mod link;
 mod network;
 mod process;
@@ -14,6 +15,8 @@ pub mod records;
 // Each test binary uses its own part of these.
 #[allow(unused_imports)]
 pub use broker::{tansu_binary, Broker, BrokerKind};
+#[allow(unused_imports)]
+pub use centrals::OtherCentral;
 #[allow(unused_imports)]
 pub use network::{
     prepare_operator, register_driver_offline, register_offline, wait_line, Network, CONTROL_TOKEN,

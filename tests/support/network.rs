@@ -81,6 +81,9 @@ pub struct Network {
     pub central: Option<Proc>,
     pub central_tcp: u16,
     pub http: u16,
+    /// The ports for monitors of the other centrals of the network (`centrals.rs`): CPs
+    /// started after one is added are given them all.
+    pub other_centrals: Vec<u16>,
     pub cps: Vec<Proc>,
     /// The secret file of every CP registered so far, and the price it was registered at.
     registered: std::collections::HashMap<String, (String, f64)>,
@@ -89,7 +92,7 @@ pub struct Network {
     started: usize,
     central_flags: Vec<String>,
     /// Settings of the central's given in its environment, beside [`FAST_ENV`].
-    central_env: Vec<(String, String)>,
+    pub(super) central_env: Vec<(String, String)>,
     /// Last, so that it is deleted after every process has been killed and its logs shown.
     pub dir: tempfile::TempDir,
 }
@@ -139,6 +142,7 @@ impl Network {
             // Chosen by the first central, which binds port 0 ([`Network::start_central`]).
             central_tcp: 0,
             http: 0,
+            other_centrals: Vec::new(),
             cps: Vec::new(),
             registered: Default::default(),
             drivers: Default::default(),
@@ -154,7 +158,7 @@ impl Network {
         (net, prepared)
     }
 
-    fn next_name(&mut self, base: &str) -> String {
+    pub(super) fn next_name(&mut self, base: &str) -> String {
         self.started += 1;
         format!("{base}-{}", self.started)
     }
@@ -204,6 +208,15 @@ impl Network {
         if let Some(mut c) = self.central.take() {
             c.kill();
         }
+    }
+
+    /// What a monitor is given as `--central`: every central's port for monitors.
+    fn monitor_centrals(&self) -> String {
+        std::iter::once(self.central_tcp)
+            .chain(self.other_centrals.iter().copied())
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Starts a part of a CP (`cp`, `engine` or `monitor`) with `args`; returns its index
@@ -303,7 +316,7 @@ impl Network {
             "--id",
             id,
             "--central",
-            &format!("127.0.0.1:{}", self.central_tcp),
+            &self.monitor_centrals(),
             "--secret-file",
             &secret_file,
             "--data",
@@ -410,7 +423,7 @@ impl Network {
             "--engine",
             &format!("127.0.0.1:{engine_port}"),
             "--central",
-            &format!("127.0.0.1:{}", self.central_tcp),
+            &self.monitor_centrals(),
             "--secret-file",
             &secret_file,
         ]);

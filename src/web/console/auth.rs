@@ -102,8 +102,22 @@ fn caller(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Refuses for the moment while the accounts are being restored (a central started with an
+/// empty database): the caller is not wrong, the central is not ready.
+pub(super) fn check_restored(accounts: &Accounts) -> Result<(), ApiError> {
+    if accounts.restored() {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable(
+        "it started with an empty database and is restoring its records from Kafka; try again \
+         in a moment"
+            .into(),
+    ))
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     let accounts = accounts(req)?;
+    check_restored(accounts)?;
     let from = caller(req);
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let token = value
@@ -206,6 +220,7 @@ async fn login(
     form: web::Json<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_same_origin(&req)?;
+    check_restored(&state.accounts)?;
     let LoginForm { name, password } = form.into_inner();
     let from = caller(&req);
     let attempt = state
