@@ -51,13 +51,21 @@ fn corrupt_frames_get_a_nack_and_the_link_stays_up() {
         .unwrap();
     assert_eq!(answer(&mut central).0, NACK);
     let secret = std::fs::read_to_string(net.register("CP001", 0.3)).unwrap();
-    central
-        .write_all(&frame(&format!("AUTH#CP001#{secret}")))
-        .unwrap();
-    assert_eq!(
-        answer(&mut central),
-        (ACK, "WELCOME#CP001#Street of CP001#0.3".into())
-    );
+    // Until the central runs CP001 (its partition given, restored), it says ELSEWHERE, as
+    // the protocol lets it: AUTH again, as a monitor does.
+    let welcome = wait_for("the central to take CP001's AUTH", DEADLINE, || {
+        central
+            .write_all(&frame(&format!("AUTH#CP001#{secret}")))
+            .unwrap();
+        let (verdict, text) = answer(&mut central);
+        if verdict == NACK {
+            assert!(text.starts_with("ELSEWHERE#"), "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            return None;
+        }
+        Some((verdict, text))
+    });
+    assert_eq!(welcome, (ACK, "WELCOME#CP001#Street of CP001#0.3".into()));
     // Starting until the central hears the engine on the bus, then available.
     wait_for("the central to show CP001 available", DEADLINE, || {
         central.write_all(&frame("STATUS#CP001#OK")).unwrap();

@@ -26,6 +26,9 @@ pub const FAST_ENV: [(&str, &str); 12] = [
     ("EVCHARGE_KAFKA__RETRY_BACKOFF", "500ms"),
 ];
 
+/// What a central logs once it runs the CPs of the partitions it was given.
+pub const RUNS_CPS: &str = "more charging points (partitions";
+
 /// The operator every test network has, and the password it logs in with.
 pub const OPERATOR: &str = "tests";
 
@@ -202,6 +205,14 @@ impl Network {
                 .call()
                 .ok()
         });
+        // Alone in its group, it is given every partition and runs every CP: until then a
+        // monitor is told ELSEWHERE (and tries again), which tests of single links need not.
+        if self.other_centrals.is_empty() {
+            let central = self.central.as_ref().unwrap();
+            wait_for("the central to run the CPs", DEADLINE, || {
+                central.stderr_text().contains(RUNS_CPS).then_some(())
+            });
+        }
     }
 
     pub fn kill_central(&mut self) {
