@@ -60,7 +60,7 @@ fn corrupt_frames_get_a_nack_and_the_link_stays_up() {
         let (verdict, text) = answer(&mut central);
         if verdict == NACK {
             assert!(text.starts_with("ELSEWHERE#"), "{text}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(200));
             return None;
         }
         Some((verdict, text))
