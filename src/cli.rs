@@ -404,6 +404,9 @@ pub struct BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Number of centrals, sharing the CPs: crash one and watch its CPs move [default: 1]
+    #[arg(long, value_name = "N")]
+    pub centrals: Option<u32>,
     /// Number of charging points [default: 5]
     #[arg(long, value_name = "N")]
     pub cps: Option<u32>,
@@ -503,6 +506,7 @@ impl Cli {
                 a.control.push(&mut out);
             }
             Some(Command::Demo(a)) => {
+                push(&mut out, "demo.centrals", &a.centrals);
                 push(&mut out, "demo.cps", &a.cps);
                 push(&mut out, "demo.drivers", &a.drivers);
                 push(&mut out, "demo.dir", &a.dir.as_ref().map(|p| p.display()));

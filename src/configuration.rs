@@ -256,6 +256,8 @@ pub struct DriverSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DemoSettings {
+    /// Number of centrals: one network, their CPs shared between them.
+    pub centrals: u32,
     /// Number of charging points.
     pub cps: u32,
     /// Number of drivers, each serving the demo file.
@@ -387,6 +389,7 @@ impl Default for DriverSettings {
 impl Default for DemoSettings {
     fn default() -> Self {
         DemoSettings {
+            centrals: 1,
             cps: 5,
             drivers: 2,
             dir: None,
@@ -474,6 +477,9 @@ impl Settings {
         }
         if self.central.session_timeout < Duration::from_secs(1) {
             return invalid("central.session_timeout", "must be 1s or more");
+        }
+        if self.demo.centrals == 0 {
+            return invalid("demo.centrals", "a network has 1 central or more");
         }
         if self.central.max_links == 0 || self.central.max_links_per_address == 0 {
             return invalid("central.max_links", "link limits must be 1 or more");

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Demo(DemoArgs {
+        centrals: None,
         cps: None,
         drivers: None,
         dir: None,

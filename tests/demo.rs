@@ -375,3 +375,91 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
     assert_eq!(post("parts/CP001-engine/crash?restart_after=soon"), 400);
     assert_eq!(post("parts/CP001-engine/start"), 409);
 }
+
+#[test]
+fn with_two_centrals_the_presenter_crashes_one_and_its_cps_move_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = start_demo(
+        dir.path(),
+        &FAST_ENV,
+        |http, listen, _| {
+            strings(&[
+                "demo",
+                "--centrals",
+                "2",
+                "--cps",
+                "3",
+                "--drivers",
+                "0",
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                "--control",
+                "127.0.0.1:0",
+                "--driver-pages",
+                "0",
+                "--monitor-pages",
+                "0",
+                "--restart-failed",
+                "0s",
+            ])
+        },
+        |out| {
+            network_bound(out, 3)
+                && count(out, announces::CONSOLE) >= 2
+                && out.contains(announces::DEMO_CONTROL)
+        },
+    );
+    let (demo, work) = (started.proc, started.dir);
+    let token = demo_token(&work);
+    let control = announced_port(&demo, announces::DEMO_CONTROL);
+    // The control token FAST_ENV gives.
+    let demo_control =
+        evcharge::harness::Endpoint::new(format!("127.0.0.1:{control}")).with_token(CONTROL_TOKEN);
+    // The second central's console, as the demo tells the presenter.
+    let second = wait_for(
+        "the demo to name the second central's console",
+        DEADLINE,
+        || {
+            demo.stderr_text()
+                .lines()
+                .find_map(|l| l.split("central-2: admin console at http://").nth(1))
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_owned)
+        },
+    );
+    let cps_at = |http: &str| -> Vec<serde_json::Value> {
+        ureq::get(&format!("http://{http}/api/cps"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok())
+            .and_then(|cps| cps.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let all_run_by = |http: &str, owner: Option<&str>| {
+        let cps = cps_at(http);
+        cps.len() == 3
+            && cps.iter().all(|cp| {
+                cp["state"] == "available"
+                    && owner.is_none_or(|o| cp["owner"] == o)
+                    && !cp["owner"].is_null()
+            })
+    };
+    wait_for("every CP available on the second central", DEADLINE, || {
+        all_run_by(&second, None).then_some(())
+    });
+
+    // The presenter crashes the first central: the second runs every CP.
+    assert_eq!(
+        demo_control
+            .post_for_status("/demo/parts/central/crash", None)
+            .unwrap()
+            .0,
+        202
+    );
+    wait_for("every CP run by central-2", DEADLINE, || {
+        all_run_by(&second, Some("central-2")).then_some(())
+    });
+}

@@ -78,10 +78,17 @@ async fn run_network(
     } = prepared;
     secret_file::write(&dir.join(TOKEN_FILE), &token)
         .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
+    // One key for every central of the network.
+    let cluster_key = dir.join("cluster-key").display().to_string();
+    crate::accounts::cluster_key::load_or_create(Path::new(&cluster_key))?;
     launch(
         "central",
         strings(&[
             "central",
+            "--instance",
+            "central-1",
+            "--cluster-key-file",
+            &cluster_key,
             "--listen",
             &settings.central.listen,
             "--http",
@@ -92,6 +99,34 @@ async fn run_network(
     )
     .await?
     .map_err(anyhow::Error::msg)?;
+    // The others on ports of their own; every monitor is given every central.
+    let mut monitor_centrals = vec![central_tcp.clone()];
+    for k in 2..=settings.demo.centrals {
+        let name = format!("central-{k}");
+        let free = || harness::free_port().context("cannot find a free port for a central");
+        let (listen, http) = (
+            format!("127.0.0.1:{}", free()?),
+            format!("127.0.0.1:{}", free()?),
+        );
+        let data = dir.join(&name).display().to_string();
+        let args = strings(&[
+            "central",
+            "--instance",
+            &name,
+            "--cluster-key-file",
+            &cluster_key,
+            "--listen",
+            &listen,
+            "--http",
+            &http,
+            "--data",
+            &data,
+        ]);
+        launch(&name, args).await?.map_err(anyhow::Error::msg)?;
+        log::info!("{name}: admin console at http://{http}/, monitors at {listen}");
+        monitor_centrals.push(listen);
+    }
+    let monitor_centrals = monitor_centrals.join(",");
     let api = Endpoint::new(central_http.clone());
     wait_for_api(api.clone()).await;
     let mut pages = Vec::new();
@@ -128,7 +163,7 @@ async fn run_network(
             "--engine",
             &engine_listen,
             "--central",
-            &central_tcp,
+            &monitor_centrals,
             "--secret-file",
             &secret_file.display().to_string(),
         ]);
