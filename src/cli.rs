@@ -181,6 +181,13 @@ pub struct BenchArgs {
     /// Engine and monitor crashes to inject (half each)
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub crashes: usize,
+    /// Centrals sharing the network; with more than one, the failover phase runs
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub centrals: u32,
+    /// Failover phase: SIGKILLs of a central under load, each timed until every CP it ran
+    /// is served by another, then the central started again
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub failovers: usize,
     /// Write the figures here as JSON
     #[arg(long, value_name = "PATH", default_value = "bench-results.json")]
     pub json: PathBuf,

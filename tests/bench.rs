@@ -17,6 +17,8 @@ fn the_benchmark_measures_every_phase_of_a_small_network() {
             "24",
             "--crashes",
             "4",
+            "--failovers",
+            "1",
         ])
         .arg("--json")
         .arg(&json)
@@ -65,6 +67,33 @@ fn the_benchmark_measures_every_phase_of_a_small_network() {
         crashes["monitor_max_ms"].as_f64().unwrap() > 0.0,
         "{crashes}"
     );
+
+    // Two centrals by default: one is killed, the other serves its CPs again.
+    let failover = &run["failover"];
+    assert_eq!(failover["centrals"], 2, "{failover}");
+    assert_eq!(failover["kills"], 1, "{failover}");
+    let adopted = failover["adopted"].as_u64().unwrap();
+    assert!(adopted >= 1, "the killed central ran CPs: {failover}");
+    assert_eq!(
+        failover["unserved"], 0,
+        "every adopted CP is served: {failover}"
+    );
+    assert!(
+        failover["served_p99_ms"].as_f64().unwrap() > 0.0,
+        "{failover}"
+    );
+    assert!(
+        failover["rejoin_max_ms"].as_f64().unwrap() > 0.0,
+        "{failover}"
+    );
+    let split = &failover["split"][0];
+    let shared: u64 = split
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|n| n.as_u64())
+        .sum();
+    assert_eq!(shared, 12, "every CP is run by one central: {split}");
 
     let resources = &run["resources"];
     assert!(

@@ -12,7 +12,30 @@ pub struct Row {
     pub auth: AuthFigures,
     pub telemetry: TelemetryFigures,
     pub crashes: CrashFigures,
+    /// Absent with one central.
+    #[serde(default)]
+    pub failover: Option<FailoverFigures>,
     pub resources: Resources,
+}
+
+/// The failover phase: a central SIGKILLed under load, its CPs adopted by the others.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FailoverFigures {
+    pub centrals: u32,
+    pub kills: usize,
+    /// CPs the killed centrals ran, over every kill.
+    pub adopted: usize,
+    /// Of them, those not served by another central within the phase's limit.
+    pub unserved: usize,
+    /// From the SIGKILL until another central shows the CP run by it and serving (its
+    /// state available, reserved or charging): the time a CP is out of service.
+    pub served_p50_ms: f64,
+    pub served_p99_ms: f64,
+    pub served_max_ms: f64,
+    /// From the restart of a killed central until it runs CPs again, slowest.
+    pub rejoin_max_ms: f64,
+    /// CPs per central before each kill.
+    pub split: Vec<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,11 +7,14 @@
 //! 2. telemetry: every CP supplying at once, one report a second each, for `--duration`;
 //! 3. crash detection: engine and monitor crashes injected under that load, timed until
 //!    the central shows the CP broken or disconnected (by the `since` of its state);
+//! 4. failover, with `--centrals` above 1: a central SIGKILLed under that load, timed until
+//!    every CP it ran is served by another ([`failover`]);
 //!
 //! and reads the central's CPU and memory from /proc throughout ([`sampling`]). Figures
 //! come from the central's own metrics (`GET /api/metrics`, [`prometheus`]), the driver
 //! fleet's histogram and /proc, and are printed and written as JSON ([`report`]).
 
+pub mod failover;
 pub mod figures;
 pub mod network;
 pub mod phases;
@@ -91,7 +94,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         bootstrap,
         control_token: crate::accounts::credentials::new_secret(),
     };
-    let net = Network::start(&kafka, cps, dir)?;
+    let mut net = Network::start(&kafka, cps, args.centrals, dir)?;
     let startup_seconds = began.elapsed().as_secs_f64();
     println!("network of {cps} CPs up in {startup_seconds:.1} s");
 
@@ -126,6 +129,16 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         "crash detection: {}/{} detected, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         crashes.detected, crashes.injected, crashes.p50_ms, crashes.p99_ms, crashes.max_ms
     );
+    let failover = if net.others.is_empty() || args.failovers == 0 {
+        None
+    } else {
+        let f = failover::measure_failover(&mut net, args.failovers)?;
+        println!(
+            "failover: {} kills of a central among {}, {} CPs adopted ({} not served within 60 s); served again p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; rejoined within {:.0} ms",
+            f.kills, f.centrals, f.adopted, f.unserved, f.served_p50_ms, f.served_p99_ms, f.served_max_ms, f.rejoin_max_ms
+        );
+        Some(f)
+    };
     resources.central_rss_peak_mb = sampling::peak_rss_mb(&net.central);
     resources.central_kb_per_cp = resources.central_rss_mb * 1024.0 / f64::from(cps);
     net.release_drivers();
@@ -139,6 +152,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         auth,
         telemetry,
         crashes,
+        failover,
         resources,
     })
 }

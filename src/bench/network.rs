@@ -13,6 +13,7 @@ const OPERATOR_PASSWORD: &str = "bench-password";
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The broker every process of a run uses, and what every process needs to be told.
+#[derive(Clone)]
 pub struct Kafka {
     pub bootstrap: String,
     /// An environment variable for every process started.
@@ -53,12 +54,45 @@ impl Kafka {
 /// The processes of one run; each is stopped when dropped, the central first.
 pub struct Network {
     pub central: Child,
+    /// The other centrals (`--centrals`), which the failover phase kills and starts again.
+    pub others: Vec<OtherCentral>,
     /// One or more `fleet cps` processes, as many as the open-files limit needs.
     pub fleets: Vec<FleetShard>,
     pub drivers: Option<Child>,
     /// The central's API, with the operator's token.
     pub api: Endpoint,
     pub drivers_control: Endpoint,
+}
+
+/// A central beside the first, and how to start it again.
+pub struct OtherCentral {
+    pub instance: String,
+    pub process: Option<Child>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: std::path::PathBuf,
+    kafka: Kafka,
+}
+
+impl OtherCentral {
+    /// Starts it (again), over the same database.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.process = Some(self.kafka.spawn_with(&args, &self.log, &env)?);
+        Ok(())
+    }
+
+    /// SIGKILL: no clean shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
 }
 
 /// One `fleet cps` process: CPs `first` to `first + count - 1`.
@@ -81,8 +115,8 @@ fn cps_per_process() -> u32 {
 impl Network {
     /// Starts a network of `cps` CPs and as many drivers, its data and logs in `dir`, and
     /// waits until every CP is available and the drivers have joined.
-    pub fn start(kafka: &Kafka, cps: u32, dir: &Path) -> anyhow::Result<Network> {
-        let mut net = Network::start_central_and_fleets(kafka, cps, dir)?;
+    pub fn start(kafka: &Kafka, cps: u32, centrals: u32, dir: &Path) -> anyhow::Result<Network> {
+        let mut net = Network::start_central_and_fleets(kafka, cps, centrals, dir)?;
         wait_until(
             "every CP to be available at the central",
             Duration::from_secs(60) + Duration::from_millis(20 * u64::from(cps)),
@@ -110,7 +144,12 @@ impl Network {
         Ok(net)
     }
 
-    fn start_central_and_fleets(kafka: &Kafka, cps: u32, dir: &Path) -> anyhow::Result<Network> {
+    fn start_central_and_fleets(
+        kafka: &Kafka,
+        cps: u32,
+        centrals: u32,
+        dir: &Path,
+    ) -> anyhow::Result<Network> {
         let [central_tcp, central_http, drivers_control] = free_ports()?;
         let data = dir.join("central");
         let data_arg = data.display().to_string();
@@ -142,9 +181,14 @@ impl Network {
         )?;
         let central_tcp = format!("127.0.0.1:{central_tcp}");
         let links = (cps + 1024).to_string();
+        let cluster_key = data.join("cluster-key");
+        crate::accounts::cluster_key::load_or_create(&cluster_key)?;
+        let cluster_key = cluster_key.display().to_string();
         let central = kafka.spawn_with(
             &[
                 "central",
+                "--cluster-key-file",
+                &cluster_key,
                 "--listen",
                 &central_tcp,
                 "--http",
@@ -163,6 +207,48 @@ impl Network {
         wait_until("the central's API", Duration::from_secs(60), || {
             Ok(api.request("GET", "/api/health").call().is_ok())
         })?;
+        // The others, each its own instance, database and ports; the fleets' monitors are
+        // given every central.
+        let mut others = Vec::new();
+        let mut monitor_centrals = vec![central_tcp];
+        for k in 2..=centrals {
+            let [tcp, http] = free_ports()?;
+            let instance = format!("central-{k}");
+            let args: Vec<String> = [
+                "central",
+                "--instance",
+                &instance,
+                "--cluster-key-file",
+                &cluster_key,
+                "--listen",
+                &format!("127.0.0.1:{tcp}"),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--data",
+                &dir.join(&instance).display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let mut other = OtherCentral {
+                log: dir.join(format!("{instance}.log")),
+                instance,
+                process: None,
+                args,
+                env: vec![
+                    ("EVCHARGE_CENTRAL__MAX_LINKS".into(), links.clone()),
+                    (
+                        "EVCHARGE_CENTRAL__MAX_LINKS_PER_ADDRESS".into(),
+                        links.clone(),
+                    ),
+                ],
+                kafka: kafka.clone(),
+            };
+            other.start()?;
+            others.push(other);
+            monitor_centrals.push(format!("127.0.0.1:{tcp}"));
+        }
+        let monitor_centrals = monitor_centrals.join(",");
         let per_process = cps_per_process();
         let mut fleets = Vec::new();
         let mut first = 1;
@@ -180,7 +266,7 @@ impl Network {
                     "--count",
                     &count.to_string(),
                     "--central",
-                    &central_tcp,
+                    &monitor_centrals,
                     "--secrets",
                     &secrets.display().to_string(),
                     "--plug-in-delay",
@@ -211,6 +297,7 @@ impl Network {
         }
         Ok(Network {
             central,
+            others,
             fleets,
             drivers: None,
             api,

@@ -171,7 +171,7 @@ pub fn measure_crashes(net: &Network, args: &BenchArgs, cps: u32) -> anyhow::Res
 }
 
 /// The `q` quantile of `sorted` by nearest rank: always a value that was measured.
-fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -26,9 +26,9 @@ pub fn print_row(row: &Row) {
 pub fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "| CPs | reports/s | telemetry p50 / p99 ms | slowest report ≤ ms | reports > 1 s | lag max (records) | auth p50 / p99 / max ms | crash detection p50 / p99 / max ms | central CPU | central RSS MB | KB/CP |"
+        "| CPs | reports/s | telemetry p50 / p99 ms | slowest report ≤ ms | reports > 1 s | lag max (records) | auth p50 / p99 / max ms | crash detection p50 / p99 / max ms | failover served p50 / p99 / max ms | central CPU | central RSS MB | KB/CP |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let (t, a, c, r) = (
             &row.telemetry,
@@ -37,7 +37,7 @@ pub fn print_table(rows: &[Row]) {
             &row.resources,
         );
         println!(
-            "| {} | {:.0} | {:.1} / {:.1} | {:.0} | {} | {} | {:.1} / {:.1} / {:.1} | {:.0} / {:.0} / {:.0} | {:.0}% | {:.0} | {:.1} |",
+            "| {} | {:.0} | {:.1} / {:.1} | {:.0} | {} | {} | {:.1} / {:.1} / {:.1} | {:.0} / {:.0} / {:.0} | {} | {:.0}% | {:.0} | {:.1} |",
             row.cps,
             t.reports_per_s,
             t.p50_ms,
@@ -51,6 +51,10 @@ pub fn print_table(rows: &[Row]) {
             c.p50_ms,
             c.p99_ms,
             c.max_ms,
+            row.failover.as_ref().map_or("—".into(), |f| format!(
+                "{:.0} / {:.0} / {:.0}",
+                f.served_p50_ms, f.served_p99_ms, f.served_max_ms
+            )),
             r.central_cpu_pct,
             r.central_rss_mb,
             r.central_kb_per_cp
@@ -72,6 +76,8 @@ pub fn write_json(
             "auth_rate_per_s": args.auth_rate,
             "auth_requests": args.auth_requests,
             "crashes": args.crashes,
+            "centrals": args.centrals,
+            "failovers": args.failovers,
         },
         "runs": rows,
     });
