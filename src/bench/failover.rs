@@ -1,4 +1,6 @@
-//! The failover phase: with every CP supplying, a central other than the first is SIGKILLed;
+//! The failover phase: the other centrals join the running network and take their share
+//! of its CPs (supplies in progress go on); then, with every CP supplying, a central other
+//! than the first is SIGKILLed;
 //! the first central's API is watched until every CP the killed one ran shows run by a live
 //! central and serving again. Then the killed central is started again over its database,
 //! and timed until it runs CPs again (its share back), before the next kill.
@@ -40,6 +42,28 @@ pub fn measure_failover(net: &mut Network, kills: usize) -> anyhow::Result<Failo
     };
     let mut served = Vec::new();
     let mut rejoins = Vec::new();
+    let joined = Instant::now();
+    for other in &mut net.others {
+        other.start()?;
+    }
+    let until = Instant::now() + LIMIT * 2;
+    loop {
+        let shown = owners(net);
+        let running: BTreeSet<&String> = shown.values().filter_map(|(o, _)| o.as_ref()).collect();
+        let settled = shown
+            .values()
+            .all(|(owner, state)| owner.is_some() && serving(state));
+        if (settled && running.len() as u32 == centrals) || Instant::now() >= until {
+            println!(
+                "{} more centrals joined in {:.1} s: every CP run by one of {} centrals",
+                centrals - 1,
+                joined.elapsed().as_secs_f64(),
+                running.len()
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for k in 0..kills {
         let at = k % net.others.len();
         let victim = net.others[at].instance.clone();

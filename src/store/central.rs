@@ -223,11 +223,6 @@ impl Store {
         &self.changes
     }
 
-    /// Follows every write to the CPs' records, this central's or another's.
-    pub fn watch_cps(&self) -> sled::Subscriber {
-        self.cps.watch_prefix(vec![])
-    }
-
     /// Makes every write so far durable, blocking the caller (for one-shot commands).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.db.flush()?;

@@ -54,6 +54,11 @@ pub struct Changes {
     /// False while a database opened empty waits for the changelog: it has nothing to
     /// serve yet (no operator, no token), and says so rather than refuse everyone.
     restored: Arc<AtomicBool>,
+    /// One flush for every caller that waits meanwhile (started on first use, in the
+    /// running central): a reservation's flush no longer queues behind every other's.
+    flusher: Arc<std::sync::OnceLock<super::GroupFlush>>,
+    /// Told the key of every CP record another central's change wrote here.
+    cps_applied: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>>>,
 }
 
 impl std::fmt::Debug for Changes {
@@ -82,6 +87,8 @@ impl Changes {
             db: db.clone(),
             positions,
             restored: Arc::new(AtomicBool::new(!fresh)),
+            cps_applied: Arc::default(),
+            flusher: Arc::default(),
             next: Arc::new(AtomicU64::new(last + 1)),
             shipped: Arc::new(watch::channel(first.map_or(last, |f| f - 1)).0),
             shipping: Arc::default(),
@@ -127,10 +134,22 @@ impl Changes {
         }
     }
 
+    /// Puts one write, made just now outside a transaction, in the outbox.
+    fn record(&self, tree: &str, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        self.outbox
+            .insert(seq.to_be_bytes(), encode(tree, key, value))?;
+        self.written.notify_one();
+        Ok(())
+    }
+
     /// Resolves once every write made so far is on disk and, when a shipper runs, in Kafka.
     pub async fn settled(&self) -> Result<(), StoreError> {
         let upto = self.next.load(Ordering::SeqCst) - 1;
-        super::flush_durably(&self.db).await?;
+        self.flusher
+            .get_or_init(|| super::GroupFlush::start(self.db.clone()))
+            .flush()
+            .await?;
         if self.shipping.load(Ordering::SeqCst) {
             let mut shipped = self.shipped.subscribe();
             shipped
@@ -150,6 +169,13 @@ impl Changes {
     /// The changelog has been applied to its end.
     pub fn mark_restored(&self) {
         self.restored.store(true, Ordering::SeqCst);
+    }
+
+    /// Follows the CP records other centrals' changes write here (a CP registered there).
+    pub fn follow_applied_cps(&self) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.cps_applied.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
     }
 
     /// For the shipper: says that a shipper runs from now on.
@@ -208,7 +234,13 @@ impl Changes {
                 positions.insert(&partition.to_be_bytes(), &next)?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| format!("cannot apply a change to {}: {e:?}", change.tree))
+            .map_err(|e| format!("cannot apply a change to {}: {e:?}", change.tree))?;
+        if change.tree == "cps" {
+            if let Some(tell) = &*self.cps_applied.lock().unwrap_or_else(|p| p.into_inner()) {
+                let _ = tell.send(change.key.clone());
+            }
+        }
+        Ok(())
     }
 
     /// For the changelog's reader: where it goes on in `partition`, once a record there is
@@ -302,16 +334,21 @@ impl Txn<'_> {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> ConflictableTransactionResult<(), ()> {
-        let change = Change {
-            tree: tree.to_owned(),
-            key: key.to_vec(),
-            value: value.map(<[u8]>::to_vec),
-        };
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
-        let entry = serde_json::to_vec(&change).expect("changes always serialise");
-        self.outbox.insert(&seq.to_be_bytes(), entry)?;
+        self.outbox
+            .insert(&seq.to_be_bytes(), encode(tree, key, value))?;
         Ok(())
     }
+}
+
+/// An outbox entry: the change as JSON.
+fn encode(tree: &str, key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+    let change = Change {
+        tree: tree.to_owned(),
+        key: key.to_vec(),
+        value: value.map(<[u8]>::to_vec),
+    };
+    serde_json::to_vec(&change).expect("changes always serialise")
 }
 
 /// A sled tree whose every write is replicated through the changelog. Reads go to the local
@@ -349,10 +386,14 @@ impl ReplicatedTree {
         &self.changes
     }
 
+    /// One write, then its outbox entry: not in one transaction (a sled transaction takes
+    /// the database's write lock, and the CPs' records are written at every change of
+    /// state). A crash in between loses the change from the changelog, never a write that
+    /// was acknowledged: what is acknowledged waits for [`Changes::settled`], which waits for
+    /// the entry.
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.changes
-            .transaction(&[self], |txn| txn.insert(self.name, key, value))?
-            .map_err(|()| unreachable_abort())
+        self.tree.insert(key, value)?;
+        self.changes.record(self.name, key, Some(value))
     }
 
     /// Stores `value` as JSON under `key`.
@@ -365,9 +406,11 @@ impl ReplicatedTree {
 
     /// Removes `key`; whether it was there.
     pub fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
-        self.changes
-            .transaction(&[self], |txn| txn.remove(self.name, key))?
-            .map_err(|()| unreachable_abort())
+        let was = self.tree.remove(key)?.is_some();
+        if was {
+            self.changes.record(self.name, key, None)?;
+        }
+        Ok(was)
     }
 
     /// Writes `new` (or removes, `None`) only if the value is still `old`; whether it did.
@@ -388,10 +431,6 @@ impl ReplicatedTree {
         })?;
         Ok(swapped.is_ok())
     }
-}
-
-fn unreachable_abort() -> StoreError {
-    StoreError::Cancelled("a write that never aborts aborted".into())
 }
 
 /// Bytes as lowercase hex, in the outbox's JSON.

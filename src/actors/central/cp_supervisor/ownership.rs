@@ -96,7 +96,7 @@ impl Handler<Restored> for CpSupervisor {
     }
 }
 
-/// A CP's record was written, here or by another central.
+/// A CP's record was written by another central.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct CpRecordWritten(String);
@@ -155,7 +155,7 @@ impl Cluster {
 }
 
 impl CpSupervisor {
-    /// Follows the partitions held, and every write to the CPs' records.
+    /// Follows the partitions held, and the CP records other centrals write.
     pub(super) fn follow_partitions(&mut self, ctx: &mut Context<Self>) {
         let mut changes = self.held.changes();
         let me = ctx.address();
@@ -164,14 +164,12 @@ impl CpSupervisor {
                 me.do_send(HeldChanged);
             }
         });
-        let mut written = self.store.watch_cps();
+        // A CP registered on another central: this one shows it, and runs it if it is ours.
+        let mut written = self.store.changes().follow_applied_cps();
         let me = ctx.address();
         actix::spawn(async move {
-            while let Some(event) = (&mut written).await {
-                let key = match &event {
-                    sled::Event::Insert { key, .. } | sled::Event::Remove { key } => key,
-                };
-                me.do_send(CpRecordWritten(String::from_utf8_lossy(key).into_owned()));
+            while let Some(key) = written.recv().await {
+                me.do_send(CpRecordWritten(String::from_utf8_lossy(&key).into_owned()));
             }
         });
     }
@@ -189,8 +187,12 @@ impl CpSupervisor {
             if let Some(cp) = self.cps.remove(id) {
                 cp.do_send(Retire);
             }
+            // Not available here any more, nor anywhere yet: the next owner's view will say.
             if let Some(view) = self.views.get_mut(id) {
                 view.owner = None;
+                view.state = crate::domain::CpState::Starting;
+                view.fault = Some("moving to another central".into());
+                ConsoleHub::from_registry().do_send(CpChanged(view.clone()));
             }
         }
         if !lost.is_empty() {
