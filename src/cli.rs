@@ -184,8 +184,7 @@ pub struct BenchArgs {
     /// Centrals sharing the network; with more than one, the failover phase runs
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub centrals: u32,
-    /// Failover phase: SIGKILLs of a central under load, each timed until every CP it ran
-    /// is served by another, then the central started again
+    /// Failover phase: SIGKILLs of a central under load, timed until its CPs are served again
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub failovers: usize,
     /// Write the figures here as JSON
@@ -207,12 +206,10 @@ fn push<T: ToString>(out: &mut Overrides, key: &'static str, value: &Option<T>) 
 
 #[derive(Debug, Args)]
 pub struct CentralArgs {
-    /// This central's name, unique among the centrals of the network and the same across
-    /// its restarts [default: central-1]
+    /// This central's name: unique in the network, the same across restarts [default: central-1]
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
-    /// File with the key every central of the network shares (made if missing)
-    /// [default: cluster-key in --data]
+    /// File of the key the network's centrals share (made if missing) [default: cluster-key in --data]
     #[arg(long, value_name = "FILE")]
     pub cluster_key_file: Option<PathBuf>,
     /// TCP address for monitors [default: 0.0.0.0:5000]
@@ -315,10 +312,7 @@ pub struct EngineArgs {
 /// Flags by which a monitor presents its CP to the central.
 #[derive(Debug, Args)]
 pub struct MonitorLinkArgs {
-    /// TCP address of the central, or of several centrals (`a:5000,b:5000`): the monitor
-    /// links to one, and moves to the next when the link drops or that central does not
-    /// run its CP [default: 127.0.0.1:5000]; the CP's location and tariff are its
-    /// registration's
+    /// TCP address of the central, or of several: a:5000,b:5000 [default: 127.0.0.1:5000]
     #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT…]")]
     pub central: Option<String>,
 }
@@ -411,7 +405,7 @@ pub struct BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of centrals, sharing the CPs: crash one and watch its CPs move [default: 1]
+    /// Centrals sharing the CPs: crash one and watch its CPs move [default: 1]
     #[arg(long, value_name = "N")]
     pub centrals: Option<u32>,
     /// Number of charging points [default: 5]

@@ -2,9 +2,11 @@
 //! variables (`__` between levels, e.g. `EVCHARGE_CENTRAL__LISTEN`) < command-line flags.
 //! A key that is no setting, in the file or a variable, is refused by name.
 
+mod central;
 mod keys;
 mod security;
 
+pub use central::{CentralSettings, PartitionAssignment};
 pub use security::{SaslMechanism, SecurityProtocol, TlsSettings};
 
 use crate::domain::registration::{check_cp_id, check_driver_id};
@@ -110,55 +112,6 @@ pub struct KafkaSettings {
     /// PEM file of the CA that signed the brokers' certificates (`ssl`, `sasl_ssl`); the
     /// system's CAs when unset.
     pub ssl_ca_location: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct CentralSettings {
-    /// This instance's name among the centrals of one network: unique to each, and kept
-    /// across its restarts (it is its static member id in the consumer group).
-    pub instance: String,
-    /// An instance unheard of this long by the consumer group is out: its CPs go to the
-    /// others. Shorter adopts sooner; too short, and a busy instance is taken for dead.
-    #[serde(with = "humantime_serde")]
-    pub session_timeout: Duration,
-    /// The file holding the key that seals what the centrals write on their own topics;
-    /// every central of one network needs the same. Absent: `cluster-key` in `data`,
-    /// made on first start.
-    pub cluster_key_file: Option<PathBuf>,
-    /// TCP address for monitors (authentication and status).
-    pub listen: String,
-    /// HTTP address of the API and console.
-    pub http: String,
-    /// Directory of the central's database.
-    pub data: PathBuf,
-    /// A CP whose monitor stays silent this long is disconnected.
-    #[serde(with = "humantime_serde")]
-    pub silence_window: Duration,
-    /// A reservation never plugged in is released after this long.
-    #[serde(with = "humantime_serde")]
-    pub reservation_expiry: Duration,
-    /// A driver or engine instance unheard of for this long no longer holds its id.
-    #[serde(with = "humantime_serde")]
-    pub liveness: Duration,
-    /// A supply the central asked to stop that its engine has not ended this long after is
-    /// closed with the last figures reported: it ends whatever the engine does.
-    #[serde(with = "humantime_serde")]
-    pub stop_timeout: Duration,
-    /// Monitor links open at most at once, and at most from one address.
-    pub max_links: usize,
-    pub max_links_per_address: usize,
-    /// A monitor link that has not authenticated this long after connecting is closed.
-    #[serde(with = "humantime_serde")]
-    pub auth_timeout: Duration,
-    /// After 5 failed monitor AUTHs for one CP id or from one address, AUTH is refused this
-    /// long; twice as long after each further failure, up to 15 minutes.
-    #[serde(with = "humantime_serde")]
-    pub auth_lockout: Duration,
-    /// After 5 wrong passwords for one operator or driver, or from one address, logins are
-    /// refused this long; twice as long after each further wrong one, up to 15 minutes.
-    #[serde(with = "humantime_serde")]
-    pub login_lockout: Duration,
 }
 
 /// The identity of one charging point, shared by its engine and its monitor.
@@ -278,24 +231,6 @@ pub struct DemoSettings {
     pub monitor_pages: u16,
 }
 
-/// The consumer group's assignment strategy for the centrals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartitionAssignment {
-    CooperativeSticky,
-    Range,
-}
-
-impl PartitionAssignment {
-    /// librdkafka's name of it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartitionAssignment::CooperativeSticky => "cooperative-sticky",
-            PartitionAssignment::Range => "range",
-        }
-    }
-}
-
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
@@ -314,28 +249,6 @@ impl Default for KafkaSettings {
             sasl_password: None,
             sasl_password_file: None,
             ssl_ca_location: None,
-        }
-    }
-}
-
-impl Default for CentralSettings {
-    fn default() -> Self {
-        CentralSettings {
-            instance: "central-1".into(),
-            session_timeout: Duration::from_secs(6),
-            cluster_key_file: None,
-            listen: "0.0.0.0:5000".into(),
-            http: "0.0.0.0:8002".into(),
-            data: PathBuf::from("evcharge-data/central"),
-            silence_window: Duration::from_secs(3),
-            reservation_expiry: Duration::from_secs(30),
-            liveness: Duration::from_secs(6),
-            stop_timeout: Duration::from_secs(5),
-            max_links: 20_000,
-            max_links_per_address: 1_000,
-            auth_timeout: Duration::from_secs(5),
-            auth_lockout: Duration::from_secs(1),
-            login_lockout: Duration::from_secs(1),
         }
     }
 }

@@ -22,9 +22,17 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("metrics", &["domain"]),
     ("store", &["messages", "domain"]),
     ("accounts", &["proof", "store"]),
+    // The bus ships the store's changelog and applies what it reads of it there.
     (
         "bus",
-        &["configuration", "messages", "metrics", "domain", "proof"],
+        &[
+            "configuration",
+            "messages",
+            "metrics",
+            "domain",
+            "proof",
+            "store",
+        ],
     ),
     ("harness", &[]),
     (

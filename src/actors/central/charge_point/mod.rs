@@ -6,10 +6,12 @@ mod engine_on_bus;
 mod engine_reports;
 mod handover;
 mod monitor_link;
+mod terms;
 
 pub use handover::Retire;
 use monitor_link::MonitorLink;
 pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor, MonitorReport};
+pub use terms::{ChangeTerms, GetView};
 
 use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
@@ -17,7 +19,6 @@ use crate::accounts::Accounts;
 use crate::bus::{Publisher, Rejection};
 use crate::configuration::CentralSettings;
 use crate::domain::money::{Cents, Energy, Tariff};
-use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
 use crate::messages::{CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
@@ -574,39 +575,5 @@ impl Handler<CpControl> for ChargePoint {
         }
         self.save_record(self.state());
         self.publish_view();
-    }
-}
-
-/// An operator changed the CP's location or tariff: the next reservation uses them; a
-/// supply in progress keeps the price it was reserved at.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChangeTerms(pub CpTerms);
-
-impl Handler<ChangeTerms> for ChargePoint {
-    type Result = ();
-
-    fn handle(&mut self, msg: ChangeTerms, _ctx: &mut Self::Context) {
-        if self.retired {
-            return;
-        }
-        self.location = msg.0.location;
-        self.tariff = msg.0.tariff;
-        self.save_record(self.state());
-        self.publish_view();
-    }
-}
-
-/// Ask for the CP's current view.
-#[derive(Message)]
-#[rtype(result = "CpView")]
-pub struct GetView;
-
-impl Handler<GetView> for ChargePoint {
-    type Result = MessageResult<GetView>;
-
-    /// Returns what the console would show now.
-    fn handle(&mut self, _msg: GetView, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.view())
     }
 }

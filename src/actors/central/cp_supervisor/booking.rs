@@ -5,12 +5,14 @@
 //! reserved by its one actor only, and each request goes one way at a time, so no CP is
 //! booked twice and no driver gets two.
 
-use super::notes::Note;
 use super::CpSupervisor;
 use crate::actors::central::charge_point::{ChargePoint, Reserve};
 use crate::domain::{CpState, Denial, Reservation};
 use crate::messages::DenyReason;
+use crate::proof::ClusterKey;
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What became of a request.
@@ -179,5 +181,72 @@ async fn reserve_at(
             }
         },
         None => Err(last),
+    }
+}
+
+/// A note is taken this long after it was written, not later: a replayed one does nothing.
+const NOTE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The seal's topic name: a note sealed for `cp.events` and one CP opens for no other.
+const SEALED_FOR: &str = "cp.events";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub(super) enum Note {
+    /// Reserve the CP for a driver's request; for a request for any CP, try others after
+    /// it (not those in `tried`) if it cannot be reserved.
+    Reserve {
+        request_id: Uuid,
+        driver_id: String,
+        any: bool,
+        tried: Vec<String>,
+    },
+    /// The operator stops the CP.
+    Stop,
+    /// The operator resumes the CP.
+    Resume,
+    /// The driver of its supply asks to end it.
+    DriverStop,
+    /// Crash the CP's actor (crash injection).
+    CrashActor,
+}
+
+/// What is sealed: the note and when it was written.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sealed {
+    at: DateTime<Utc>,
+    note: Note,
+}
+
+impl Note {
+    pub(super) fn seal(&self, key: &ClusterKey, cp_id: &str) -> String {
+        let plain = serde_json::to_vec(&Sealed {
+            at: Utc::now(),
+            note: self.clone(),
+        })
+        .expect("notes always serialise");
+        hex::encode(key.seal(SEALED_FOR, cp_id, &plain))
+    }
+
+    pub(super) fn open(key: &ClusterKey, cp_id: &str, sealed: &str) -> Result<Note, String> {
+        let bytes = (0..sealed.len())
+            .step_by(2)
+            .map(|i| {
+                sealed
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .ok_or("the note is not hex")?;
+        let plain = key
+            .open(SEALED_FOR, cp_id, &bytes)
+            .ok_or("the note is not sealed with this network's cluster key for this CP")?;
+        let sealed: Sealed =
+            serde_json::from_slice(&plain).map_err(|e| format!("not a note: {e}"))?;
+        let age = Utc::now() - sealed.at;
+        if age > NOTE_LIFETIME || age < -NOTE_LIFETIME {
+            return Err(format!("a note written at {} is stale", sealed.at));
+        }
+        Ok(sealed.note)
     }
 }
