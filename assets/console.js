@@ -103,6 +103,7 @@ $("logout").addEventListener("click", async () => {
 function start() {
   if (view.socket) return;
   loadSessions();
+  loadCentrals();
   view.socket = Live.connect("/ws", onMessage, async (up) => {
     Live.showLink(up);
     if (up) {
@@ -192,6 +193,7 @@ function makeTile(id) {
     el("div", { class: "live" }),
     el("div", { class: "fault" }),
     el("div", { class: "note" }),
+    el("div", { class: "owner" }),
     el("div", { class: "buttons" }, stop, resume, crashEngine, crashMonitor, crashActor));
   return tile;
 }
@@ -218,6 +220,7 @@ function updateTile(tile, cp) {
   // A starting CP's reason is a note, not a fault.
   tile.querySelector(".fault").textContent = cp.state === "broken" ? (cp.fault || "engine KO") : "";
   tile.querySelector(".note").textContent = cp.state === "starting" ? (cp.fault || "") : "";
+  tile.querySelector(".owner").textContent = cp.owner ? `run by ${cp.owner}` : "run by no central yet";
   const stopped = cp.state === "stopped";
   tile.querySelector(".stop").hidden = stopped;
   tile.querySelector(".resume").hidden = !stopped;
@@ -246,6 +249,30 @@ function renderTiles(fresh) {
     ? `${ids.length} · ` + Object.entries(counts).map(([s, n]) => `${n} ${STATE_LABEL[s]}`).join(", ")
     : "";
   $("tiles-empty").hidden = ids.length > 0;
+}
+
+// ---- the central instances ---------------------------------------------------------------
+
+// Each instance says how it is every 2 s; the table follows at that pace.
+async function loadCentrals() {
+  try {
+    renderCentrals(await Live.api("GET", "/api/centrals"));
+  } catch (e) {
+    if (e.status === 401) return; // logged out: boot() shows the login again
+  }
+  setTimeout(loadCentrals, 2000);
+}
+
+function renderCentrals(centrals) {
+  const alive = centrals.filter((c) => c.alive).length;
+  $("central-count").textContent = `${alive} of ${centrals.length} answering`;
+  $("centrals").replaceChildren(...centrals.map((c) => el("tr", { class: c.alive ? "" : "silent", dataset: { central: c.instance } },
+    el("td", {}, c.instance + (c.this ? " (this one)" : "")),
+    el("td", { class: "health" }, c.alive ? "answering" : `silent since ${Live.time(c.at)}`),
+    el("td", { class: "cps" }, String(c.cps)),
+    el("td", {}, c.partitions.join(", ") || "none"),
+    el("td", {}, Live.time(c.started_at)),
+    el("td", {}, c.this ? "" : el("a", { href: c.console }, c.console)))));
 }
 
 $("stop-all").addEventListener("click", operate("/api/cps/stop", $("stop-all")));

@@ -90,6 +90,61 @@ fn two_centrals_share_the_cps_and_serve_drivers_across_them() {
     );
     eprintln!("CPs run by: {run_by:?}");
 
+    // Each console shows both instances answering, the partitions shared between them.
+    let centrals_on: [&dyn Fn() -> Value; 2] = [&|| net.get("/api/centrals"), &|| {
+        other.get(&net, "/api/centrals").unwrap_or_default()
+    }];
+    for centrals in centrals_on {
+        let shown = wait_for(
+            "both centrals answering, every partition held",
+            DEADLINE,
+            || {
+                let shown = centrals();
+                let list = shown.as_array()?;
+                let mut partitions: Vec<i64> = list
+                    .iter()
+                    .flat_map(|c| c["partitions"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|p| p.as_i64())
+                    .collect();
+                partitions.sort();
+                let alive = list.iter().filter(|c| c["alive"] == true).count();
+                (alive == 2 && partitions == (0..6).collect::<Vec<_>>()).then_some(shown)
+            },
+        );
+        let list = shown.as_array().unwrap();
+        assert_eq!(
+            list.iter().filter(|c| c["this"] == true).count(),
+            1,
+            "{shown}"
+        );
+        let cps: u64 = list.iter().filter_map(|c| c["cps"].as_u64()).sum();
+        assert_eq!(cps, ids.len() as u64, "{shown}");
+    }
+
+    // An operator on the first console changes the terms of a CP the other runs: its
+    // actor there takes them, and both consoles show them.
+    let theirs = run_by
+        .iter()
+        .find(|(_, owner)| *owner == "central-2")
+        .map(|(id, _)| id.clone())
+        .expect("central-2 runs a CP");
+    let path = format!("/api/cps/{theirs}");
+    let (status, body) = net.send(
+        "PATCH",
+        &path,
+        Some(serde_json::json!({"price_eur_kwh": 0.35})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let lists: [&dyn Fn() -> Vec<Value>; 2] = [&|| first(&net), &|| other.cps(&net)];
+    for list in lists {
+        wait_for("the new tariff on both consoles", DEADLINE, || {
+            by_id(list())
+                .get(&theirs)
+                .filter(|cp| cp["price_eur_kwh"] == 0.35)
+                .map(|_| ())
+        });
+    }
+
     // A driver at every CP: each request reaches the central holding the driver's
     // partition of driver.requests, which reserves the CP or passes the request on to the
     // central running it.
@@ -151,6 +206,20 @@ fn two_centrals_share_the_cps_and_serve_drivers_across_them() {
         reserved.len() >= ids.len() / 2,
         "few racers got a CP: {reserved:?}"
     );
+
+    // A new secret issued on the first console drops the monitor linked to the other:
+    // it holds the old secret, and is refused from then on.
+    let (status, body) = net.send("POST", &format!("{path}/secret"), None);
+    assert_eq!(status, 201, "{body}");
+    let lists: [&dyn Fn() -> Vec<Value>; 2] = [&|| first(&net), &|| other.cps(&net)];
+    for list in lists {
+        wait_for("the CP with the old secret disconnected", DEADLINE, || {
+            by_id(list())
+                .get(&theirs)
+                .filter(|cp| cp["state"] == "disconnected")
+                .map(|_| ())
+        });
+    }
 }
 
 #[test]
@@ -185,6 +254,19 @@ fn the_cps_of_a_killed_central_are_taken_over_and_their_supplies_end_with_ticket
     });
 
     net.kill_central();
+    // The survivor's console shows the killed instance silent.
+    wait_for(
+        "central-1 silent on the survivor's console",
+        DEADLINE,
+        || {
+            let centrals = other.get(&net, "/api/centrals")?;
+            centrals
+                .as_array()?
+                .iter()
+                .find(|c| c["instance"] == "central-1" && c["alive"] == false)
+                .map(|_| ())
+        },
+    );
     // central-2 runs every CP now, its monitors moved to it by themselves.
     wait_shown(&[&|| other.cps(&net)], &ids, "available", |owners| {
         owners.len() == 1 && owners.contains("central-2")

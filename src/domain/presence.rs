@@ -1,6 +1,7 @@
 //! Which instance holds each driver or CP id, from the hellos the central hears: the rule
 //! behind "one id, one instance".
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -31,10 +32,25 @@ impl Presence {
         }
     }
 
-    /// Records a hello. A probe (an instance's first hello) is refused while another instance
-    /// of the id is live; heartbeats are never refused, so that a running instance is not
-    /// disturbed (e.g. after a central restart forgot which came first).
-    pub fn hello(&mut self, id: &str, instance: Uuid, probe: bool) -> Verdict {
+    /// Records a hello written at `written`. A probe (an instance's first hello) is refused
+    /// while another instance of the id is live; heartbeats are never refused, so that a
+    /// running instance is not disturbed (e.g. after a central restart forgot which came
+    /// first). A hello counts from when it was written, not from when it is read: a central
+    /// reading the backlog of a restart does not take the hellos of instances long gone
+    /// for live ones (the machines' clocks agree, as `kafka.replay_window` asks).
+    pub fn hello(
+        &mut self,
+        id: &str,
+        instance: Uuid,
+        probe: bool,
+        written: DateTime<Utc>,
+    ) -> Verdict {
+        let age = Utc::now()
+            .signed_duration_since(written)
+            .to_std()
+            .unwrap_or_default();
+        let now = Instant::now();
+        let heard = now.checked_sub(age).unwrap_or(now);
         let holder = self
             .live
             .get(id)
@@ -49,7 +65,13 @@ impl Presence {
                 Verdict::Quiet
             };
         }
-        self.live.insert(id.to_owned(), (instance, Instant::now()));
+        let newer = match self.live.get(id) {
+            Some((other, seen)) => *other != instance || heard > *seen,
+            None => true,
+        };
+        if newer {
+            self.live.insert(id.to_owned(), (instance, heard));
+        }
         if probe {
             Verdict::Welcome
         } else {
@@ -66,30 +88,59 @@ mod tests {
     fn a_second_live_instance_is_refused_and_the_first_kept() {
         let mut presence = Presence::new(Duration::from_secs(60));
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(presence.hello("D1", first, true), Verdict::Welcome);
+        assert_eq!(
+            presence.hello("D1", first, true, Utc::now()),
+            Verdict::Welcome
+        );
         assert!(matches!(
-            presence.hello("D1", second, true),
+            presence.hello("D1", second, true, Utc::now()),
             Verdict::InUse(_)
         ));
-        assert_eq!(presence.hello("D1", second, false), Verdict::Quiet);
-        assert_eq!(presence.hello("D1", first, false), Verdict::Quiet);
+        assert_eq!(
+            presence.hello("D1", second, false, Utc::now()),
+            Verdict::Quiet
+        );
+        assert_eq!(
+            presence.hello("D1", first, false, Utc::now()),
+            Verdict::Quiet
+        );
         assert!(matches!(
-            presence.hello("D1", second, true),
+            presence.hello("D1", second, true, Utc::now()),
             Verdict::InUse(_)
         ));
-        assert_eq!(presence.hello("D2", second, true), Verdict::Welcome);
+        assert_eq!(
+            presence.hello("D2", second, true, Utc::now()),
+            Verdict::Welcome
+        );
     }
 
     #[test]
     fn a_silent_instance_loses_its_id() {
         let mut presence = Presence::new(Duration::ZERO);
         assert_eq!(
-            presence.hello("CP1", Uuid::new_v4(), true),
+            presence.hello("CP1", Uuid::new_v4(), true, Utc::now()),
             Verdict::Welcome
         );
         assert_eq!(
-            presence.hello("CP1", Uuid::new_v4(), true),
+            presence.hello("CP1", Uuid::new_v4(), true, Utc::now()),
             Verdict::Welcome
         );
+    }
+
+    #[test]
+    fn a_hello_read_long_after_it_was_written_holds_no_id() {
+        let mut presence = Presence::new(Duration::from_secs(6));
+        let long_ago = Utc::now() - chrono::Duration::seconds(20);
+        let (gone, new) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(presence.hello("CP1", gone, false, long_ago), Verdict::Quiet);
+        assert_eq!(
+            presence.hello("CP1", new, true, Utc::now()),
+            Verdict::Welcome
+        );
+        // A recent one does.
+        assert!(matches!(
+            presence.hello("CP1", gone, true, Utc::now()),
+            Verdict::InUse(_)
+        ));
     }
 }

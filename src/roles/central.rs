@@ -143,6 +143,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             key: sealing.key.clone(),
             replica: std::sync::Arc::new(replica),
             views,
+            console: console.clone(),
         });
         if joined.await.is_err() {
             return;

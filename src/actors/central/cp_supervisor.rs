@@ -2,11 +2,13 @@
 //! requests to them, and keeps the latest view of every CP for the API.
 
 mod booking;
+mod instances;
 mod notes;
 mod ownership;
 mod registration;
 
 pub use booking::{Booked, ReserveFor};
+pub use instances::ListCentrals;
 pub use ownership::{JoinCluster, SharedView};
 pub use registration::{
     Asker, ChangeCpTerms, HelloRefusal, IssueCpSecret, MonitorHello, RegisterCp, RegistryRefusal,
@@ -49,6 +51,9 @@ pub struct CpSupervisor {
     ready: watch::Sender<BTreeSet<i32>>,
     /// The changelog and the views shared with the other centrals; set once Kafka answers.
     cluster: Option<ownership::Cluster>,
+    /// The other instances, as they last said how they are.
+    centrals: BTreeMap<String, crate::domain::central_status::CentralStatus>,
+    started_at: chrono::DateTime<Utc>,
 }
 
 impl CpSupervisor {
@@ -71,6 +76,8 @@ impl CpSupervisor {
             held,
             ready: watch::channel(BTreeSet::new()).0,
             cluster: None,
+            centrals: BTreeMap::new(),
+            started_at: Utc::now(),
         }
     }
 
@@ -226,7 +233,10 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
             ..
         } = &msg.envelope.body
         {
-            let answer = match self.engines.hello(cp_id, *instance, *probe) {
+            let answer = match self
+                .engines
+                .hello(cp_id, *instance, *probe, msg.envelope.ts)
+            {
                 Verdict::Welcome => Some(CpCommand::EngineWelcome {
                     cp_id: cp_id.clone(),
                     instance: *instance,
@@ -381,11 +391,14 @@ pub struct CrashCpMonitor {
 impl Handler<CrashCpMonitor> for CpSupervisor {
     type Result = ResponseFuture<Result<(), String>>;
 
-    /// Hands the request to the CP's actor, which answers the monitor.
+    /// Hands the request to the CP's actor, which answers the monitor; passes it on to the
+    /// instance running the CP otherwise (which then answers the monitor).
     fn handle(&mut self, msg: CrashCpMonitor, _ctx: &mut Self::Context) -> Self::Result {
-        let cp = self.cp(&msg.cp_id);
+        let Some(cp) = self.cp(&msg.cp_id) else {
+            let passed = self.to_cp(&msg.cp_id, |_| {}, Note::CrashMonitor);
+            return Box::pin(async move { passed });
+        };
         Box::pin(async move {
-            let cp = cp.ok_or_else(|| format!("no charging point {} is known", msg.cp_id))?;
             cp.send(CrashMonitor)
                 .await
                 .map_err(|e| format!("the CP's actor did not answer: {e}"))?

@@ -56,6 +56,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
     ) -> Self::Result {
         let supervisor = self.supervisor.clone();
         let publisher = self.publisher.clone();
+        let written = msg.envelope.ts;
         match msg.envelope.body {
             messages::DriverRequest::SupplyRequest {
                 request_id,
@@ -97,7 +98,7 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 instance,
                 probe,
             } => {
-                let answer = match self.presence.hello(&driver_id, instance, probe) {
+                let answer = match self.presence.hello(&driver_id, instance, probe, written) {
                     Verdict::Welcome => Some(DriverUpdate::Welcome {
                         driver_id,
                         instance,

@@ -5,7 +5,7 @@ use super::AppState;
 use crate::actors::central::charge_point::CpControl;
 use crate::actors::central::console_hub::{ConsoleHub, FeedEntry, FeedKind, Happened};
 use crate::actors::central::cp_supervisor::{
-    CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCps, ListStates, Operate,
+    CrashCp, CrashCpMonitor, CrashEngine, GetCp, ListCentrals, ListCps, ListStates, Operate,
 };
 use crate::store::SessionView;
 use crate::web::api_error::ApiError;
@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/cps/{id}/stop", web::post().to(stop_one))
             .route("/cps/{id}/resume", web::post().to(resume_one))
             .route("/sessions", web::get().to(list_sessions))
+            .route("/centrals", web::get().to(list_centrals))
             .route("/crash/cps/{id}", web::post().to(crash_actor))
             .route("/crash/cps/{id}/{part}", web::post().to(crash_process))
             .route("/health", web::get().to(health))
@@ -49,6 +50,19 @@ async fn list_cps(_who: Operator, state: web::Data<AppState>) -> Result<HttpResp
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(cps))
+}
+
+/// `GET /api/centrals`: every central instance of the network, as it last said how it is.
+async fn list_centrals(
+    _who: Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let centrals = state
+        .supervisor
+        .send(ListCentrals)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(centrals))
 }
 
 /// `GET /api/cps/{id}`: one CP as `GET /api/cps` shows it.

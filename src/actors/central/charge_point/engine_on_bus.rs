@@ -24,8 +24,18 @@ impl ChargePoint {
     }
 
     /// The engine spoke on the bus: any report shows it alive; a hello also says whether
-    /// the central's commands reach it.
+    /// the central's commands reach it. It counts from when it was written: a record read
+    /// from the backlog of a restart, older than the liveness window, shows nothing alive.
     pub(super) fn engine_heard(&mut self, envelope: &Envelope<CpEvent>) {
+        let age = chrono::Utc::now()
+            .signed_duration_since(envelope.ts)
+            .to_std()
+            .unwrap_or_default();
+        if age >= self.settings.liveness {
+            return;
+        }
+        let now = Instant::now();
+        let heard = now.checked_sub(age).unwrap_or(now);
         let taking_commands = match &envelope.body {
             // A new instance, welcomed: alive, not yet taking commands.
             CpEvent::EngineHello { probe: true, .. } => false,
@@ -35,7 +45,7 @@ impl ChargePoint {
             _ => self.engine_on_bus.is_none_or(|(_, taking)| taking),
         };
         let was = self.engine_not_ready();
-        self.engine_on_bus = Some((Instant::now(), taking_commands));
+        self.engine_on_bus = Some((heard, taking_commands));
         if was.is_some() != self.engine_not_ready().is_some() {
             self.publish_view();
         }

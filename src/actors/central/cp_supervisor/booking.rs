@@ -209,6 +209,12 @@ pub(super) enum Note {
     DriverStop,
     /// Crash the CP's actor (crash injection).
     CrashActor,
+    /// Crash the CP's monitor with its next report (crash injection).
+    CrashMonitor,
+    /// The operator changed the CP's location or tariff.
+    ChangeTerms(crate::domain::registration::CpTerms),
+    /// The CP was issued a new secret: the monitor that proved the old one is dropped.
+    ForgetMonitor,
 }
 
 /// What is sealed: the note and when it was written.

@@ -6,9 +6,12 @@
 
 use super::booking::{Booked, Booking, Note};
 use super::CpSupervisor;
-use crate::actors::central::charge_point::{ChargePoint, CpControl, Crash};
+use crate::actors::central::charge_point::{
+    ChangeTerms, ChargePoint, CpControl, Crash, CrashMonitor, ForgetMonitor,
+};
 use crate::actors::central::console_hub::{ConsoleHub, RequestAnswered};
 use crate::bus::{Inbound, Rejection};
+use crate::domain::registration::CpTerms;
 use crate::messages::CpEvent;
 use actix::prelude::*;
 
@@ -100,6 +103,15 @@ impl CpSupervisor {
             Note::Resume => cp.do_send(CpControl::Resume),
             Note::DriverStop => cp.do_send(CpControl::DriverStop),
             Note::CrashActor => cp.do_send(Crash),
+            Note::CrashMonitor => cp.do_send(CrashMonitor),
+            Note::ForgetMonitor => cp.do_send(ForgetMonitor),
+            // Sealed by another instance, and still checked against the rules.
+            Note::ChangeTerms(terms) => {
+                match CpTerms::new(&terms.location, terms.tariff.eur_per_kwh()) {
+                    Ok(terms) => cp.do_send(ChangeTerms(terms)),
+                    Err(why) => return Box::pin(async move { Err(Rejection::set_aside(why)) }),
+                }
+            }
             Note::Reserve {
                 request_id,
                 driver_id,

@@ -20,7 +20,9 @@ pub(super) struct Cluster {
     replica: Arc<Replica>,
     /// Seals the notes passed on to other instances.
     key: crate::proof::ClusterKey,
-    views: ViewPublisher,
+    pub(super) views: ViewPublisher,
+    /// Where this instance's console is served, for the others to show.
+    pub(super) console: String,
     /// When each CP's view was last shared, and what it said but figures: figures alone
     /// change every second of a supply, and are shared at most once a second.
     shared: HashMap<String, (Instant, CpView)>,
@@ -33,6 +35,7 @@ pub struct JoinCluster {
     pub replica: Arc<Replica>,
     pub key: crate::proof::ClusterKey,
     pub views: ViewPublisher,
+    pub console: String,
 }
 
 impl Handler<JoinCluster> for CpSupervisor {
@@ -43,8 +46,10 @@ impl Handler<JoinCluster> for CpSupervisor {
             replica: msg.replica,
             key: msg.key,
             views: msg.views,
+            console: msg.console,
             shared: HashMap::new(),
         });
+        self.share_status(ctx);
         // Partitions given before are restored now.
         self.partitions_changed(ctx);
     }
@@ -92,6 +97,7 @@ impl Handler<Restored> for CpSupervisor {
             }
         }
         log::info!("running {started} more charging points (partitions {restored:?})");
+        self.publish_status();
         self.ready.send_modify(|ready| ready.extend(restored));
     }
 }
@@ -121,7 +127,7 @@ impl Handler<CpRecordWritten> for CpSupervisor {
     }
 }
 
-/// A CP's view, as the instance running it shared it.
+/// A CP's view, as the instance running it shared it (or an instance's status).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SharedView(pub SealedRecord);
@@ -130,7 +136,9 @@ impl Handler<SharedView> for CpSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SharedView, _ctx: &mut Self::Context) {
-        let record = msg.0;
+        let Err(record) = self.heard_instance(msg.0) else {
+            return;
+        };
         // This instance's own views, and those of CPs running here, are known first-hand.
         if record.own || self.cps.contains_key(&record.key) {
             return;
@@ -139,6 +147,9 @@ impl Handler<SharedView> for CpSupervisor {
             .value
             .and_then(|v| serde_json::from_slice::<CpView>(&v).map_err(|e| e.to_string()))
         {
+            // This instance's name on a view not from this process: shared in an earlier
+            // life, before a restart; what it said is stale, and its CPs will run here.
+            Ok(view) if view.owner.as_deref() == Some(self.settings.instance.as_str()) => return,
             Ok(view) if view.id == record.key => view,
             Ok(_) => return log::warn!("a shared view set aside: its key is not its CP"),
             Err(why) => return log::debug!("a shared view set aside: {why}"),
@@ -176,6 +187,7 @@ impl CpSupervisor {
 
     /// Stops the CPs of partitions taken away; restores those given, then runs their CPs.
     fn partitions_changed(&mut self, ctx: &mut Context<Self>) {
+        self.publish_status();
         let held = self.held.now();
         let lost: Vec<String> = self
             .cps

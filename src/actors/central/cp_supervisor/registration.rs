@@ -4,6 +4,7 @@
 //! with the reason, counted, audited and, for a CP id or an address that keeps failing,
 //! locked out for longer and longer (the limiter the logins use).
 
+use super::booking::Note;
 use super::CpSupervisor;
 use crate::accounts::party_secrets;
 use crate::actors::central::charge_point::{
@@ -88,9 +89,10 @@ pub struct ChangeCpTerms {
 impl Handler<ChangeCpTerms> for CpSupervisor {
     type Result = Result<CpTerms, RegistryRefusal>;
 
-    /// Checks the new terms against the rules, hands them to the CP's actor, audits them.
+    /// Checks the new terms against the rules, hands them to the CP's actor (here, or on
+    /// the instance running it), audits them.
     fn handle(&mut self, msg: ChangeCpTerms, _ctx: &mut Self::Context) -> Self::Result {
-        let (Some(cp), Some(view)) = (self.cp(&msg.id), self.views.get(&msg.id)) else {
+        let Some(view) = self.views.get(&msg.id) else {
             return Err(RegistryRefusal::Unknown(format!(
                 "no charging point {} is registered",
                 shown(&msg.id)
@@ -101,15 +103,15 @@ impl Handler<ChangeCpTerms> for CpSupervisor {
             msg.price_eur_kwh.unwrap_or(view.tariff.eur_per_kwh()),
         )
         .map_err(RegistryRefusal::Invalid)?;
-        self.accounts.audit(
-            &msg.asker.who,
-            &msg.asker.from,
-            &format!(
-                "changed {}: location {} → {}, tariff {} → {} €/kWh",
-                msg.id, view.location, terms.location, view.tariff, terms.tariff
-            ),
+        let change = format!(
+            "changed {}: location {} → {}, tariff {} → {} €/kWh",
+            msg.id, view.location, terms.location, view.tariff, terms.tariff
         );
-        cp.do_send(ChangeTerms(terms.clone()));
+        let here = |cp: &Addr<ChargePoint>| cp.do_send(ChangeTerms(terms.clone()));
+        self.to_cp(&msg.id, here, Note::ChangeTerms(terms.clone()))
+            .map_err(RegistryRefusal::Unknown)?;
+        self.accounts
+            .audit(&msg.asker.who, &msg.asker.from, &change);
         Ok(terms)
     }
 }
@@ -126,13 +128,15 @@ pub struct IssueCpSecret {
 impl Handler<IssueCpSecret> for CpSupervisor {
     type Result = Result<Secret, RegistryRefusal>;
 
+    /// Writes the new credential (every instance has it from the changelog), then has the
+    /// CP's actor, wherever it runs, drop the monitor that proved the old one.
     fn handle(&mut self, msg: IssueCpSecret, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(cp) = self.cp(&msg.id) else {
+        if !self.views.contains_key(&msg.id) {
             return Err(RegistryRefusal::Unknown(format!(
                 "no charging point {} is registered",
                 shown(&msg.id)
             )));
-        };
+        }
         let (secret, credential) = party_secrets::issue_cp();
         self.store
             .set_cp_credential(&msg.id, &credential)
@@ -142,7 +146,9 @@ impl Handler<IssueCpSecret> for CpSupervisor {
             &msg.asker.from,
             &format!("issued a new secret for {}", msg.id),
         );
-        cp.do_send(ForgetMonitor);
+        let here = |cp: &Addr<ChargePoint>| cp.do_send(ForgetMonitor);
+        self.to_cp(&msg.id, here, Note::ForgetMonitor)
+            .map_err(RegistryRefusal::Unknown)?;
         Ok(Secret::new(secret))
     }
 }
