@@ -67,6 +67,20 @@ fn the_three_pages_follow_a_supply_a_stop_and_an_engine_crash_in_a_real_browser(
         console.attr(".tile[data-cp=CP001]", "class").as_deref(),
         Some("tile state-available")
     );
+    // Which central runs each CP, and the centrals' health: one here, answering.
+    console.wait_text(".tile[data-cp=CP001] .owner", "the CP's central", |t| {
+        t == "run by central-1"
+    });
+    console.wait_text(
+        "#centrals tr[data-central=central-1] .health",
+        "the central answering",
+        |t| t == "answering",
+    );
+    console.wait_text(
+        "#centrals tr[data-central=central-1] .cps",
+        "its CPs",
+        |t| t == "2",
+    );
     console.screenshot("02-all-available");
 
     // The operator registers a CP: its secret is shown once, its tile appears, disconnected

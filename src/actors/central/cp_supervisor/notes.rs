@@ -34,7 +34,13 @@ impl CpSupervisor {
         }
         let passed = self.pass_on(cp_id, &note);
         let cp_id = cp_id.to_owned();
+        let store = self.store.clone();
         actix::spawn(async move {
+            // A note never outruns the writes made before it (a new secret's credential):
+            // the changelog has them first, and the owner applies them before the note.
+            if let Err(e) = store.flush().await {
+                log::error!("{cp_id}: {note:?} passed on before its writes were shipped: {e}");
+            }
             if let Err(why) = passed.await {
                 log::error!("{cp_id}: {note:?} not passed on: {why}");
             }
@@ -104,7 +110,22 @@ impl CpSupervisor {
             Note::DriverStop => cp.do_send(CpControl::DriverStop),
             Note::CrashActor => cp.do_send(Crash),
             Note::CrashMonitor => cp.do_send(CrashMonitor),
-            Note::ForgetMonitor => cp.do_send(ForgetMonitor),
+            Note::ForgetMonitor => {
+                // The new credential comes on the changelog, which this note may outrun:
+                // dropped before it is applied here, the monitor would AUTH again with the
+                // old secret, and be taken.
+                let replica = self.cluster.as_ref().map(|c| c.replica.clone());
+                return Box::pin(async move {
+                    if let Some(replica) = replica {
+                        replica
+                            .caught_up()
+                            .await
+                            .map_err(|e| Rejection::retry_later(e.to_string()))?;
+                    }
+                    cp.do_send(ForgetMonitor);
+                    Ok(())
+                });
+            }
             // Sealed by another instance, and still checked against the rules.
             Note::ChangeTerms(terms) => {
                 match CpTerms::new(&terms.location, terms.tariff.eur_per_kwh()) {

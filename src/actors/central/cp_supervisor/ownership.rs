@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// What an instance shares with the others.
 pub(super) struct Cluster {
-    replica: Arc<Replica>,
+    pub(super) replica: Arc<Replica>,
     /// Seals the notes passed on to other instances.
     key: crate::proof::ClusterKey,
     pub(super) views: ViewPublisher,
