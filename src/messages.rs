@@ -53,6 +53,12 @@ pub trait Keyed {
         false
     }
 
+    /// Sealed with the centrals' cluster key, checked by its receiver: no proof by the party
+    /// its key names is needed (a note can outrun the CP's new key on the changelog).
+    fn sealed_by_centrals(&self) -> bool {
+        false
+    }
+
     /// The rules of the message's fields beyond their JSON types (ids, texts, figures):
     /// the first one broken, said for the dead-letter topic.
     fn check_fields(&self) -> Result<(), String> {
@@ -509,6 +515,9 @@ impl Keyed for CpEvent {
             self,
             CpEvent::EngineHello { .. } | CpEvent::FromCentral { .. }
         )
+    }
+    fn sealed_by_centrals(&self) -> bool {
+        matches!(self, CpEvent::FromCentral { .. })
     }
     // Its rules are checked by the central's actor of the CP, which audits the refused
     // amendments of a bill among them.

@@ -224,6 +224,20 @@ fn two_centrals_share_the_cps_and_serve_drivers_across_them() {
         sessions.len() >= ids.len() / 2,
         "few racers got a CP: {sessions:?}"
     );
+
+    // A new secret issued on the first console drops the monitor linked to the other:
+    // it holds the old secret, and is refused from then on.
+    let (status, body) = net.send("POST", &format!("{path}/secret"), None);
+    assert_eq!(status, 201, "{body}");
+    let lists: [&dyn Fn() -> Vec<Value>; 2] = [&|| first(&net), &|| other.cps(&net)];
+    for list in lists {
+        wait_for("the CP with the old secret disconnected", DEADLINE, || {
+            by_id(list())
+                .get(&theirs)
+                .filter(|cp| cp["state"] == "disconnected")
+                .map(|_| ())
+        });
+    }
 }
 
 #[test]

@@ -164,10 +164,13 @@ impl Gate {
         let Some(proven) = self.proven else {
             return Ok(true);
         };
-        match check(self.keys.as_ref(), proven, key, record) {
-            Verdict::Proven => {}
-            Verdict::NotOurs => return Ok(false),
-            Verdict::Refused(why) => return Err(why),
+        // A centrals' note is proven by its seal, which its receiver opens.
+        if !envelope.body.sealed_by_centrals() {
+            match check(self.keys.as_ref(), proven, key, record) {
+                Verdict::Proven => {}
+                Verdict::NotOurs => return Ok(false),
+                Verdict::Refused(why) => return Err(why),
+            }
         }
         self.replays.borrow_mut().admit(envelope, Utc::now())?;
         Ok(true)
