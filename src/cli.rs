@@ -398,9 +398,13 @@ pub struct BrokerArgs {
     /// Also write the bootstrap address to this file
     #[arg(long, value_name = "PATH")]
     pub bootstrap_file: Option<PathBuf>,
-    /// Serve outage injection (POST /control/outage, /control/recover) on this HTTP address
+    /// Serve outage injection (POST /control/outage, /control/recover,
+    /// /control/brokers/{id}/down and /up) on this HTTP address
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<String>,
+    /// Brokers in the embedded cluster (1 to 5), each topic replicated on up to 3 of them
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub brokers: i32,
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +412,10 @@ pub struct DemoArgs {
     /// Centrals sharing the CPs: crash one and watch its CPs move [default: 1]
     #[arg(long, value_name = "N")]
     pub centrals: Option<u32>,
+    /// Brokers of the embedded Kafka cluster, up to 5; with 3, the demo control can take
+    /// one down [default: 1]
+    #[arg(long, value_name = "N")]
+    pub brokers: Option<i32>,
     /// Number of charging points [default: 5]
     #[arg(long, value_name = "N")]
     pub cps: Option<u32>,
@@ -508,6 +516,7 @@ impl Cli {
             }
             Some(Command::Demo(a)) => {
                 push(&mut out, "demo.centrals", &a.centrals);
+                push(&mut out, "demo.brokers", &a.brokers);
                 push(&mut out, "demo.cps", &a.cps);
                 push(&mut out, "demo.drivers", &a.drivers);
                 push(&mut out, "demo.dir", &a.dir.as_ref().map(|p| p.display()));

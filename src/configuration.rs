@@ -211,6 +211,8 @@ pub struct DriverSettings {
 pub struct DemoSettings {
     /// Number of centrals: one network, their CPs shared between them.
     pub centrals: u32,
+    /// Brokers of the embedded Kafka cluster (1 to 5): with 3, one can be taken down.
+    pub brokers: i32,
     /// Number of charging points.
     pub cps: u32,
     /// Number of drivers, each serving the demo file.
@@ -303,6 +305,7 @@ impl Default for DemoSettings {
     fn default() -> Self {
         DemoSettings {
             centrals: 1,
+            brokers: 1,
             cps: 5,
             drivers: 2,
             dir: None,
@@ -390,6 +393,9 @@ impl Settings {
         }
         if self.central.session_timeout < Duration::from_secs(1) {
             return invalid("central.session_timeout", "must be 1s or more");
+        }
+        if !(1..=crate::domain::MAX_EMBEDDED_BROKERS).contains(&self.demo.brokers) {
+            return invalid("demo.brokers", "the embedded cluster runs 1 to 5 brokers");
         }
         if self.demo.centrals == 0 {
             return invalid("demo.centrals", "a network has 1 central or more");

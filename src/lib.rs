@@ -82,6 +82,7 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
             settings,
             args.bootstrap_file.as_deref(),
             args.control.as_deref(),
+            args.brokers,
         ),
         Command::Demo(_) => demo::run(settings, config),
         Command::Operator(command) => operator::run(&settings, command),

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Demo(DemoArgs {
         centrals: None,
+        brokers: None,
         cps: None,
         drivers: None,
         dir: None,

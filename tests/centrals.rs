@@ -68,6 +68,17 @@ fn wait_shown(
     )
 }
 
+/// Waits until the network's first central and `other` both show every CP of `ids` in
+/// `state`; returns which instance runs each.
+fn shown_on_both(
+    net: &Network,
+    other: &OtherCentral,
+    ids: &[String],
+    state: &str,
+) -> BTreeMap<String, String> {
+    wait_shown(&[&|| first(net), &|| other.cps(net)], ids, state, |_| true)
+}
+
 /// The CPs the network's first central shows.
 fn first(net: &Network) -> Vec<Value> {
     net.get("/api/cps").as_array().cloned().unwrap_or_default()
@@ -229,15 +240,47 @@ fn two_centrals_share_the_cps_and_serve_drivers_across_them() {
     // it holds the old secret, and is refused from then on.
     let (status, body) = net.send("POST", &format!("{path}/secret"), None);
     assert_eq!(status, 201, "{body}");
-    let lists: [&dyn Fn() -> Vec<Value>; 2] = [&|| first(&net), &|| other.cps(&net)];
-    for list in lists {
-        wait_for("the CP with the old secret disconnected", DEADLINE, || {
-            by_id(list())
-                .get(&theirs)
-                .filter(|cp| cp["state"] == "disconnected")
-                .map(|_| ())
-        });
-    }
+    shown_on_both(&net, &other, std::slice::from_ref(&theirs), "disconnected");
+
+    // A monitor that knows only the first central, for a CP the other runs: the first
+    // relays its link over Kafka, and the owner judges it as one of its own.
+    let held: BTreeSet<i32> = wait_for("central-2's partitions", DEADLINE, || {
+        let centrals = other.get(&net, "/api/centrals")?;
+        let this = centrals.as_array()?.iter().find(|c| c["this"] == true)?;
+        let held = this["partitions"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p.as_i64());
+        Some(held.map(|p| p as i32).collect::<BTreeSet<_>>())
+    });
+    let relayed = (1..)
+        .map(|n| format!("RL{n:02}"))
+        .find(|id| held.contains(&evcharge::bus::partition_of(id, 6)))
+        .unwrap();
+    let part = net.start_cp_linked_to(&relayed, net.central_tcp, &["--supply-duration", "2s"]);
+    let relayed_ids = [relayed.clone()];
+    let owners = shown_on_both(&net, &other, &relayed_ids, "available");
+    assert_eq!(owners[&relayed], "central-2");
+    let via = format!("{relayed}: monitor authenticated from ");
+    assert!(
+        other
+            .proc
+            .stderr_text()
+            .lines()
+            .any(|l| l.contains(&via) && l.ends_with("via central-1")),
+        "central-2 took {relayed}'s monitor directly"
+    );
+    let mut driver = net.start_driver("DR", &["--cp", &relayed]);
+    assert_eq!(driver.wait_exit(DEADLINE), 0, "{}", driver.stderr_text());
+    let ticket = ticket_of(&driver);
+    assert_eq!(ticket["outcome"], "completed", "{ticket}");
+    assert!(ticket["kwh"].as_f64().unwrap() > 0.0, "{ticket}");
+    // Frozen, its monitor falls silent with its link open: both consoles show the CP
+    // disconnected; thawed, it authenticates again by itself.
+    net.cps[part].freeze();
+    shown_on_both(&net, &other, &relayed_ids, "disconnected");
+    net.cps[part].thaw();
+    shown_on_both(&net, &other, &relayed_ids, "available");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! minute of SIGKILLs and restarts of random roles, the central included. Then the
 //! invariants: every session closed, each once, with the figures its engine reported; no CP
 //! left reserved or charging; the central's records agree with what the drivers received.
+//! A second run has two centrals on a cluster of three brokers, and takes brokers down too.
 //!
-//! `CHAOS_SECONDS` (default 60) and `CHAOS_SEED` change the run; the seed is printed.
+//! `CHAOS_SECONDS` (default 60, and 45 for the second run) and `CHAOS_SEED` change the
+//! runs; the seed is printed.
 
 mod support;
 
@@ -38,6 +40,10 @@ impl XorShift {
 #[derive(Debug, Clone, Copy)]
 enum Part {
     Central,
+    /// The `n`th central after the network's first.
+    OtherCentral(usize),
+    /// One broker of the cluster, taken down and brought back.
+    Broker(i32),
     Engine(usize),
     Monitor(usize),
     Driver(usize),
@@ -45,6 +51,7 @@ enum Part {
 
 struct Chaos {
     net: Network,
+    others: Vec<OtherCentral>,
     engine_ports: Vec<u16>,
     /// Index in `net.cps` of each CP's current engine and monitor process.
     engines: Vec<usize>,
@@ -66,8 +73,13 @@ fn driver_id(i: usize) -> String {
 const ENGINE_FLAGS: [&str; 2] = ["--supply-duration", "3s"];
 
 impl Chaos {
-    fn start() -> Chaos {
-        let mut net = Network::start_with(BrokerKind::Embedded, &["--reservation-expiry", "5s"]);
+    /// The network on `kind`, with `centrals` centrals.
+    fn start(kind: BrokerKind, centrals: usize) -> Chaos {
+        let mut net = Network::start_with(kind, &["--reservation-expiry", "5s"]);
+        // Before the CPs: their monitors know every central.
+        let others = (2..=centrals)
+            .map(|k| net.start_another_central(&format!("central-{k}")))
+            .collect();
         let engines: Vec<usize> = (0..CPS)
             .map(|i| net.start_engine(&cp_id(i), 0, &ENGINE_FLAGS))
             .collect();
@@ -81,6 +93,7 @@ impl Chaos {
         let plan = net.write_file("plan.txt", &"*\n".repeat(200));
         let mut chaos = Chaos {
             net,
+            others,
             engine_ports,
             engines,
             monitors,
@@ -108,6 +121,8 @@ impl Chaos {
     fn kill(&mut self, part: Part) {
         match part {
             Part::Central => self.net.kill_central(),
+            Part::OtherCentral(n) => self.others[n].proc.kill(),
+            Part::Broker(id) => self.net.broker.broker_down(id),
             Part::Engine(i) => self.net.cps[self.engines[i]].kill(),
             Part::Monitor(i) => self.net.cps[self.monitors[i]].kill(),
             Part::Driver(d) => self.drivers[d].kill(),
@@ -117,6 +132,12 @@ impl Chaos {
     fn restart(&mut self, part: Part) {
         match part {
             Part::Central => self.net.start_central(),
+            // Over its own database, under its own name: it rejoins as the same member.
+            Part::OtherCentral(n) => {
+                let instance = self.others[n].instance.clone();
+                self.others[n] = self.net.start_another_central(&instance);
+            }
+            Part::Broker(id) => self.net.broker.broker_up(id),
             Part::Engine(i) => {
                 self.engines[i] =
                     self.net
@@ -185,6 +206,17 @@ impl Chaos {
 
 #[test]
 fn a_minute_of_random_crashes_breaks_no_invariant() {
+    run_chaos(BrokerKind::Embedded, 1, 60);
+}
+
+#[test]
+fn several_centrals_and_a_lost_broker_break_no_invariant() {
+    run_chaos(BrokerKind::EmbeddedCluster, 2, 45);
+}
+
+/// Kills and restarts random parts of a network on `kind` with `centrals` centrals for
+/// `seconds` (or `CHAOS_SECONDS`), then checks the invariants.
+fn run_chaos(kind: BrokerKind, centrals: usize, seconds: u64) {
     let seed: u64 = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -192,10 +224,15 @@ fn a_minute_of_random_crashes_breaks_no_invariant() {
     let seconds: u64 = std::env::var("CHAOS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    eprintln!("chaos: seed {seed}, {seconds} s");
+        .unwrap_or(seconds);
+    eprintln!("chaos: seed {seed}, {seconds} s, {centrals} centrals on {kind:?}");
     let mut rng = XorShift(seed);
-    let mut chaos = Chaos::start();
+    let mut chaos = Chaos::start(kind, centrals);
+    let brokers = if kind == BrokerKind::EmbeddedCluster {
+        3
+    } else {
+        1
+    };
 
     // Act: kill a random part, bring it back a moment later, again and again.
     let start = Instant::now();
@@ -203,7 +240,16 @@ fn a_minute_of_random_crashes_breaks_no_invariant() {
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(rng.millis(1000, 3000));
         let part = match rng.below(4) {
-            0 if rng.below(3) == 0 => Part::Central,
+            // With one central, a third of these; with several, all: a central or a broker.
+            0 if centrals > 1 || rng.below(3) == 0 => match centrals {
+                1 => Part::Central,
+                _ => match rng.below(centrals as u64 + 1) {
+                    0 => Part::Central,
+                    n if (n as usize) < centrals => Part::OtherCentral(n as usize - 1),
+                    _ if brokers > 1 => Part::Broker(1 + rng.below(brokers) as i32),
+                    _ => Part::Central,
+                },
+            },
             0 | 1 => Part::Engine(rng.below(CPS as u64) as usize),
             2 => Part::Monitor(rng.below(CPS as u64) as usize),
             _ => Part::Driver(rng.below(DRIVERS as u64) as usize),

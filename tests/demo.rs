@@ -387,6 +387,8 @@ fn with_two_centrals_the_presenter_crashes_one_and_its_cps_move_to_the_other() {
                 "demo",
                 "--centrals",
                 "2",
+                "--brokers",
+                "3",
                 "--cps",
                 "3",
                 "--drivers",
@@ -449,6 +451,19 @@ fn with_two_centrals_the_presenter_crashes_one_and_its_cps_move_to_the_other() {
     };
     wait_for("every CP available on the second central", DEADLINE, || {
         all_run_by(&second, None).then_some(())
+    });
+
+    // On three brokers, the presenter takes one down and brings it back.
+    let post = |path: &str| demo_control.post_for_status(path, None).unwrap().0;
+    assert_eq!(post("/demo/broker/2/down"), 202);
+    assert_eq!(post("/demo/broker/7/down"), 404);
+    let said = |what: &str| demo.stderr_text().contains(what).then_some(());
+    wait_for("the demo to take broker 2 down", DEADLINE, || {
+        said("broker 2 down: 2 partitions of each topic led by another broker")
+    });
+    assert_eq!(post("/demo/broker/2/up"), 202);
+    wait_for("broker 2 back", DEADLINE, || {
+        said("broker 2 back: it leads its partitions again")
     });
 
     // The presenter crashes the first central: the second runs every CP.

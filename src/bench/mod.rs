@@ -72,7 +72,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let embedded = settings.kafka.bootstrap == KafkaSettings::default().bootstrap;
     let broker = embedded
-        .then(|| EmbeddedBroker::start(&settings.kafka))
+        .then(|| EmbeddedBroker::start(&settings.kafka, 1))
         .transpose()?;
     let bootstrap = match &broker {
         Some(broker) => broker.bootstrap(),

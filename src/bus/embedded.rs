@@ -4,8 +4,11 @@
 
 use super::{BusError, Topics};
 use crate::configuration::KafkaSettings;
+use crate::domain::MAX_EMBEDDED_BROKERS;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 /// What the broker's owner can be asked to do to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +17,20 @@ pub enum BrokerCommand {
     Outage,
     /// Accept connections again.
     Recover,
+    /// Take one broker of the cluster down (its partitions led by the others meanwhile).
+    Down(i32),
+    /// Bring that broker back (its partitions led by it again).
+    Up(i32),
 }
 
-/// A running embedded broker with every topic created.
+/// A running embedded broker (or cluster of brokers) with every topic created.
 pub struct EmbeddedBroker {
     cluster: MockCluster<'static, DefaultProducerContext>,
+    topics: Vec<String>,
+    partitions: i32,
+    brokers: i32,
+    /// The brokers taken down.
+    down: Mutex<BTreeSet<i32>>,
 }
 
 impl std::fmt::Debug for EmbeddedBroker {
@@ -30,12 +42,23 @@ impl std::fmt::Debug for EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts one broker and creates our topics with the configured partitions.
-    pub fn start(settings: &KafkaSettings) -> Result<EmbeddedBroker, BusError> {
-        let cluster = MockCluster::new(1).map_err(|e| BusError::Embedded(e.to_string()))?;
-        for topic in Topics::new(&settings.topic_prefix).all() {
+    /// Starts `brokers` brokers (1 to 5) and creates our topics with the configured
+    /// partitions, replicated on up to three brokers, their leaders spread over them.
+    pub fn start(settings: &KafkaSettings, brokers: i32) -> Result<EmbeddedBroker, BusError> {
+        if !(1..=MAX_EMBEDDED_BROKERS).contains(&brokers) {
+            return Err(BusError::Embedded(format!(
+                "the embedded cluster runs 1 to {MAX_EMBEDDED_BROKERS} brokers, not {brokers}"
+            )));
+        }
+        let cluster = MockCluster::new(brokers).map_err(|e| BusError::Embedded(e.to_string()))?;
+        let topics: Vec<String> = Topics::new(&settings.topic_prefix)
+            .all()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for topic in &topics {
             cluster
-                .create_topic(topic, settings.partitions, 1)
+                .create_topic(topic, settings.partitions, brokers.min(3))
                 .map_err(|e| BusError::Embedded(format!("cannot create topic {topic}: {e}")))?;
         }
         log::warn!(
@@ -43,26 +66,101 @@ impl EmbeddedBroker {
              for a one-machine lab only",
             cluster.bootstrap_servers()
         );
-        Ok(EmbeddedBroker { cluster })
+        let broker = EmbeddedBroker {
+            cluster,
+            topics,
+            partitions: settings.partitions,
+            brokers,
+            down: Mutex::new(BTreeSet::new()),
+        };
+        broker.elect_leaders();
+        Ok(broker)
+    }
+
+    /// How many brokers the cluster has (numbered from 1).
+    pub fn brokers(&self) -> i32 {
+        self.brokers
     }
 
     /// Simulates the broker going away (every connection dropped, new ones refused, data
-    /// kept) or coming back, and says so.
+    /// kept) or coming back, or one broker of the cluster doing so, and says so.
     pub fn obey(&self, command: BrokerCommand) {
         let all = -1;
         let done = match command {
             BrokerCommand::Recover => self.cluster.broker_up(all),
             BrokerCommand::Outage => self.cluster.broker_down(all),
-        };
-        match (done, command) {
-            (Ok(()), BrokerCommand::Recover) => {
-                log::warn!("broker back: accepting connections again");
+            BrokerCommand::Down(id) | BrokerCommand::Up(id)
+                if !(1..=self.brokers).contains(&id) =>
+            {
+                return log::error!(
+                    "no broker {id}: this cluster has brokers 1 to {}",
+                    self.brokers
+                );
             }
-            (Ok(()), BrokerCommand::Outage) => {
+            BrokerCommand::Down(id) => {
+                let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+                if down.len() + 1 >= self.brokers as usize && !down.contains(&id) {
+                    return log::error!(
+                        "broker {id} stays up: it is the last one (an outage takes them all)"
+                    );
+                }
+                down.insert(id);
+                drop(down);
+                self.cluster.broker_down(id)
+            }
+            BrokerCommand::Up(id) => {
+                self.down
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                self.cluster.broker_up(id)
+            }
+        };
+        if let Err(e) = done {
+            return log::error!("cannot change the broker's reachability: {e}");
+        }
+        match command {
+            BrokerCommand::Recover => log::warn!("broker back: accepting connections again"),
+            BrokerCommand::Outage => {
                 log::warn!("broker outage: every connection dropped, new ones refused");
             }
-            (Err(e), _) => log::error!("cannot change the broker's reachability: {e}"),
+            BrokerCommand::Down(id) => {
+                let away = self.elect_leaders();
+                log::warn!(
+                    "broker {id} down: {away} partitions of each topic led by another broker meanwhile"
+                );
+            }
+            BrokerCommand::Up(id) => {
+                self.elect_leaders();
+                log::warn!("broker {id} back: it leads its partitions again");
+            }
         }
+    }
+
+    /// Gives each partition a leader among the brokers up: the first of its replicas, as
+    /// Kafka's controller does (the mock cluster never elects one itself). Partition `p`'s
+    /// replicas are brokers `p % n + 1` and the next ones. Returns how many partitions (of
+    /// each topic) are led by another broker than their first replica.
+    fn elect_leaders(&self) -> usize {
+        if self.brokers == 1 {
+            return 0;
+        }
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let replicas = self.brokers.min(3);
+        let mut away = 0;
+        for p in 0..self.partitions {
+            let preferred = p % self.brokers;
+            let leader = (0..replicas)
+                .map(|r| (preferred + r) % self.brokers + 1)
+                .find(|b| !down.contains(b));
+            away += usize::from(leader != Some(preferred + 1));
+            for topic in &self.topics {
+                if let Err(e) = self.cluster.partition_leader(topic, p, leader) {
+                    log::error!("cannot set the leader of {topic}/{p}: {e}");
+                }
+            }
+        }
+        away
     }
 
     /// The address clients connect to.

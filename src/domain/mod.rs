@@ -12,3 +12,6 @@ pub mod registration;
 pub mod supply_view;
 
 pub use cp::{CpState, CpView, Denial, EngineHealth, Reservation};
+
+/// The most brokers the embedded Kafka cluster runs.
+pub const MAX_EMBEDDED_BROKERS: i32 = 5;

@@ -10,8 +10,9 @@ pub fn run(
     settings: Settings,
     bootstrap_file: Option<&Path>,
     control: Option<&str>,
+    brokers: i32,
 ) -> anyhow::Result<()> {
-    let broker = EmbeddedBroker::start(&settings.kafka)?;
+    let broker = EmbeddedBroker::start(&settings.kafka, brokers)?;
     let bootstrap = broker.bootstrap();
     // The first line of stdout is the address, for scripts.
     let mut stdout = std::io::stdout().lock();
@@ -21,10 +22,17 @@ pub fn run(
     if let Some(path) = bootstrap_file {
         write_atomically(path, &format!("{bootstrap}\n"))?;
     }
-    log::info!(
-        "embedded Kafka broker on {bootstrap} ({} partitions a topic, in memory); Ctrl-C stops it",
-        settings.kafka.partitions
-    );
+    match brokers {
+        1 => log::info!(
+            "embedded Kafka broker on {bootstrap} ({} partitions a topic, in memory); Ctrl-C stops it",
+            settings.kafka.partitions
+        ),
+        n => log::info!(
+            "embedded Kafka cluster of {n} brokers on {bootstrap} ({} partitions a topic, each on {} brokers, in memory); Ctrl-C stops it",
+            settings.kafka.partitions,
+            n.min(3)
+        ),
+    }
     let control = control
         .map(|address| {
             let token =
@@ -41,10 +49,14 @@ pub fn run(
 async fn serve(broker: &EmbeddedBroker, control: Option<(&str, String)>) -> anyhow::Result<()> {
     let (owner, mut commands) = tokio::sync::mpsc::unbounded_channel();
     if let Some((address, token)) = control {
-        let port = crate::web::control::broker::serve(address, &token, owner)?;
+        let remote = crate::web::control::broker::BrokerRemote {
+            owner,
+            brokers: broker.brokers(),
+        };
+        let port = crate::web::control::broker::serve(address, &token, remote)?;
         // The address as bound: with port 0, the one the system chose.
         log::info!(
-            "outage injection on http://{}:{port}/control/outage and /control/recover",
+            "outage injection on http://{}:{port}/control/outage and /control/recover, one broker with /control/brokers/{{id}}/down and /up",
             crate::web::shown_host(address)
         );
     }

@@ -26,7 +26,7 @@ const LOCATIONS: [&str; 8] = [
 ];
 
 pub fn run(settings: Settings, config: Option<&Path>) -> anyhow::Result<()> {
-    let broker = EmbeddedBroker::start(&settings.kafka)?;
+    let broker = EmbeddedBroker::start(&settings.kafka, settings.demo.brokers)?;
     let bootstrap = broker.bootstrap();
     log::info!("embedded Kafka broker on {bootstrap}");
     let dir = match &settings.demo.dir {
@@ -183,7 +183,10 @@ async fn run_network(
         &settings.demo.control,
         &control_token,
         parts.clone(),
-        broker_commands,
+        crate::web::control::broker::BrokerRemote {
+            owner: broker_commands,
+            brokers: broker.brokers(),
+        },
     )?;
     log::info!(
         "network up: API at http://{central_http}/api/cps and /api/sessions (token in {}); demo control at http://{}/demo/parts (token in {}); starting {} drivers",

@@ -8,9 +8,16 @@ use std::path::{Path, PathBuf};
 pub enum BrokerKind {
     /// `evcharge broker`: librdkafka's mock cluster in a process of its own.
     Embedded,
-    /// tansu, a separate Kafka-compatible broker.
+    /// `evcharge broker --brokers 3`: three brokers, each topic on all three.
+    EmbeddedCluster,
+    /// tansu, a separate Kafka-compatible broker, in memory.
     Tansu,
+    /// tansu over a sqlite database that outlives it: it can be killed and started again.
+    TansuDurable,
 }
+
+/// Where a durable tansu keeps its records, relative to its working directory.
+const DURABLE_STORAGE: &str = "sqlite://tansu.db";
 
 /// A broker process and its bootstrap address.
 pub struct Broker {
@@ -19,19 +26,28 @@ pub struct Broker {
     /// Port of the embedded broker's outage control.
     control: Option<u16>,
     proc: Proc,
+    /// Where tansu runs (and a durable one keeps its database).
+    dir: PathBuf,
 }
 
 impl Broker {
     pub fn start(kind: BrokerKind, dir: &Path) -> Broker {
         match kind {
-            BrokerKind::Embedded => {
+            BrokerKind::Embedded | BrokerKind::EmbeddedCluster => {
                 let file = dir.join("bootstrap.txt");
+                let brokers = if kind == BrokerKind::Embedded {
+                    "1"
+                } else {
+                    "3"
+                };
                 let args = [
                     "broker".to_string(),
                     "--bootstrap-file".into(),
                     file.display().to_string(),
                     "--control".into(),
                     "127.0.0.1:0".into(),
+                    "--brokers".into(),
+                    brokers.into(),
                 ];
                 let token = [("EVCHARGE_CONTROL__TOKEN", CONTROL_TOKEN)];
                 let proc = Proc::spawn(dir, "broker", evcharge(), &args, &token);
@@ -47,6 +63,7 @@ impl Broker {
                     bootstrap,
                     control: Some(control),
                     proc,
+                    dir: dir.to_owned(),
                 }
             }
             // tansu's advertised listener must name its port, so the port is chosen before
@@ -54,7 +71,36 @@ impl Broker {
             BrokerKind::Tansu => wait_for("tansu on a free port", DEADLINE, || {
                 Broker::try_start_tansu_on(free_port(), dir)
             }),
+            BrokerKind::TansuDurable => wait_for("tansu on a free port", DEADLINE, || {
+                let mut broker =
+                    Broker::try_start_tansu_with(free_port(), dir, DURABLE_STORAGE, &[])?;
+                broker.kind = BrokerKind::TansuDurable;
+                Some(broker)
+            }),
         }
+    }
+
+    /// A durable tansu, SIGKILLed, started again on its port over the same database.
+    pub fn kill_and_restart(&mut self) {
+        assert_eq!(
+            self.kind,
+            BrokerKind::TansuDurable,
+            "only a durable tansu restarts"
+        );
+        self.proc.kill();
+        let port: u16 = self.bootstrap.rsplit(':').next().unwrap().parse().unwrap();
+        // The port was its own: free again once it is dead (unless another process took it
+        // meanwhile, which then fails here, plainly).
+        let again = wait_for("tansu again on its port", DEADLINE, || {
+            Some(Broker::try_start_tansu_with(
+                port,
+                &self.dir,
+                DURABLE_STORAGE,
+                &[],
+            ))
+        })
+        .unwrap_or_else(|| panic!("tansu cannot listen on its port {port} again"));
+        self.proc = again.proc;
     }
 
     /// tansu on a port chosen beforehand; `None` when tansu could not listen there (another
@@ -128,6 +174,7 @@ impl Broker {
             bootstrap: format!("127.0.0.1:{port}"),
             control: None,
             proc,
+            dir: dir.to_owned(),
         })
     }
 
@@ -147,6 +194,15 @@ impl Broker {
 
     pub fn recover(&self) {
         self.control_post("recover");
+    }
+
+    /// One broker of the embedded cluster goes down (or comes back, with `up`).
+    pub fn broker_down(&self, id: i32) {
+        self.control_post(&format!("brokers/{id}/down"));
+    }
+
+    pub fn broker_up(&self, id: i32) {
+        self.control_post(&format!("brokers/{id}/up"));
     }
 
     fn control_post(&self, what: &str) {

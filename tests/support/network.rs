@@ -336,6 +336,16 @@ impl Network {
         ])
     }
 
+    /// Starts `evcharge cp` for `id` whose monitor knows only the central whose port for
+    /// monitors is `port`; returns its index in `cps`.
+    pub fn start_cp_linked_to(&mut self, id: &str, port: u16, extra: &[&str]) -> usize {
+        let data = self.engine_data(id);
+        let mut args = self.cp_args(id, 0.30, &data);
+        let at = args.iter().position(|a| a == "--central").unwrap() + 1;
+        args[at] = format!("127.0.0.1:{port}");
+        self.start_part(id, args, extra)
+    }
+
     /// Starts `evcharge cp` for `id`; returns its index in `cps`.
     pub fn start_cp(&mut self, id: &str, price: f64, extra: &[&str]) -> usize {
         let data = self.engine_data(id);
@@ -563,7 +573,9 @@ pub fn wait_line(proc: &Proc, what: &str, matches: impl Fn(&Value) -> bool) -> V
 /// DEPLOY.md says so for tansu users.
 fn tansu_session(kind: BrokerKind) -> &'static [(&'static str, &'static str)] {
     match kind {
-        BrokerKind::Tansu => &[("EVCHARGE_CENTRAL__SESSION_TIMEOUT", "30s")],
+        BrokerKind::Tansu | BrokerKind::TansuDurable => {
+            &[("EVCHARGE_CENTRAL__SESSION_TIMEOUT", "30s")]
+        }
         _ => &[],
     }
 }

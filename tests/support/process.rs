@@ -128,6 +128,11 @@ impl Proc {
         self.signal("STOP");
     }
 
+    /// SIGCONT: a frozen process carries on.
+    pub fn thaw(&mut self) {
+        self.signal("CONT");
+    }
+
     fn signal(&self, name: &str) {
         if self.child.pid().is_some() {
             self.child

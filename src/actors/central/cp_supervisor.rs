@@ -3,12 +3,14 @@
 
 mod booking;
 mod instances;
+mod monitor_relay;
 mod notes;
 mod ownership;
 mod registration;
 
 pub use booking::{Booked, ReserveFor};
 pub use instances::ListCentrals;
+pub use monitor_relay::{LinkAnswered, LinkVerdict, MonitorAnswer};
 pub use ownership::{JoinCluster, SharedView};
 pub use registration::{
     Asker, ChangeCpTerms, HelloRefusal, IssueCpSecret, MonitorHello, RegisterCp, RegistryRefusal,
@@ -54,6 +56,8 @@ pub struct CpSupervisor {
     /// The other instances, as they last said how they are.
     centrals: BTreeMap<String, crate::domain::central_status::CentralStatus>,
     started_at: chrono::DateTime<Utc>,
+    /// The links held here for CPs run elsewhere, by CP and connection.
+    relays: BTreeMap<(String, u64), Addr<monitor_relay::MonitorRelay>>,
 }
 
 impl CpSupervisor {
@@ -78,6 +82,7 @@ impl CpSupervisor {
             cluster: None,
             centrals: BTreeMap::new(),
             started_at: Utc::now(),
+            relays: BTreeMap::new(),
         }
     }
 
@@ -168,6 +173,7 @@ impl Handler<CpViewChanged> for CpSupervisor {
     /// the other centrals.
     fn handle(&mut self, msg: CpViewChanged, _ctx: &mut Self::Context) {
         self.share_view(&msg.0);
+        self.tell_relays(&msg.0);
         ConsoleHub::from_registry().do_send(CpChanged(msg.0.clone()));
         self.views.insert(msg.0.id.clone(), msg.0);
     }

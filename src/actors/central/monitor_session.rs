@@ -19,7 +19,7 @@ mod limits;
 
 pub use limits::LinkLimits;
 
-use super::charge_point::{ChargePoint, DetachMonitor, MonitorReport};
+use super::charge_point::{DetachMonitor, MonitorEnd, MonitorReport};
 use super::cp_supervisor::{CpSupervisor, HelloRefusal, MonitorHello};
 use crate::domain::registration::{check_cp_id, shown};
 use crate::domain::EngineHealth;
@@ -38,7 +38,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+/// Links are named by instance and this id, across the network: counted from the start's
+/// microsecond, no id of a restarted instance names a link of its earlier life.
+static NEXT_CONN_ID: std::sync::LazyLock<AtomicU64> = std::sync::LazyLock::new(|| {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    AtomicU64::new(now.map_or(1, |d| d.as_micros() as u64))
+});
 
 /// Replies queued for a peer that is not reading them; past this the link is closed.
 const REPLY_QUEUE: usize = 64;
@@ -51,10 +56,10 @@ pub struct MonitorSession {
     supervisor: Addr<CpSupervisor>,
     /// The CP this link speaks for: the one its first accepted AUTH named, for its life.
     bound: Option<String>,
-    /// While authenticated: the CP's actor, and when the last AUTH or STATUS it took was
-    /// sent to it (no later than the CP saw it, so the link never counts as live longer
-    /// than the CP does).
-    authenticated: Option<(Addr<ChargePoint>, Instant)>,
+    /// While authenticated: where its reports go (the CP's actor, or a relay to the
+    /// instance running it), and when the last AUTH or STATUS it took was sent there (no
+    /// later than the CP saw it, so the link never counts as live longer than the CP does).
+    authenticated: Option<(MonitorEnd, Instant)>,
     /// Whether a well-formed AUTH came at all: a link refused for a reason (another live
     /// monitor holds the CP) keeps trying on its own link.
     tried_auth: bool,
@@ -286,7 +291,7 @@ impl MonitorSession {
         if heard.elapsed() >= self.silence_window {
             // The CP counts this link lost by now, or is about to: make sure it does, so
             // that the link and the CP agree.
-            cp.do_send(DetachMonitor {
+            cp.detach.do_send(DetachMonitor {
                 conn_id: self.conn_id,
             });
             self.authenticated = None;
@@ -303,28 +308,31 @@ impl MonitorSession {
         };
         let cp_id = cp_id.clone();
         let asked = Instant::now();
-        ctx.wait(
-            cp.send(report)
-                .into_actor(self)
-                .map(move |answer, act, ctx| match answer {
-                    Ok(Ok((state, crash))) => {
-                        if let Some((_, heard)) = &mut act.authenticated {
-                            *heard = asked;
-                        }
-                        let mut fields = vec!["STATE".into(), cp_id, state.as_str().into()];
-                        if crash {
-                            fields.push("CRASH".into());
-                        }
-                        act.reply(true, fields, ctx);
+        ctx.wait(cp.report.send(report).into_actor(self).map(
+            move |answer, act, ctx| match answer {
+                Ok(Ok((state, crash))) => {
+                    if let Some((_, heard)) = &mut act.authenticated {
+                        *heard = asked;
                     }
-                    // The CP forgot this link (it was issued a new secret).
-                    Ok(Err(why)) => {
-                        act.authenticated = None;
-                        act.nack("ERR", &why, ctx);
+                    let mut fields = vec!["STATE".into(), cp_id, state.as_str().into()];
+                    if crash {
+                        fields.push("CRASH".into());
                     }
-                    Err(e) => act.nack("ERR", &format!("the central is busy: {e}"), ctx),
-                }),
-        );
+                    act.reply(true, fields, ctx);
+                }
+                // The CP forgot this link (it was issued a new secret).
+                Ok(Err(why)) => {
+                    act.authenticated = None;
+                    act.nack("ERR", &why, ctx);
+                }
+                // The CP's actor (or relay) is gone: the CP moved to another instance.
+                Err(_) => {
+                    act.authenticated = None;
+                    let why = "the CP moved to another central: send AUTH again";
+                    act.nack("ERR", why, ctx);
+                }
+            },
+        ));
     }
 }
 
@@ -367,7 +375,7 @@ impl Actor for MonitorSession {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         if let Some((cp, _)) = &self.authenticated {
-            cp.do_send(DetachMonitor {
+            cp.detach.do_send(DetachMonitor {
                 conn_id: self.conn_id,
             });
         }

@@ -1,18 +1,17 @@
 //! The demo's control endpoint: list its parts, crash one (back after a delay, or left
-//! down), start one again, and take the embedded broker away and back.
+//! down), start one again, and take the embedded broker (or one broker of its cluster) away
+//! and back.
 
+use super::broker::{self, BrokerRemote};
 use crate::actors::demo::parts::{CrashPart, DemoParts, ListParts, StartPart};
-use crate::bus::BrokerCommand;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Clone)]
 struct DemoControl {
     parts: Addr<DemoParts>,
-    broker: UnboundedSender<BrokerCommand>,
 }
 
 /// Binds `address` and serves until the system stops, opened by `token`.
@@ -20,12 +19,14 @@ pub fn serve(
     address: &str,
     token: &str,
     parts: Addr<DemoParts>,
-    broker: UnboundedSender<BrokerCommand>,
+    broker: BrokerRemote,
 ) -> anyhow::Result<u16> {
-    let control = web::Data::new(DemoControl { parts, broker });
+    let control = web::Data::new(DemoControl { parts });
+    let broker = web::Data::new(broker);
     let listener = crate::web::bind(address, "demo control")?;
     let port = super::serve_locked(listener, "demo control", token, move |cfg| {
         cfg.app_data(control.clone())
+            .app_data(broker.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 actix_web::error::InternalError::from_response(
                     err.to_string(),
@@ -39,8 +40,10 @@ pub fn serve(
                     .route("/parts", web::get().to(list))
                     .route("/parts/{name}/crash", web::post().to(crash))
                     .route("/parts/{name}/start", web::post().to(start))
-                    .route("/broker/outage", web::post().to(outage))
-                    .route("/broker/recover", web::post().to(recover)),
+                    .route("/broker/outage", web::post().to(broker::outage))
+                    .route("/broker/recover", web::post().to(broker::recover))
+                    .route("/broker/{id}/down", web::post().to(broker::down))
+                    .route("/broker/{id}/up", web::post().to(broker::up)),
             );
     })?;
     // The address as bound: with port 0, the one the system chose.
@@ -114,21 +117,4 @@ async fn start(control: web::Data<DemoControl>, name: web::Path<String>) -> Http
     let name = name.into_inner();
     let done = control.parts.send(StartPart { name: name.clone() }).await;
     result(done, serde_json::json!({ "started": name }))
-}
-
-async fn outage(control: web::Data<DemoControl>) -> HttpResponse {
-    broker(&control, BrokerCommand::Outage)
-}
-
-async fn recover(control: web::Data<DemoControl>) -> HttpResponse {
-    broker(&control, BrokerCommand::Recover)
-}
-
-fn broker(control: &DemoControl, command: BrokerCommand) -> HttpResponse {
-    match control.broker.send(command) {
-        Ok(()) => HttpResponse::Accepted()
-            .json(serde_json::json!({ "broker": format!("{command:?}").to_lowercase() })),
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "error": "the demo is stopping" })),
-    }
 }

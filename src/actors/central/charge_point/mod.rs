@@ -6,11 +6,15 @@ mod engine_on_bus;
 mod engine_reports;
 mod handover;
 mod monitor_link;
+mod relayed_monitor;
 mod terms;
 
 pub use handover::Retire;
 use monitor_link::MonitorLink;
-pub use monitor_link::{AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor, MonitorReport};
+pub use monitor_link::{
+    AttachMonitor, CrashMonitor, DetachMonitor, ForgetMonitor, MonitorEnd, MonitorReport,
+};
+pub use relayed_monitor::{RelayedEvent, RelayedMonitor};
 pub use terms::{ChangeTerms, GetView};
 
 use super::console_hub::{ConsoleHub, SessionClosed};

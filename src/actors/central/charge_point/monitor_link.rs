@@ -1,7 +1,9 @@
 //! What a CP's monitor tells the central's actor for it: the monitor attaches, reports the
-//! engine's health, goes silent or detaches; silence past the window is a lost monitor.
+//! engine's health, goes silent or detaches; silence past the window is a lost monitor. The
+//! link may be held here or by another instance, which relays it (`relayed_monitor.rs`).
 
 use super::ChargePoint;
+use crate::actors::central::cp_supervisor::LinkVerdict;
 use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, EngineHealth};
 use crate::messages::{DriverUpdate, Outcome};
@@ -11,11 +13,36 @@ use std::time::{Duration, Instant};
 /// The monitor currently speaking for this CP.
 #[derive(Debug)]
 pub(super) struct MonitorLink {
-    conn_id: u64,
+    /// The link's connection id on the instance holding it: this one (`via` is `None`) or
+    /// the one named, which relays it.
+    pub(super) conn_id: u64,
+    pub(super) via: Option<String>,
     peer: String,
     last_seen: Instant,
     /// `None` until the first status report.
     pub(super) engine: Option<EngineHealth>,
+}
+
+impl MonitorLink {
+    fn is(&self, conn_id: u64, via: Option<&str>) -> bool {
+        self.conn_id == conn_id && self.via.as_deref() == via
+    }
+}
+
+/// Where a monitor's link on this instance sends what its monitor says: the CP's actor when
+/// the CP runs here, a relay to the instance running it otherwise.
+pub struct MonitorEnd {
+    pub report: Recipient<MonitorReport>,
+    pub detach: Recipient<DetachMonitor>,
+}
+
+impl From<Addr<ChargePoint>> for MonitorEnd {
+    fn from(cp: Addr<ChargePoint>) -> MonitorEnd {
+        MonitorEnd {
+            report: cp.clone().recipient(),
+            detach: cp.recipient(),
+        }
+    }
 }
 
 /// A monitor that proved it holds this CP's secret presents itself; refused while another
@@ -30,33 +57,8 @@ pub struct AttachMonitor {
 impl Handler<AttachMonitor> for ChargePoint {
     type Result = Result<CpTerms, String>;
 
-    /// Accepts the monitor unless another one spoke within the silence window.
     fn handle(&mut self, msg: AttachMonitor, _ctx: &mut Self::Context) -> Self::Result {
-        if self.retired {
-            return Err(format!("{} has moved to another central", self.id));
-        }
-        if let Some(current) = &self.monitor {
-            if current.conn_id != msg.conn_id
-                && current.last_seen.elapsed() <= self.settings.silence_window
-            {
-                // Where the live monitor is connected from is not told to the newcomer.
-                log::warn!(
-                    "{}: a second monitor from {} refused while the one from {} is live",
-                    self.id,
-                    msg.peer,
-                    current.peer
-                );
-                return Err(format!("{} already has a live monitor", self.id));
-            }
-        }
-        log::info!("{}: monitor authenticated from {}", self.id, msg.peer);
-        self.monitor = Some(MonitorLink {
-            conn_id: msg.conn_id,
-            peer: msg.peer,
-            last_seen: Instant::now(),
-            engine: None,
-        });
-        self.publish_view();
+        self.attach(msg.conn_id, None, msg.peer, Instant::now())?;
         Ok(CpTerms {
             location: self.location.clone(),
             tariff: self.tariff,
@@ -76,36 +78,8 @@ pub struct MonitorReport {
 impl Handler<MonitorReport> for ChargePoint {
     type Result = Result<(CpState, bool), String>;
 
-    /// Refreshes the monitor's liveness and the engine's health; a fault ends the session.
     fn handle(&mut self, msg: MonitorReport, ctx: &mut Self::Context) -> Self::Result {
-        let Some(link) = self.monitor.as_mut().filter(|m| m.conn_id == msg.conn_id) else {
-            return Err("not authenticated: send AUTH first".into());
-        };
-        link.last_seen = Instant::now();
-        let previous = link.engine.replace(msg.engine.clone());
-        match (&previous, &msg.engine) {
-            (Some(EngineHealth::Ko(_)), EngineHealth::Ok) => {
-                log::info!("{}: engine recovered", self.id);
-            }
-            (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
-                log::warn!("{}: engine fault: {why}", self.id);
-                // The supply ends from here, whatever the engine does about its fault.
-                if let Some(session) = &self.session {
-                    if session.started_at.is_some() {
-                        self.send_to_driver(DriverUpdate::Interrupted {
-                            driver_id: session.driver_id.clone(),
-                            session_id: session.id,
-                            cp_id: self.id.clone(),
-                            detail: format!("the charging point is broken: {why}"),
-                        });
-                    }
-                    self.end_session(Outcome::EngineFailure, ctx);
-                }
-            }
-            _ => {}
-        }
-        self.publish_view();
-        Ok((self.state(), std::mem::take(&mut self.crash_monitor)))
+        self.take_report(msg.conn_id, None, msg.engine, Instant::now(), ctx)
     }
 }
 
@@ -137,16 +111,8 @@ pub struct DetachMonitor {
 impl Handler<DetachMonitor> for ChargePoint {
     type Result = ();
 
-    /// Marks the CP disconnected if that connection was the current monitor.
     fn handle(&mut self, msg: DetachMonitor, ctx: &mut Self::Context) {
-        if self
-            .monitor
-            .as_ref()
-            .is_some_and(|m| m.conn_id == msg.conn_id)
-        {
-            log::warn!("{}: monitor connection closed", self.id);
-            self.monitor_lost(ctx);
-        }
+        self.detach(msg.conn_id, None, ctx);
     }
 }
 
@@ -159,6 +125,15 @@ impl Handler<ForgetMonitor> for ChargePoint {
     type Result = ();
 
     fn handle(&mut self, _msg: ForgetMonitor, ctx: &mut Self::Context) {
+        if let Some(MonitorLink {
+            via: Some(via),
+            conn_id,
+            ..
+        }) = &self.monitor
+        {
+            let why = "a new secret was issued for this CP: send AUTH again".to_string();
+            self.answer_relay(via.clone(), *conn_id, LinkVerdict::Refused(why));
+        }
         if self.monitor.is_some() {
             log::warn!(
                 "{}: new secret issued; its monitor must authenticate again",
@@ -170,6 +145,95 @@ impl Handler<ForgetMonitor> for ChargePoint {
 }
 
 impl ChargePoint {
+    /// Takes the link `conn_id` (held by `via`, or here) as the CP's monitor, last heard at
+    /// `seen`, unless another one spoke within the silence window.
+    pub(super) fn attach(
+        &mut self,
+        conn_id: u64,
+        via: Option<String>,
+        peer: String,
+        seen: Instant,
+    ) -> Result<(), String> {
+        if self.retired {
+            return Err(format!("{} has moved to another central", self.id));
+        }
+        if let Some(current) = &self.monitor {
+            if !current.is(conn_id, via.as_deref())
+                && current.last_seen.elapsed() <= self.settings.silence_window
+            {
+                // Where the live monitor is connected from is not told to the newcomer.
+                log::warn!(
+                    "{}: a second monitor from {peer} refused while the one from {} is live",
+                    self.id,
+                    current.peer
+                );
+                return Err(format!("{} already has a live monitor", self.id));
+            }
+        }
+        match &via {
+            Some(via) => log::info!("{}: monitor authenticated from {peer} via {via}", self.id),
+            None => log::info!("{}: monitor authenticated from {peer}", self.id),
+        }
+        self.monitor = Some(MonitorLink {
+            conn_id,
+            via,
+            peer,
+            last_seen: seen,
+            engine: None,
+        });
+        self.publish_view();
+        Ok(())
+    }
+
+    /// A report of the link `conn_id`, made at `seen`: refreshes the monitor's liveness and
+    /// the engine's health; a fault ends the session. Answered with the CP's state and
+    /// whether the monitor is to crash.
+    pub(super) fn take_report(
+        &mut self,
+        conn_id: u64,
+        via: Option<&str>,
+        engine: EngineHealth,
+        seen: Instant,
+        ctx: &mut Context<Self>,
+    ) -> Result<(CpState, bool), String> {
+        let Some(link) = self.monitor.as_mut().filter(|m| m.is(conn_id, via)) else {
+            return Err("not authenticated: send AUTH first".into());
+        };
+        link.last_seen = link.last_seen.max(seen);
+        let previous = link.engine.replace(engine.clone());
+        match (&previous, &engine) {
+            (Some(EngineHealth::Ko(_)), EngineHealth::Ok) => {
+                log::info!("{}: engine recovered", self.id);
+            }
+            (_, EngineHealth::Ko(why)) if !matches!(previous, Some(EngineHealth::Ko(_))) => {
+                log::warn!("{}: engine fault: {why}", self.id);
+                // The supply ends from here, whatever the engine does about its fault.
+                if let Some(session) = &self.session {
+                    if session.started_at.is_some() {
+                        self.send_to_driver(DriverUpdate::Interrupted {
+                            driver_id: session.driver_id.clone(),
+                            session_id: session.id,
+                            cp_id: self.id.clone(),
+                            detail: format!("the charging point is broken: {why}"),
+                        });
+                    }
+                    self.end_session(Outcome::EngineFailure, ctx);
+                }
+            }
+            _ => {}
+        }
+        self.publish_view();
+        Ok((self.state(), std::mem::take(&mut self.crash_monitor)))
+    }
+
+    /// The link `conn_id` closed: the CP is disconnected if it was its monitor.
+    pub(super) fn detach(&mut self, conn_id: u64, via: Option<&str>, ctx: &mut Context<Self>) {
+        if self.monitor.as_ref().is_some_and(|m| m.is(conn_id, via)) {
+            log::warn!("{}: monitor connection closed", self.id);
+            self.monitor_lost(ctx);
+        }
+    }
+
     /// Looks again after `after`: at the moment the monitor's silence would reach the
     /// window, as of its last report. One timer a window per CP, however often monitors
     /// report: thousands of CPs polling four times a second kept the central's thread busy.

@@ -215,6 +215,22 @@ pub(super) enum Note {
     ChangeTerms(crate::domain::registration::CpTerms),
     /// The CP was issued a new secret: the monitor that proved the old one is dropped.
     ForgetMonitor,
+    /// A link held by instance `via` proved the CP's secret (the one issued at
+    /// `issued_at`): the owner takes it as the CP's monitor.
+    MonitorAttach {
+        via: String,
+        conn_id: u64,
+        peer: String,
+        issued_at: DateTime<Utc>,
+    },
+    /// That link's monitor reports its engine: `fault` when the engine is KO.
+    MonitorReport {
+        via: String,
+        conn_id: u64,
+        fault: Option<String>,
+    },
+    /// That link closed, or went silent.
+    MonitorGone { via: String, conn_id: u64 },
 }
 
 /// What is sealed: the note and when it was written.

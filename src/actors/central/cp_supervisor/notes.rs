@@ -7,11 +7,13 @@
 use super::booking::{Booked, Booking, Note};
 use super::CpSupervisor;
 use crate::actors::central::charge_point::{
-    ChangeTerms, ChargePoint, CpControl, Crash, CrashMonitor, ForgetMonitor,
+    ChangeTerms, ChargePoint, CpControl, Crash, CrashMonitor, ForgetMonitor, RelayedEvent,
+    RelayedMonitor,
 };
 use crate::actors::central::console_hub::{ConsoleHub, RequestAnswered};
 use crate::bus::{Inbound, Rejection};
 use crate::domain::registration::CpTerms;
+use crate::domain::EngineHealth;
 use crate::messages::CpEvent;
 use actix::prelude::*;
 
@@ -104,7 +106,35 @@ impl CpSupervisor {
             let why = format!("no charging point {cp_id} is known");
             return Box::pin(async move { Err(Rejection::set_aside(why)) });
         };
+        let written = msg.envelope.ts;
+        let relayed = |via, conn_id, event| RelayedMonitor {
+            via,
+            conn_id,
+            written,
+            event,
+        };
         match note {
+            Note::MonitorAttach {
+                via,
+                conn_id,
+                peer,
+                issued_at,
+            } => cp.do_send(relayed(
+                via,
+                conn_id,
+                RelayedEvent::Attach { peer, issued_at },
+            )),
+            Note::MonitorReport {
+                via,
+                conn_id,
+                fault,
+            } => {
+                let engine = fault.map_or(EngineHealth::Ok, EngineHealth::Ko);
+                cp.do_send(relayed(via, conn_id, RelayedEvent::Report(engine)));
+            }
+            Note::MonitorGone { via, conn_id } => {
+                cp.do_send(relayed(via, conn_id, RelayedEvent::Gone));
+            }
             Note::Stop => cp.do_send(CpControl::Stop),
             Note::Resume => cp.do_send(CpControl::Resume),
             Note::DriverStop => cp.do_send(CpControl::DriverStop),

@@ -136,7 +136,10 @@ impl Handler<SharedView> for CpSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SharedView, _ctx: &mut Self::Context) {
-        let Err(record) = self.heard_instance(msg.0) else {
+        let Err(record) = self.heard_answer(msg.0) else {
+            return;
+        };
+        let Err(record) = self.heard_instance(record) else {
             return;
         };
         // This instance's own views, and those of CPs running here, are known first-hand.
@@ -155,6 +158,7 @@ impl Handler<SharedView> for CpSupervisor {
             Err(why) => return log::debug!("a shared view set aside: {why}"),
         };
         ConsoleHub::from_registry().do_send(CpChanged(view.clone()));
+        self.tell_relays(&view);
         self.views.insert(view.id.clone(), view);
     }
 }

@@ -8,7 +8,7 @@ use super::booking::Note;
 use super::CpSupervisor;
 use crate::accounts::party_secrets;
 use crate::actors::central::charge_point::{
-    AttachMonitor, ChangeTerms, ChargePoint, ForgetMonitor,
+    AttachMonitor, ChangeTerms, ChargePoint, ForgetMonitor, MonitorEnd,
 };
 use crate::domain::registration::{check_cp_id, shown, CpTerms};
 use crate::messages::Secret;
@@ -49,7 +49,8 @@ pub struct RegisterCp {
 impl Handler<RegisterCp> for CpSupervisor {
     type Result = Result<(), RegistryRefusal>;
 
-    /// Writes the CP and its credential together, then starts its actor (disconnected).
+    /// Writes the CP and its credential together, then starts its actor (disconnected) if
+    /// it runs here.
     fn handle(&mut self, msg: RegisterCp, ctx: &mut Self::Context) -> Self::Result {
         check_cp_id(&msg.id).map_err(RegistryRefusal::Invalid)?;
         let record = CpRecord::registered(&msg.id, &msg.terms);
@@ -71,7 +72,16 @@ impl Handler<RegisterCp> for CpSupervisor {
             ),
         );
         log::info!("{} registered by {}", msg.id, msg.asker.who);
-        self.spawn_cp(record, ctx);
+        // Its actor runs on the instance holding its partition, which may be another.
+        let ours = self
+            .ready
+            .borrow()
+            .contains(&self.held.partition_of(&record.id));
+        if ours {
+            self.spawn_cp(record, ctx);
+        } else {
+            self.show_unheard(&record);
+        }
         Ok(())
     }
 }
@@ -165,7 +175,7 @@ pub enum HelloRefusal {
 
 /// A monitor's AUTH: the CP it speaks for and the secret it holds.
 #[derive(Message)]
-#[rtype(result = "Result<(Addr<ChargePoint>, CpTerms), HelloRefusal>")]
+#[rtype(result = "Result<(MonitorEnd, CpTerms), HelloRefusal>")]
 pub struct MonitorHello {
     pub cp_id: String,
     pub secret: Secret,
@@ -174,11 +184,12 @@ pub struct MonitorHello {
 }
 
 impl Handler<MonitorHello> for CpSupervisor {
-    type Result = ResponseFuture<Result<(Addr<ChargePoint>, CpTerms), HelloRefusal>>;
+    type Result = ResponseFuture<Result<(MonitorEnd, CpTerms), HelloRefusal>>;
 
     /// Checks the secret, then hands the monitor to its CP's actor, which may still refuse
-    /// it (another live monitor holds the CP).
-    fn handle(&mut self, msg: MonitorHello, _ctx: &mut Self::Context) -> Self::Result {
+    /// it (another live monitor holds the CP); for a CP run elsewhere, relays the link to
+    /// the instance running it.
+    fn handle(&mut self, msg: MonitorHello, ctx: &mut Self::Context) -> Self::Result {
         let ip = address_of(&msg.peer).to_string();
         let verdict = match self.auth_failures.begin(&msg.cp_id, Some(&ip)) {
             Err(locked) => Err((
@@ -191,12 +202,15 @@ impl Handler<MonitorHello> for CpSupervisor {
                 None,
             )),
             Ok(attempt) => match self.check_secret(&msg.cp_id, &msg.secret) {
-                Ok(()) => Ok(attempt),
+                Ok(issued_at) => Ok((attempt, issued_at)),
                 Err((reason, refusal)) => Err((reason, refusal, Some(attempt))),
             },
         };
-        match verdict {
-            Ok(attempt) => attempt.succeeded(),
+        let issued_at = match verdict {
+            Ok((attempt, issued_at)) => {
+                attempt.succeeded();
+                issued_at
+            }
             Err((reason, refusal, attempt)) => {
                 crate::metrics::count_refusal("monitor_auth", reason);
                 // A locked-out try is not audited: the log stays bounded however fast an
@@ -212,21 +226,37 @@ impl Handler<MonitorHello> for CpSupervisor {
                 return Box::pin(async move { Err(HelloRefusal::Refused(refusal)) });
             }
         };
-        let Some(cp) = self.cp(&msg.cp_id) else {
-            let elsewhere = HelloRefusal::Elsewhere(format!(
-                "{} does not run on this central ({}) now: try another",
-                msg.cp_id, self.settings.instance
-            ));
-            return Box::pin(async move { Err(elsewhere) });
-        };
         let cp_id = msg.cp_id;
+        let Some(cp) = self.cp(&cp_id) else {
+            let terms = self.views.get(&cp_id).map(|view| CpTerms {
+                location: view.location.clone(),
+                tariff: view.tariff,
+            });
+            let relayed = terms.and_then(|terms| {
+                let (end, attached) = self.relay(&cp_id, msg.conn_id, msg.peer, issued_at, ctx)?;
+                Some((end, attached, terms))
+            });
+            let elsewhere = format!(
+                "{cp_id} does not run on this central ({}) now, and no other is known to run it: try another",
+                self.settings.instance
+            );
+            return Box::pin(async move {
+                let (end, attached, terms) = relayed.ok_or(HelloRefusal::Elsewhere(elsewhere))?;
+                match attached.await {
+                    Ok(()) => Ok((end, terms)),
+                    Err(why) => Err(HelloRefusal::Elsewhere(format!(
+                        "cannot relay {cp_id} to the central running it: {why}"
+                    ))),
+                }
+            });
+        };
         Box::pin(async move {
             let attach = AttachMonitor {
                 conn_id: msg.conn_id,
                 peer: msg.peer,
             };
             match cp.send(attach).await {
-                Ok(Ok(terms)) => Ok((cp, terms)),
+                Ok(Ok(terms)) => Ok((cp.into(), terms)),
                 Ok(Err(refusal)) => Err(HelloRefusal::Refused(refusal)),
                 Err(e) => Err(HelloRefusal::Elsewhere(format!(
                     "the central cannot take {cp_id} now: {e}"
@@ -237,9 +267,13 @@ impl Handler<MonitorHello> for CpSupervisor {
 }
 
 impl CpSupervisor {
-    /// Whether `secret` is the secret of the registered CP `cp_id` (wherever it runs);
-    /// otherwise a short reason (for the metrics) and the refusal in words.
-    fn check_secret(&self, cp_id: &str, secret: &Secret) -> Result<(), (&'static str, String)> {
+    /// Whether `secret` is the secret of the registered CP `cp_id` (wherever it runs): when
+    /// it was issued; otherwise a short reason (for the metrics) and the refusal in words.
+    fn check_secret(
+        &self,
+        cp_id: &str,
+        secret: &Secret,
+    ) -> Result<chrono::DateTime<chrono::Utc>, (&'static str, String)> {
         check_cp_id(cp_id).map_err(|why| ("bad_id", why))?;
         if !matches!(self.store.cp(cp_id), Ok(Some(_))) {
             return Err((
@@ -248,7 +282,9 @@ impl CpSupervisor {
             ));
         }
         match self.store.cp_credential(cp_id) {
-            Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => Ok(()),
+            Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => {
+                Ok(credential.issued_at)
+            }
             Ok(Some(_)) => Err(("wrong_secret", format!("wrong secret for {cp_id}"))),
             Ok(None) => Err((
                 "no_secret",
