@@ -44,11 +44,7 @@ async fn health() -> HttpResponse {
 }
 
 async fn list_cps(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let cps = state
-        .supervisor
-        .send(ListCps)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let cps = state.ask(ListCps).await?;
     Ok(HttpResponse::Ok().json(cps))
 }
 
@@ -57,11 +53,7 @@ async fn list_centrals(
     _who: Operator,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let centrals = state
-        .supervisor
-        .send(ListCentrals)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let centrals = state.ask(ListCentrals).await?;
     Ok(HttpResponse::Ok().json(centrals))
 }
 
@@ -73,21 +65,15 @@ async fn get_cp(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let cp = state
-        .supervisor
-        .send(GetCp(id.clone()))
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ask(GetCp(id.clone()))
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no charging point {id} is known")))?;
     Ok(HttpResponse::Ok().json(cp))
 }
 
 /// `GET /api/metrics`: the central's metrics in the Prometheus text format.
 async fn metrics(_who: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let states = state
-        .supervisor
-        .send(ListStates)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let states = state.ask(ListStates).await?;
     let text = crate::metrics::render(states);
     Ok(HttpResponse::Ok()
         .content_type(crate::metrics::CONTENT_TYPE)
@@ -147,13 +133,11 @@ async fn operate(
         crate::domain::registration::check_cp_id(id).map_err(ApiError::BadRequest)?;
     }
     let reached = state
-        .supervisor
-        .send(Operate {
+        .ask(Operate {
             cp_id: cp_id.clone(),
             command,
         })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .await?
         .map_err(ApiError::NotFound)?;
     let verb = match command {
         CpControl::Stop => "stop",
@@ -251,34 +235,31 @@ async fn crash(
     cp_id: String,
     part: CrashedPart,
 ) -> Result<HttpResponse, ApiError> {
-    let supervisor = &state.supervisor;
     let asked = match part {
         CrashedPart::Actor => {
-            supervisor
-                .send(CrashCp {
+            state
+                .ask(CrashCp {
                     cp_id: cp_id.clone(),
                 })
-                .await
+                .await?
         }
         CrashedPart::Engine => {
-            supervisor
-                .send(CrashEngine {
+            state
+                .ask(CrashEngine {
                     cp_id: cp_id.clone(),
                     asked_by: format!("operator {}", who.name()),
                 })
-                .await
+                .await?
         }
         CrashedPart::Monitor => {
-            supervisor
-                .send(CrashCpMonitor {
+            state
+                .ask(CrashCpMonitor {
                     cp_id: cp_id.clone(),
                 })
-                .await
+                .await?
         }
     };
-    asked
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .map_err(ApiError::NotFound)?;
+    asked.map_err(ApiError::NotFound)?;
     let name = part.name();
     state.accounts.audit(
         who.name(),

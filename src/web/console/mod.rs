@@ -15,6 +15,7 @@ use crate::accounts::login_limit::LoginLimiter;
 use crate::accounts::Accounts;
 use crate::actors::CpSupervisor;
 use crate::store::Store;
+use crate::web::api_error::ApiError;
 use actix::Addr;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -28,6 +29,21 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Wrong operator passwords per name and per address.
     pub logins: std::sync::Arc<LoginLimiter>,
+}
+
+impl AppState {
+    /// Asks the central's supervisor; a mailbox that cannot take it now answers 503.
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, ApiError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        CpSupervisor: actix::Handler<M>,
+    {
+        self.supervisor
+            .send(msg)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
 }
 
 pub struct Application {

@@ -62,15 +62,13 @@ async fn register(
     let terms = CpTerms::new(&body.location, body.price_eur_kwh).map_err(ApiError::BadRequest)?;
     let (secret, credential) = party_secrets::issue_cp();
     state
-        .supervisor
-        .send(RegisterCp {
+        .ask(RegisterCp {
             id: body.id.clone(),
             terms: terms.clone(),
             credential,
             asker: asker(&who),
         })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        .await??;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "id": body.id,
         "location": terms.location,
@@ -94,15 +92,13 @@ async fn change(
         ));
     }
     let terms = state
-        .supervisor
-        .send(ChangeCpTerms {
+        .ask(ChangeCpTerms {
             id: id.clone(),
             location: body.location,
             price_eur_kwh: body.price_eur_kwh,
             asker: asker(&who),
         })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": id,
         "location": terms.location,
@@ -118,13 +114,11 @@ async fn new_secret(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let secret = state
-        .supervisor
-        .send(IssueCpSecret {
+        .ask(IssueCpSecret {
             id: id.clone(),
             asker: asker(&who),
         })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        .await??;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "id": id,
         "secret": secret.expose(),
