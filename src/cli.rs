@@ -398,8 +398,7 @@ pub struct BrokerArgs {
     /// Also write the bootstrap address to this file
     #[arg(long, value_name = "PATH")]
     pub bootstrap_file: Option<PathBuf>,
-    /// Serve outage injection (POST /control/outage, /control/recover,
-    /// /control/brokers/{id}/down and /up) on this HTTP address
+    /// Serve outage injection (POST /control/outage, /recover, /brokers/{id}/down|up) here
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<String>,
     /// Brokers in the embedded cluster (1 to 5), each topic replicated on up to 3 of them
@@ -412,8 +411,7 @@ pub struct DemoArgs {
     /// Centrals sharing the CPs: crash one and watch its CPs move [default: 1]
     #[arg(long, value_name = "N")]
     pub centrals: Option<u32>,
-    /// Brokers of the embedded Kafka cluster, up to 5; with 3, the demo control can take
-    /// one down [default: 1]
+    /// Brokers of the embedded Kafka cluster (up to 5): with 3, one can go down [default: 1]
     #[arg(long, value_name = "N")]
     pub brokers: Option<i32>,
     /// Number of charging points [default: 5]
@@ -586,24 +584,4 @@ impl MonitorLinkArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn driver_takes_one_plan_only() {
-        assert!(Cli::try_parse_from(["evcharge", "driver", "--cp", "A", "--any"]).is_err());
-        let cli = Cli::try_parse_from([
-            "evcharge", "--kafka", "k:1", "driver", "--id", "D1", "--cp", "A",
-        ])
-        .unwrap();
-        let o = cli.overrides();
-        assert!(o.contains(&("kafka.bootstrap", "k:1".to_string())));
-        assert!(o.contains(&("driver.id", "D1".to_string())));
-    }
-}
+mod tests;

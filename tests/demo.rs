@@ -366,6 +366,9 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
             .any(|l| l.contains("central |") && l.contains("is reachable again"))
             .then_some(())
     });
+    // The CPs serve again first: had the central's group session run out meanwhile, its
+    // CPs show starting until it has rejoined, and a crash then would show nothing.
+    wait_state("CP001", "available");
     assert_eq!(post("parts/CP001-monitor/crash?restart_after=1s"), 202);
     wait_state("CP001", "disconnected");
     wait_state("CP001", "available");
