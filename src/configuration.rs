@@ -6,7 +6,7 @@ mod central;
 mod keys;
 mod security;
 
-pub use central::{CentralSettings, PartitionAssignment};
+pub use central::{CentralSettings, PartitionAssignment, SessionTimeout};
 pub use security::{SaslMechanism, SecurityProtocol, TlsSettings};
 
 use crate::domain::registration::{check_cp_id, check_driver_id};
@@ -391,7 +391,8 @@ impl Settings {
                 &why.replacen("a CP id", "an instance name", 1),
             );
         }
-        if self.central.session_timeout < Duration::from_secs(1) {
+        if matches!(self.central.session_timeout, SessionTimeout::Fixed(d) if d < Duration::from_secs(1))
+        {
             return invalid("central.session_timeout", "must be 1s or more");
         }
         if !(1..=crate::domain::MAX_EMBEDDED_BROKERS).contains(&self.demo.brokers) {
@@ -499,6 +500,33 @@ mod tests {
         assert!(err.to_string().contains("silence_window"), "{err}");
         let err = load(None, &[("control.token", "short".to_string())]).unwrap_err();
         assert!(err.to_string().contains("control.token"), "{err}");
+    }
+
+    #[test]
+    fn the_group_session_is_the_brokers_shortest_unless_set() {
+        let auto = load(None, &[]).unwrap().central.session_timeout;
+        assert_eq!(auto, SessionTimeout::Auto);
+        // Stock Kafka's group.min.session.timeout.ms, then a broker that says nothing.
+        assert_eq!(
+            auto.choose(Some(Duration::from_secs(6))),
+            Duration::from_secs(6)
+        );
+        assert_eq!(auto.choose(None), SessionTimeout::FLOOR);
+        assert_eq!(
+            auto.choose(Some(Duration::from_millis(10))),
+            SessionTimeout::FLOOR
+        );
+        let set = load(None, &[("central.session_timeout", "30s".to_string())]).unwrap();
+        let fixed = set.central.session_timeout;
+        assert_eq!(fixed, SessionTimeout::Fixed(Duration::from_secs(30)));
+        assert_eq!(
+            fixed.choose(Some(Duration::from_secs(6))),
+            Duration::from_secs(30)
+        );
+        let err = load(None, &[("central.session_timeout", "soon".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("\"auto\""), "{err}");
+        let err = load(None, &[("central.session_timeout", "500ms".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("1s or more"), "{err}");
     }
 
     #[test]

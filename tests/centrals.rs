@@ -316,6 +316,12 @@ fn the_cps_of_a_killed_central_are_taken_over_and_their_supplies_end_with_ticket
             .find(|cp| cp["id"] == doomed.as_str() && cp["kwh"].as_f64().unwrap_or(0.0) > 0.0)
     });
 
+    // With the default session, on a broker that states no minimum: the shortest we take.
+    let said = other.proc.stderr_text();
+    assert!(
+        said.contains("consumer group session 3s: the broker states no minimum"),
+        "{said}"
+    );
     net.kill_central();
     // The survivor's console shows the killed instance silent.
     wait_for(

@@ -72,7 +72,11 @@ struct Launcher<'a> {
 impl Launcher<'_> {
     fn start(&self, host: usize, name: &str, program: &str, args: &[String]) -> Proc {
         let (ip, args) = self.hosts.command_on(host, program, args);
-        Proc::spawn(self.dir, name, &ip, &args, &FAST_ENV)
+        // The broker is tansu: its group takes a central with a short session for gone on
+        // a loaded machine (see `tansu_session` in tests/support/network.rs).
+        let mut env = FAST_ENV.to_vec();
+        env.push(("EVCHARGE_CENTRAL__SESSION_TIMEOUT", "30s"));
+        Proc::spawn(self.dir, name, &ip, &args, &env)
     }
 }
 

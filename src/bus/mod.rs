@@ -6,6 +6,7 @@
 //! crash replays what was not yet handled and handlers tolerate duplicates.
 
 mod ask;
+mod broker_limits;
 mod consumer;
 mod context;
 mod embedded;

@@ -13,8 +13,7 @@ pub struct CentralSettings {
     pub instance: String,
     /// An instance unheard of this long by the consumer group is out: its CPs go to the
     /// others. Shorter adopts sooner; too short, and a busy instance is taken for dead.
-    #[serde(with = "humantime_serde")]
-    pub session_timeout: Duration,
+    pub session_timeout: SessionTimeout,
     /// The file holding the key that seals what the centrals write on their own topics;
     /// every central of one network needs the same. Absent: `cluster-key` in `data`,
     /// made on first start.
@@ -58,7 +57,7 @@ impl Default for CentralSettings {
     fn default() -> Self {
         CentralSettings {
             instance: "central-1".into(),
-            session_timeout: Duration::from_secs(6),
+            session_timeout: SessionTimeout::Auto,
             cluster_key_file: None,
             listen: "0.0.0.0:5000".into(),
             http: "0.0.0.0:8002".into(),
@@ -91,5 +90,57 @@ impl PartitionAssignment {
             PartitionAssignment::CooperativeSticky => "cooperative-sticky",
             PartitionAssignment::Range => "range",
         }
+    }
+}
+
+/// How long a central unheard of by its consumer group stays a member, as set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTimeout {
+    /// The shortest the broker allows (its `group.min.session.timeout.ms`), and
+    /// [`SessionTimeout::FLOOR`] at least: failover as fast as the broker lets it be.
+    Auto,
+    Fixed(Duration),
+}
+
+impl SessionTimeout {
+    /// Six heartbeats of 500 ms: a central must miss all of them to be taken for dead.
+    pub const FLOOR: Duration = Duration::from_secs(3);
+
+    /// The session to ask for, given the shortest the broker says it takes (`None`: it
+    /// does not say, as the embedded broker and tansu do not).
+    pub fn choose(self, broker_minimum: Option<Duration>) -> Duration {
+        match self {
+            SessionTimeout::Fixed(session) => session,
+            SessionTimeout::Auto => broker_minimum.map_or(Self::FLOOR, |min| min.max(Self::FLOOR)),
+        }
+    }
+}
+
+impl std::fmt::Display for SessionTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionTimeout::Auto => f.write_str("auto"),
+            SessionTimeout::Fixed(session) => {
+                write!(f, "{}", humantime::format_duration(*session))
+            }
+        }
+    }
+}
+
+impl Serialize for SessionTimeout {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionTimeout {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == "auto" {
+            return Ok(SessionTimeout::Auto);
+        }
+        humantime::parse_duration(text.trim())
+            .map(SessionTimeout::Fixed)
+            .map_err(|e| serde::de::Error::custom(format!("{e}: give a duration or \"auto\"")))
     }
 }

@@ -6,7 +6,7 @@ use crate::actors::central::cp_supervisor::{JoinCluster, SharedView};
 use crate::actors::central::monitor_session::LinkLimits;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
 use crate::bus::{Bus, HeldPartitions, Member, Sealing, StartAt};
-use crate::configuration::Settings;
+use crate::configuration::{SessionTimeout, Settings};
 use crate::store::Store;
 use crate::web::{AppState, Application};
 use actix::{Actor, SystemService};
@@ -148,10 +148,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         if joined.await.is_err() {
             return;
         }
+        let session_timeout = group_session(&bus, central.session_timeout).await;
         let cp_events = Member {
             group: "evcharge-central",
             instance: &format!("evcharge-central-{}", central.instance),
-            session_timeout: central.session_timeout,
+            session_timeout,
             held: held.clone(),
         };
         if let Err(e) = bus.spawn_member(
@@ -179,7 +180,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let requests = Member {
             group: "evcharge-central-requests",
             instance: &format!("evcharge-central-requests-{}", central.instance),
-            session_timeout: central.session_timeout,
+            session_timeout,
             held: HeldPartitions::new(1),
         };
         if let Err(e) = bus.spawn_member(
@@ -206,4 +207,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         _ = super::shutdown_signal() => log::info!("central stopping"),
     }
     Ok(())
+}
+
+/// The group session this central asks for: as set, or with `auto` the shortest the broker
+/// takes (failover waits for it to run out), said once either way.
+async fn group_session(bus: &Bus, asked: SessionTimeout) -> std::time::Duration {
+    let broker_minimum = match asked {
+        SessionTimeout::Auto => bus.min_group_session().await,
+        SessionTimeout::Fixed(_) => None,
+    };
+    let session = asked.choose(broker_minimum);
+    let why = match (asked, broker_minimum) {
+        (SessionTimeout::Fixed(_), _) => "as set (central.session_timeout)".to_owned(),
+        (SessionTimeout::Auto, Some(min)) => format!(
+            "the broker takes no shorter than {}",
+            humantime::format_duration(min)
+        ),
+        (SessionTimeout::Auto, None) => "the broker states no minimum".to_owned(),
+    };
+    log::info!(
+        "consumer group session {}: {why}; a central unheard of this long is out, its CPs adopted",
+        humantime::format_duration(session)
+    );
+    session
 }
