@@ -7,7 +7,8 @@
 use crate::domain::CpState;
 use chrono::{DateTime, Utc};
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -29,6 +30,7 @@ struct Metrics {
     monitor_reports: IntCounter,
     refusals: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    consumer_behind: GaugeVec,
     cps: IntGaugeVec,
 }
 
@@ -68,6 +70,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["topic"],
     )
     .expect("valid gauge");
+    let consumer_behind = GaugeVec::new(
+        Opts::new(
+            "evcharge_consumer_behind_seconds",
+            "How long ago the records this process's consumer of a topic reads now were \
+             written (0 when it keeps up): above a second or so, it is past its capacity",
+        ),
+        &["topic"],
+    )
+    .expect("valid gauge");
     let cps = IntGaugeVec::new(
         Opts::new("evcharge_cps", "Charging points in each state"),
         &["state"],
@@ -79,6 +90,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(monitor_reports.clone()),
         Box::new(refusals.clone()),
         Box::new(consumer_lag.clone()),
+        Box::new(consumer_behind.clone()),
         Box::new(cps.clone()),
     ] {
         registry.register(collector).expect("unique metric names");
@@ -90,6 +102,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         monitor_reports,
         refusals,
         consumer_lag,
+        consumer_behind,
         cps,
     }
 });
@@ -120,6 +133,14 @@ pub fn count_refusal(door: &'static str, reason: &'static str) {
 /// This process's consumer of `topic` has `lag` records not yet handled.
 pub fn set_consumer_lag(topic: &str, lag: i64) {
     METRICS.consumer_lag.with_label_values(&[topic]).set(lag);
+}
+
+/// This process's consumer of `topic` reads records written `behind` ago.
+pub fn set_consumer_behind(topic: &str, behind: std::time::Duration) {
+    METRICS
+        .consumer_behind
+        .with_label_values(&[topic])
+        .set(behind.as_secs_f64());
 }
 
 /// Every metric in the Prometheus text format, with the CPs counted from `states` (every

@@ -12,15 +12,16 @@ use super::{Bus, BusError, Publisher};
 use crate::messages::{DeadLetter, Envelope, Keyed, SCHEMA_VERSION};
 use actix::Recipient;
 use futures_util::future::LocalBoxFuture;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
+use progress::Progress;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A record handed from Kafka to the actor that owns its key.
@@ -101,7 +102,7 @@ impl Bus {
         // place at once, instead of waiting out its session.
         let consumer: StreamConsumer<BusContext> = self
             .consumer_config(group, group, start, Duration::from_secs(10))
-            .create_with_context(self.context.clone())?;
+            .create_with_context(self.context.reading(self.stream_clock(topic)))?;
         consumer.subscribe(&[topic])?;
         let consumer = Arc::new(consumer);
         if let Some(holds_partitions) = holds_partitions {
@@ -139,7 +140,11 @@ impl Bus {
                 "partition.assignment.strategy",
                 self.settings.partition_assignment.as_str(),
             )
-            .create_with_context(self.context.holding(member.held))?;
+            .create_with_context(
+                self.context
+                    .holding(member.held)
+                    .reading(self.stream_clock(topic)),
+            )?;
         consumer.subscribe(&[topic])?;
         self.run_consumer(Arc::new(consumer), topic, sink)
     }
@@ -203,49 +208,58 @@ impl Bus {
             self.settings.replay_window,
         ));
         let context = self.context.clone();
+        let clock = self.stream_clock(topic);
         actix::spawn(async move {
             // Records of different keys are handled side by side, up to IN_FLIGHT at a
             // time; a record waits for the one before it with the same key (and only for
             // it), so each entity still sees its records one after another, as with one
             // record at a time. One at a time made a busy actor thread the pace of the whole
-            // topic. Offsets are stored in order, each once every record before it is handled.
-            let mut in_flight = FuturesOrdered::new();
+            // topic. Records finish in any order: one waiting long (a request whose write is
+            // not durable yet) holds back only its partition's stored offset (`Progress`),
+            // not the records behind it, which an overloaded process then still handles at
+            // its pace.
+            let mut in_flight = FuturesUnordered::new();
             // Per key: records in flight, and the signal that the last of them is handled.
             let mut keys: HashMap<String, (usize, oneshot::Receiver<()>)> = HashMap::new();
-            // What is in flight, oldest first, to say so when a record takes too long.
-            let mut pending: VecDeque<(Instant, String)> = VecDeque::new();
+            let mut progress = Progress::default();
             let mut watchdog = tokio::time::interval(SLOW_RECORD);
             loop {
                 tokio::select! {
                     biased;
                     Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
                         let Handled { topic, partition, offset, key } = handled;
-                        pending.pop_front();
                         if let Some((count, _)) = keys.get_mut(&key) {
                             *count -= 1;
                             if *count == 0 {
                                 keys.remove(&key);
                             }
                         }
-                        if let Err(e) = consumer.store_offset(&topic, partition, offset) {
-                            log::warn!("cannot store the offset of a handled record: {e}");
+                        if let Some(safe) = progress.handled(partition, offset) {
+                            if let Err(e) = consumer.store_offset(&topic, partition, safe) {
+                                log::warn!("cannot store the offset of a handled record: {e}");
+                            }
+                        }
+                        if progress.unfinished() < IN_FLIGHT {
+                            clock.release();
                         }
                     }
                     _ = watchdog.tick() => {
-                        if let Some((since, what)) = pending.front() {
+                        if let Some((since, what)) = progress.slowest() {
                             if since.elapsed() >= SLOW_RECORD {
                                 log::warn!(
-                                    "{what} not handled after {:?}; the records after it wait",
+                                    "{what} not handled after {:?}; its partition's offset \
+                                     waits for it",
                                     since.elapsed()
                                 );
                             }
                         }
                     }
-                    received = consumer.recv(), if in_flight.len() < IN_FLIGHT => match received {
+                    received = consumer.recv(), if progress.unfinished() < IN_FLIGHT => match received {
                         Ok(record) => {
                             context.note_success();
                             let record = record.detach();
-                            pending.push_back((Instant::now(), describe(&record)));
+                            clock.read(record.partition(), written(&record));
+                            progress.received(record.partition(), record.offset(), describe(&record));
                             let (done, handled) = oneshot::channel();
                             let previous = match keys.entry(key_of(&record)) {
                                 Entry::Occupied(mut entry) => {
@@ -258,7 +272,7 @@ impl Bus {
                                     None
                                 }
                             };
-                            in_flight.push_back(after(
+                            in_flight.push(after(
                                 previous,
                                 record,
                                 &sink,
@@ -267,6 +281,9 @@ impl Bus {
                                 backoff,
                                 done,
                             ));
+                            if progress.unfinished() >= IN_FLIGHT {
+                                clock.hold();
+                            }
                         }
                         Err(e) => {
                             context.complain(&e.to_string());
@@ -323,12 +340,28 @@ where
 /// A record still unhandled this long is reported.
 const SLOW_RECORD: Duration = Duration::from_secs(10);
 
+/// When the record was written, by its Kafka timestamp (its producer's clock); now when it
+/// has none.
+fn written(record: &OwnedMessage) -> chrono::DateTime<chrono::Utc> {
+    record
+        .timestamp()
+        .to_millis()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or_else(chrono::Utc::now)
+}
+
 /// The record's place and type, for a person.
 fn describe(record: &OwnedMessage) -> String {
+    /// Only the type: the rest of the value is skipped, not built.
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<&'a str>,
+    }
     let kind = record
         .payload()
-        .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .and_then(|p| serde_json::from_slice::<Kind<'_>>(p).ok())
+        .and_then(|k| k.kind)
         .unwrap_or_default();
     format!(
         "record {}/{}@{} ({kind}, key {})",
@@ -519,5 +552,8 @@ pub(super) fn redacted_payload(payload: &[u8]) -> String {
     String::from_utf8_lossy(payload).into_owned()
 }
 
+mod progress;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod with_broker;

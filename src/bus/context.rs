@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 /// Repeats the same complaint at most this often.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Reading a topic this far behind its writers is said in the log ...
+const BEHIND_NOTICE: Duration = Duration::from_secs(2);
+/// ... at most this often.
+const BEHIND_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Shared by every client of one role; clones share the complaint state.
 #[derive(Debug, Clone)]
 pub struct BusContext {
@@ -25,6 +30,8 @@ pub struct BusContext {
     complaints: Arc<Mutex<Complaints>>,
     /// A group member's partitions, kept as its group assigns and revokes them.
     held: Option<super::HeldPartitions>,
+    /// A consumer's reading of its topic: a partition it loses is no longer read by it.
+    clock: Option<super::StreamClock>,
 }
 
 /// What was said, and whether the broker is refusing this role rather than out of reach.
@@ -35,6 +42,8 @@ struct Complaints {
     /// The last reason that said why (a TLS handshake that failed, say): librdkafka follows
     /// it with "all brokers are down", which says only that.
     cause: Option<String>,
+    /// When it last said it reads a topic behind its writers.
+    behind_said: Option<Instant>,
 }
 
 impl BusContext {
@@ -51,6 +60,7 @@ impl BusContext {
             credentials: credentials.into(),
             complaints: Arc::default(),
             held: None,
+            clock: None,
         }
     }
 
@@ -61,6 +71,37 @@ impl BusContext {
             held: Some(held),
             ..self.clone()
         }
+    }
+
+    /// The context of a consumer that keeps `clock`, its reading of its topic.
+    pub fn reading(&self, clock: super::StreamClock) -> BusContext {
+        BusContext {
+            clock: Some(clock),
+            ..self.clone()
+        }
+    }
+
+    /// Says, at most every [`BEHIND_INTERVAL`], that this process reads `topic` later than
+    /// it is written: it is past its capacity. It goes on at the pace it can.
+    fn say_if_behind(&self, topic: &str, behind: Duration, lag: i64) {
+        if behind < BEHIND_NOTICE {
+            return;
+        }
+        let mut complaints = self.complaints();
+        if complaints
+            .behind_said
+            .is_some_and(|at| at.elapsed() < BEHIND_INTERVAL)
+        {
+            return;
+        }
+        complaints.behind_said = Some(Instant::now());
+        log::warn!(
+            "{}: reading {topic} {:.1} s behind its writers ({lag} records waiting): past its \
+             capacity, it handles them as fast as it can and judges silence by what it has \
+             read; start another instance to share the load",
+            self.role,
+            behind.as_secs_f64()
+        );
     }
 
     pub fn role(&self) -> &str {
@@ -166,6 +207,11 @@ impl ClientContext for BusContext {
                 .map(|p| p.consumer_lag_stored)
                 .sum();
             crate::metrics::set_consumer_lag(name, lag);
+            if let Some(clock) = &self.clock {
+                let behind = clock.behind();
+                crate::metrics::set_consumer_behind(name, behind);
+                self.say_if_behind(name, behind, lag);
+            }
         }
     }
 }
@@ -174,8 +220,14 @@ impl ConsumerContext for BusContext {
     /// Revoked partitions stop being held before the group may give them to another member:
     /// from here on, nothing is done for their keys here.
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Some(held), Rebalance::Revoke(partitions)) = (&self.held, rebalance) {
-            held.release(partitions.elements().iter().map(|p| p.partition()));
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let revoked = || partitions.elements().into_iter().map(|p| p.partition());
+            if let Some(held) = &self.held {
+                held.release(revoked());
+            }
+            if let Some(clock) = &self.clock {
+                clock.forget(revoked());
+            }
         }
     }
 

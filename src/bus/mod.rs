@@ -15,6 +15,7 @@ mod partitioner;
 mod producer;
 mod proofs;
 mod sealed;
+mod stream_clock;
 mod tap;
 mod topics;
 
@@ -27,6 +28,7 @@ pub const MAILBOX_CAPACITY: usize = 1 << 16;
 pub use embedded::{client_fetch_wait, BrokerCommand, EmbeddedBroker};
 pub use producer::Publisher;
 pub use sealed::{Replica, SealedRecord, Sealing, ViewPublisher};
+pub use stream_clock::StreamClock;
 pub use tap::{shown_value, BusRecord, Tapped};
 pub use topics::Topics;
 
@@ -55,6 +57,8 @@ pub struct Bus {
     context: BusContext,
     /// The keys this process proves and checks records with (see [`crate::proof`]).
     keys: Option<std::sync::Arc<dyn crate::proof::Keyring>>,
+    /// How far this process has read each topic it consumes (see [`StreamClock`]).
+    clocks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, StreamClock>>>,
 }
 
 impl Bus {
@@ -72,6 +76,7 @@ impl Bus {
             context: BusContext::new(settings, role),
             settings: settings.clone(),
             keys: None,
+            clocks: Default::default(),
         }
     }
 
@@ -84,6 +89,15 @@ impl Bus {
 
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+
+    /// How far this process has read `topic` (its full name), shared with its consumer.
+    pub fn stream_clock(&self, topic: &str) -> StreamClock {
+        let mut clocks = self
+            .clocks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        clocks.entry(topic.to_owned()).or_default().clone()
     }
 
     pub fn bootstrap(&self) -> &str {

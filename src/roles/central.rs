@@ -40,6 +40,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         accounts.clone(),
         publisher.clone(),
         held.clone(),
+        bus.stream_clock(&bus.topics().cp_events),
     )
     .start();
     log::info!("central instance {}", central.instance);
@@ -82,7 +83,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         supervisor.clone(),
         store.clone(),
         publisher,
-        central.liveness,
+        (
+            central.liveness,
+            bus.stream_clock(&bus.topics().driver_requests),
+        ),
         LoginLimiter::new(policy),
     )
     .start();

@@ -21,7 +21,7 @@ use super::console_hub::{ConsoleHub, CpChanged};
 use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::accounts::Accounts;
 use crate::bus::HeldPartitions;
-use crate::bus::{Inbound, Publisher, Rejection};
+use crate::bus::{Inbound, Publisher, Rejection, StreamClock};
 use crate::configuration::CentralSettings;
 use crate::domain::presence::{Presence, Verdict};
 use crate::domain::{CpState, CpView};
@@ -37,6 +37,8 @@ use tokio::sync::watch;
 pub struct CpSupervisor {
     /// Which engine instance holds each CP id.
     engines: Presence,
+    /// How far the CPs' events have been read: engines are judged silent by it.
+    events_read: StreamClock,
     settings: CentralSettings,
     store: Store,
     accounts: Accounts,
@@ -67,10 +69,12 @@ impl CpSupervisor {
         accounts: Accounts,
         publisher: Publisher,
         held: HeldPartitions,
+        events_read: StreamClock,
     ) -> CpSupervisor {
         CpSupervisor {
             auth_failures: LoginLimiter::new(Policy::with_first_lockout(settings.auth_lockout)),
             engines: Presence::new(settings.liveness),
+            events_read,
             settings,
             store,
             accounts,
@@ -105,7 +109,8 @@ impl CpSupervisor {
             self.accounts.clone(),
             self.publisher.clone(),
             ctx.address(),
-        );
+        )
+        .hearing_its_engine_by(self.events_read.clone());
         // Restarted on a crash, behind the same address.
         let cp = Supervisor::start(move |_| cp);
         self.cps.insert(id, cp.clone());
@@ -239,10 +244,13 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
             ..
         } = &msg.envelope.body
         {
-            let answer = match self
-                .engines
-                .hello(cp_id, *instance, *probe, msg.envelope.ts)
-            {
+            let answer = match self.engines.hello(
+                cp_id,
+                *instance,
+                *probe,
+                msg.envelope.ts,
+                self.events_read.now(),
+            ) {
                 Verdict::Welcome => Some(CpCommand::EngineWelcome {
                     cp_id: cp_id.clone(),
                     instance: *instance,

@@ -4,7 +4,7 @@ use super::cp_supervisor::{CpSupervisor, ListCps, StopDriverSupply};
 use super::driver_request::{DriverRequest, Handle};
 use crate::accounts::credentials::{self, SignInVerdict};
 use crate::accounts::login_limit::{Attempt, LoginLimiter, TooManyAttempts};
-use crate::bus::{Inbound, Publisher, Rejection};
+use crate::bus::{Inbound, Publisher, Rejection, StreamClock};
 use crate::domain::presence::{Presence, Verdict};
 use crate::domain::CpState;
 use crate::messages::{self, CpOffer, DriverUpdate, PastSession};
@@ -18,6 +18,8 @@ pub struct DriverDesk {
     publisher: Publisher,
     /// Which instance holds each driver id.
     presence: Presence,
+    /// How far the drivers' requests have been read: their hellos are judged by it.
+    requests_read: StreamClock,
     /// Wrong passwords per driver and per address.
     sign_ins: std::sync::Arc<LoginLimiter>,
 }
@@ -27,7 +29,7 @@ impl DriverDesk {
         supervisor: Addr<CpSupervisor>,
         store: Store,
         publisher: Publisher,
-        liveness: Duration,
+        (liveness, requests_read): (Duration, StreamClock),
         sign_ins: std::sync::Arc<LoginLimiter>,
     ) -> DriverDesk {
         DriverDesk {
@@ -35,6 +37,7 @@ impl DriverDesk {
             store,
             publisher,
             presence: Presence::new(liveness),
+            requests_read,
             sign_ins,
         }
     }
@@ -98,7 +101,13 @@ impl Handler<Inbound<messages::DriverRequest>> for DriverDesk {
                 instance,
                 probe,
             } => {
-                let answer = match self.presence.hello(&driver_id, instance, probe, written) {
+                let answer = match self.presence.hello(
+                    &driver_id,
+                    instance,
+                    probe,
+                    written,
+                    self.requests_read.now(),
+                ) {
                     Verdict::Welcome => Some(DriverUpdate::Welcome {
                         driver_id,
                         instance,

@@ -2,17 +2,24 @@
 //! central's commands reach it. A CP is available only while its engine is heard so.
 
 use super::ChargePoint;
+use crate::bus::StreamClock;
 use crate::messages::{CpEvent, Envelope};
-use std::time::Instant;
 
 impl ChargePoint {
+    /// Judges its engine's silence by how far `events_read` has read the CPs' events (by
+    /// the wall clock without it): a central behind the bus does not take engines for gone.
+    pub fn hearing_its_engine_by(mut self, events_read: StreamClock) -> ChargePoint {
+        self.events_read = events_read;
+        self
+    }
+
     /// Why the engine cannot take a supply's commands from the bus now, if it cannot: both
     /// the monitor (on its link) and the engine (on the bus) must be heard for a CP to be
     /// available.
     pub(super) fn engine_not_ready(&self) -> Option<String> {
         match self.engine_on_bus {
             None => Some("waiting for its engine: not heard on the bus yet".into()),
-            Some((at, _)) if at.elapsed() >= self.settings.liveness => Some(format!(
+            Some((at, _)) if self.events_read.age(at) >= self.settings.liveness => Some(format!(
                 "waiting for its engine: not heard on the bus for more than {}",
                 humantime::format_duration(self.settings.liveness)
             )),
@@ -24,18 +31,16 @@ impl ChargePoint {
     }
 
     /// The engine spoke on the bus: any report shows it alive; a hello also says whether
-    /// the central's commands reach it. It counts from when it was written: a record read
-    /// from the backlog of a restart, older than the liveness window, shows nothing alive.
+    /// the central's commands reach it. It counts from when it was written, against how
+    /// far the bus has been read: a record read from the backlog of a restart, older than
+    /// the liveness window, shows nothing alive; one read by a central that fell behind
+    /// counts as much as when it was written.
     pub(super) fn engine_heard(&mut self, envelope: &Envelope<CpEvent>) {
-        let age = chrono::Utc::now()
-            .signed_duration_since(envelope.ts)
-            .to_std()
-            .unwrap_or_default();
-        if age >= self.settings.liveness {
+        let read_up_to = self.events_read.now();
+        let heard = envelope.ts.min(read_up_to);
+        if self.events_read.age(heard) >= self.settings.liveness {
             return;
         }
-        let now = Instant::now();
-        let heard = now.checked_sub(age).unwrap_or(now);
         let taking_commands = match &envelope.body {
             // A new instance, welcomed: alive, not yet taking commands.
             CpEvent::EngineHello { probe: true, .. } => false,

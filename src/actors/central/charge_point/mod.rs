@@ -20,7 +20,7 @@ pub use terms::{ChangeTerms, GetView};
 use super::console_hub::{ConsoleHub, SessionClosed};
 use super::cp_supervisor::{CpSupervisor, CpViewChanged};
 use crate::accounts::Accounts;
-use crate::bus::{Publisher, Rejection};
+use crate::bus::{Publisher, Rejection, StreamClock};
 use crate::configuration::CentralSettings;
 use crate::domain::money::{Cents, Energy, Tariff};
 use crate::domain::{CpState, CpView, Denial, EngineHealth, Reservation};
@@ -28,7 +28,7 @@ use crate::messages::{CpCommand, DenyReason, DriverUpdate, Outcome, Ticket};
 use crate::store::{CpRecord, SessionRecord, Store};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub struct ChargePoint {
@@ -37,8 +37,11 @@ pub struct ChargePoint {
     tariff: Tariff,
     stopped: bool,
     monitor: Option<MonitorLink>,
-    /// When its engine was last heard on the bus, and whether it then took commands.
-    engine_on_bus: Option<(Instant, bool)>,
+    /// When what its engine last said on the bus was written, and whether it then took
+    /// commands.
+    engine_on_bus: Option<(DateTime<Utc>, bool)>,
+    /// How far the CPs' events have been read: the engine's silence is judged by it.
+    events_read: StreamClock,
     /// The open session: reserved while `started_at` is `None`, charging after.
     session: Option<SessionRecord>,
     /// A stop was asked of the engine for the open session, and its end is awaited.
@@ -76,6 +79,7 @@ impl ChargePoint {
             stopped: record.stopped,
             monitor: None,
             engine_on_bus: None,
+            events_read: StreamClock::default(),
             session,
             stop_requested: None,
             last_view: None,

@@ -1,0 +1,114 @@
+//! The consumer against a real broker (the embedded one): a record still being handled
+//! holds back no record behind it, only its partition's stored offset.
+
+use super::*;
+use crate::bus::EmbeddedBroker;
+use crate::configuration::KafkaSettings;
+use crate::messages::{DenyReason, DriverUpdate};
+use actix::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Records behind the slow one: more than a consumer keeps in flight.
+const BEHIND: usize = IN_FLIGHT + 1000;
+
+/// Handles the record keyed `SLOW` once released; every other at once, counted.
+struct Sink {
+    handled: Arc<AtomicUsize>,
+    release: Option<oneshot::Receiver<()>>,
+}
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound<DriverUpdate>> for Sink {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    fn handle(&mut self, msg: Inbound<DriverUpdate>, _: &mut Self::Context) -> Self::Result {
+        if msg.key == "SLOW" {
+            let release = self.release.take();
+            return Box::pin(async move {
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+                Ok(())
+            });
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn denied(driver_id: &str) -> DriverUpdate {
+    DriverUpdate::Denied {
+        request_id: Uuid::new_v4(),
+        driver_id: driver_id.into(),
+        cp_id: None,
+        reason: DenyReason::CpStarting,
+        detail: "a record of the test".into(),
+    }
+}
+
+#[test]
+fn a_record_still_being_handled_holds_back_no_record_behind_it() {
+    let settings = KafkaSettings {
+        partitions: 1,
+        fetch_wait: Duration::from_millis(5),
+        ..KafkaSettings::default()
+    };
+    let broker = EmbeddedBroker::start(&settings, 1).expect("the embedded broker starts");
+    let settings = KafkaSettings {
+        bootstrap: broker.bootstrap(),
+        ..settings
+    };
+    System::new().block_on(async move {
+        let bus = Bus::new(&settings, "test");
+        let publisher = bus.publisher().expect("a publisher");
+        // One partition: every record is behind the slow one.
+        publisher
+            .driver_update(denied("SLOW"))
+            .await
+            .expect("written");
+        let writes = (0..BEHIND).map(|i| {
+            let publisher = publisher.clone();
+            async move {
+                publisher
+                    .driver_update(denied(&format!("D{}", i % 64)))
+                    .await
+            }
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written.expect("written");
+        }
+
+        let handled = Arc::new(AtomicUsize::new(0));
+        let (release, released) = oneshot::channel();
+        let sink = Sink {
+            handled: handled.clone(),
+            release: Some(released),
+        }
+        .start();
+        let topic = bus.topics().driver_updates.clone();
+        bus.spawn_consumer("test", &topic, StartAt::Earliest, sink.recipient(), None)
+            .expect("a consumer");
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while handled.load(Ordering::SeqCst) < BEHIND && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            handled.load(Ordering::SeqCst),
+            BEHIND,
+            "the records behind one still being handled were not all handled"
+        );
+        let clock = bus.stream_clock(&topic);
+        assert!(
+            clock.behind() < Duration::from_secs(30),
+            "{:?}",
+            clock.behind()
+        );
+        let _ = release.send(());
+    });
+}
