@@ -163,9 +163,15 @@ pub struct MonitorSettings {
     pub central: String,
     #[serde(with = "humantime_serde")]
     pub health_period: Duration,
-    /// How long to wait for an answer from the engine or the central.
+    /// How long to wait for an answer from the engine, and to connect and send to the
+    /// central.
     #[serde(with = "humantime_serde")]
     pub answer_timeout: Duration,
+    /// How long to wait for the central's answer to a request sent (at least
+    /// `answer_timeout`): a central past its capacity answers late, and a new link would
+    /// cost it more than the late answer.
+    #[serde(with = "humantime_serde")]
+    pub central_patience: Duration,
     /// A monitor the central keeps refusing (its CP id is held by another live monitor)
     /// stops after this long.
     #[serde(with = "humantime_serde")]
@@ -278,6 +284,7 @@ impl Default for MonitorSettings {
             central: "127.0.0.1:5000".into(),
             health_period: Duration::from_secs(1),
             answer_timeout: Duration::from_millis(800),
+            central_patience: Duration::from_secs(3),
             refusal_grace: Duration::from_secs(5),
             http: None,
         }

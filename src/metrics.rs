@@ -31,6 +31,7 @@ struct Metrics {
     refusals: IntCounterVec,
     consumer_lag: IntGaugeVec,
     consumer_behind: GaugeVec,
+    thread_lag: prometheus::Gauge,
     cps: IntGaugeVec,
 }
 
@@ -79,6 +80,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["topic"],
     )
     .expect("valid gauge");
+    let thread_lag = prometheus::Gauge::new(
+        "evcharge_thread_lag_seconds",
+        "How late the central's actor thread got to work that was ready, at worst over the \
+         last 5 s: above a few hundred ms, it is past its capacity",
+    )
+    .expect("valid gauge");
     let cps = IntGaugeVec::new(
         Opts::new("evcharge_cps", "Charging points in each state"),
         &["state"],
@@ -91,6 +98,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(refusals.clone()),
         Box::new(consumer_lag.clone()),
         Box::new(consumer_behind.clone()),
+        Box::new(thread_lag.clone()),
         Box::new(cps.clone()),
     ] {
         registry.register(collector).expect("unique metric names");
@@ -103,6 +111,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         refusals,
         consumer_lag,
         consumer_behind,
+        thread_lag,
         cps,
     }
 });
@@ -141,6 +150,11 @@ pub fn set_consumer_behind(topic: &str, behind: std::time::Duration) {
         .consumer_behind
         .with_label_values(&[topic])
         .set(behind.as_secs_f64());
+}
+
+/// The central's actor thread got to ready work `lag` late, at worst, lately.
+pub fn set_thread_lag(lag: std::time::Duration) {
+    METRICS.thread_lag.set(lag.as_secs_f64());
 }
 
 /// Every metric in the Prometheus text format, with the CPs counted from `states` (every

@@ -122,6 +122,11 @@ impl Network {
             Duration::from_secs(60) + Duration::from_millis(20 * u64::from(cps)),
             || Ok(net.cps_in("available")? == u64::from(cps)),
         )?;
+        // Chosen now, not with the others: by the time every CP is up, their links hold
+        // tens of thousands of ephemeral ports, and one chosen earlier may be taken.
+        let [control_port] = free_ports()?;
+        net.drivers_control = Endpoint::new(format!("http://127.0.0.1:{control_port}"))
+            .with_token(&kafka.control_token);
         let control = net.drivers_control.url("");
         let drivers = kafka.spawn(
             &[

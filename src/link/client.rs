@@ -43,6 +43,8 @@ pub struct FrameClient {
     /// The peer of the connection, or of the next one.
     current: usize,
     timeout: Duration,
+    /// How long an answer may take once the request is sent (at least `timeout`).
+    patience: Duration,
     connector: Connector,
     conn: Option<Framed<LinkStream, FrameCodec>>,
 }
@@ -74,9 +76,18 @@ impl FrameClient {
             peers,
             current: 0,
             timeout,
+            patience: timeout,
             connector: Connector::plain(),
             conn: None,
         }
+    }
+
+    /// Waits up to `patience` for each answer (connecting and sending still take at most
+    /// the timeout): a peer past its capacity answers late, and dropping the link for it
+    /// would cost that peer a new link on top.
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience.max(self.timeout);
+        self
     }
 
     /// Connects through `connector` (TLS or not) from the next connection on.
@@ -138,9 +149,14 @@ impl FrameClient {
                 addr: addr.clone(),
                 source,
             })?;
-        let verdict = timeout(limit, next_packet(conn, &addr))
+        let patience = self.patience;
+        let no_answer = || LinkError::Timeout {
+            addr: addr.clone(),
+            after: patience,
+        };
+        let verdict = timeout(patience, next_packet(conn, &addr))
             .await
-            .map_err(|_| timed_out())??;
+            .map_err(|_| no_answer())??;
         let accepted = match verdict {
             Packet::Ack => true,
             Packet::Nack => false,
@@ -151,9 +167,9 @@ impl FrameClient {
                 })
             }
         };
-        match timeout(limit, next_packet(conn, &addr))
+        match timeout(patience, next_packet(conn, &addr))
             .await
-            .map_err(|_| timed_out())??
+            .map_err(|_| no_answer())??
         {
             Packet::Frame(fields) => Ok(Reply { accepted, fields }),
             other => Err(LinkError::Protocol {

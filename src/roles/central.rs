@@ -44,6 +44,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .start();
     log::info!("central instance {}", central.instance);
+    crate::actors::central::thread_lag::probe();
 
     // Every monitor link is a socket: room for as many as the limits let in.
     super::raise_open_files_limit(central.max_links as u64 + 1024);

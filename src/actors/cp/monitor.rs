@@ -66,7 +66,8 @@ impl Monitor {
         gave_up: crate::actors::Refusals,
     ) -> Monitor {
         let engine = FrameClient::new(settings.engine.clone(), settings.answer_timeout);
-        let central = FrameClient::new(settings.central.clone(), settings.answer_timeout);
+        let central = FrameClient::new(settings.central.clone(), settings.answer_timeout)
+            .with_patience(settings.central_patience);
         Monitor {
             cp,
             terms: None,

@@ -159,7 +159,7 @@ impl ChargePoint {
         }
         if let Some(current) = &self.monitor {
             if !current.is(conn_id, via.as_deref())
-                && current.last_seen.elapsed() <= self.settings.silence_window
+                && current.last_seen.elapsed() <= self.silence_limit()
             {
                 // Where the live monitor is connected from is not told to the newcomer.
                 log::warn!(
@@ -243,26 +243,32 @@ impl ChargePoint {
             if act.last_view.as_ref().map(|v| v.state) != Some(act.state()) {
                 act.publish_view();
             }
-            let window = act.settings.silence_window;
+            let limit = act.silence_limit();
             let left = act
                 .monitor
                 .as_ref()
-                .map(|m| window.saturating_sub(m.last_seen.elapsed()));
+                .map(|m| limit.saturating_sub(m.last_seen.elapsed()));
             match left {
                 Some(left) if !left.is_zero() => act.watch_silence(left, ctx),
                 _ => {
                     act.check_silence(ctx);
-                    act.watch_silence(window, ctx);
+                    act.watch_silence(act.settings.silence_window, ctx);
                 }
             }
         });
+    }
+
+    /// How long its monitor may go unheard: the silence window, and as long again as the
+    /// central's thread is late (a report waiting unread in its socket is no silence).
+    fn silence_limit(&self) -> Duration {
+        self.settings.silence_window + crate::actors::central::thread_lag::recent()
     }
 
     fn check_silence(&mut self, ctx: &mut Context<Self>) {
         let silent = self
             .monitor
             .as_ref()
-            .is_some_and(|m| m.last_seen.elapsed() >= self.settings.silence_window);
+            .is_some_and(|m| m.last_seen.elapsed() >= self.silence_limit());
         if silent {
             log::warn!(
                 "{}: monitor silent for more than {:?}",
