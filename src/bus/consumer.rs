@@ -16,6 +16,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use progress::Progress;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::Entry;
@@ -186,7 +187,10 @@ impl Bus {
                     .to_string(),
             )
             // Feeds the consumer lag metric (`BusContext::stats`).
-            .set("statistics.interval.ms", "1000");
+            .set("statistics.interval.ms", "1000")
+            // Says when a partition is read to its end: its stream clock is then the wall
+            // clock, however old its last record (`StreamClock::at_end`).
+            .set("enable.partition.eof", "true");
         config
     }
 
@@ -292,6 +296,7 @@ impl Bus {
                                 clock.hold();
                             }
                         }
+                        Err(KafkaError::PartitionEOF(partition)) => clock.at_end(partition),
                         Err(e) => {
                             context.complain(&e.to_string());
                             tokio::time::sleep(backoff).await;

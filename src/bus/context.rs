@@ -187,6 +187,16 @@ impl ClientContext for BusContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // Not an error: a partition read to its end (`enable.partition.eof`).
+        if let KafkaError::PartitionEOF(partition) = error {
+            if let Some(clock) = &self.clock {
+                clock.at_end(partition);
+            }
+            return;
+        }
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
         if is_refusal(&error) {
             self.complain_refused(reason);
         } else {

@@ -203,3 +203,66 @@ async fn next_packet(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A peer on a real socket that answers each request `late`.
+    async fn slow_peer(late: Duration) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("bound").to_string();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut conn = Framed::new(tcp, FrameCodec::default());
+                    while let Some(Ok(Packet::Frame(_))) = conn.next().await {
+                        tokio::time::sleep(late).await;
+                        let answered = conn.send(Packet::Ack).await.is_ok()
+                            && conn.send(Packet::frame(["STATE", "late"])).await.is_ok();
+                        if !answered {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    #[test]
+    fn a_late_answer_is_waited_for_up_to_the_patience_and_the_link_kept() {
+        runtime().block_on(async {
+            let addr = slow_peer(Duration::from_millis(600)).await;
+            let mut impatient = FrameClient::new(addr.clone(), Duration::from_millis(200));
+            let late = impatient.request(vec!["STATUS".into()]).await;
+            assert!(matches!(late, Err(LinkError::Timeout { .. })), "{late:?}");
+            assert!(
+                !impatient.is_connected(),
+                "a link without an answer is dropped"
+            );
+
+            let mut patient = FrameClient::new(addr, Duration::from_millis(200))
+                .with_patience(Duration::from_secs(3));
+            for _ in 0..2 {
+                let reply = patient
+                    .request(vec!["STATUS".into()])
+                    .await
+                    .expect("answered");
+                assert_eq!(reply.fields, ["STATE", "late"]);
+                assert!(
+                    patient.is_connected(),
+                    "the same link carries the next request"
+                );
+            }
+        });
+    }
+}
