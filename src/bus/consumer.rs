@@ -227,12 +227,6 @@ impl Bus {
             let mut keys: HashMap<String, (usize, oneshot::Receiver<()>)> = HashMap::new();
             let mut progress = Progress::default();
             let mut watchdog = tokio::time::interval(SLOW_RECORD);
-            // Under load, records handled do not always wake this task: with 15,000 CPs, a
-            // central took 2,048 records (all in flight) per watchdog period and no more,
-            // the rest waiting. Looking again every few milliseconds while records are in
-            // flight keeps it taking them at its pace whatever wakes it.
-            let mut look_again = tokio::time::interval(LOOK_AGAIN);
-            look_again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
                     biased;
@@ -249,7 +243,7 @@ impl Bus {
                                 log::warn!("cannot store the offset of a handled record: {e}");
                             }
                         }
-                        if progress.unfinished() < IN_FLIGHT {
+                        if in_flight.len() < IN_FLIGHT {
                             clock.release();
                         }
                     }
@@ -264,8 +258,7 @@ impl Bus {
                             }
                         }
                     }
-                    _ = look_again.tick(), if !in_flight.is_empty() => {}
-                    received = consumer.recv(), if progress.unfinished() < IN_FLIGHT => match received {
+                    received = consumer.recv(), if in_flight.len() < IN_FLIGHT => match received {
                         Ok(record) => {
                             context.note_success();
                             let record = record.detach();
@@ -292,7 +285,7 @@ impl Bus {
                                 backoff,
                                 done,
                             ));
-                            if progress.unfinished() >= IN_FLIGHT {
+                            if in_flight.len() >= IN_FLIGHT {
                                 clock.hold();
                             }
                         }
@@ -351,10 +344,6 @@ where
 
 /// A record still unhandled this long is reported.
 const SLOW_RECORD: Duration = Duration::from_secs(10);
-
-/// How often a consumer with records in flight looks whether they are handled, whether or
-/// not it was woken.
-const LOOK_AGAIN: Duration = Duration::from_millis(10);
 
 /// When the record was written, by its Kafka timestamp (its producer's clock); now when it
 /// has none.

@@ -84,10 +84,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         supervisor.clone(),
         store.clone(),
         publisher,
-        (
-            central.liveness,
-            bus.stream_clock(&bus.topics().driver_requests),
-        ),
+        central.liveness,
+        bus.stream_clock(&bus.topics().driver_requests),
         LoginLimiter::new(policy),
     )
     .start();

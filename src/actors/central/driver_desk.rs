@@ -29,7 +29,8 @@ impl DriverDesk {
         supervisor: Addr<CpSupervisor>,
         store: Store,
         publisher: Publisher,
-        (liveness, requests_read): (Duration, StreamClock),
+        liveness: Duration,
+        requests_read: StreamClock,
         sign_ins: std::sync::Arc<LoginLimiter>,
     ) -> DriverDesk {
         DriverDesk {

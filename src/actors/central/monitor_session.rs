@@ -289,7 +289,7 @@ impl MonitorSession {
             return self.refuse_with("not authenticated: send AUTH first", ctx);
         };
         // Judged as the CP judges it: a central behind its work has not read what waits.
-        if heard.elapsed() >= self.silence_window + super::thread_lag::recent() {
+        if heard.elapsed() >= super::thread_lag::silence_limit(self.silence_window) {
             // The CP counts this link lost by now, or is about to: make sure it does, so
             // that the link and the CP agree.
             cp.detach.do_send(DetachMonitor {

@@ -68,6 +68,12 @@ pub fn recent() -> Duration {
     RECENT.lock().unwrap_or_else(|p| p.into_inner()).worst()
 }
 
+/// How long a monitor link may go unheard: `window`, and as long again as the thread is
+/// late (a report waiting unread in its socket is no silence).
+pub fn silence_limit(window: Duration) -> Duration {
+    window + recent()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

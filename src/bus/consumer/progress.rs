@@ -54,11 +54,6 @@ impl Progress {
         })
     }
 
-    /// Records handed over and not handled yet.
-    pub fn unfinished(&self) -> usize {
-        self.unfinished.len()
-    }
-
     /// The record waiting longest, and since when.
     pub fn slowest(&self) -> Option<(Instant, &str)> {
         self.unfinished
@@ -82,11 +77,10 @@ mod tests {
         for offset in 11..15 {
             assert_eq!(progress.handled(0, offset), None);
         }
-        assert_eq!(progress.unfinished(), 1);
         assert_eq!(progress.slowest().map(|(_, what)| what), Some("record 10"));
         // Once it is handled, everything up to the last is.
         assert_eq!(progress.handled(0, 10), Some(14));
-        assert_eq!(progress.unfinished(), 0);
+        assert_eq!(progress.slowest(), None);
     }
 
     #[test]

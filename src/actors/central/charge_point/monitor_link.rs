@@ -4,6 +4,7 @@
 
 use super::ChargePoint;
 use crate::actors::central::cp_supervisor::LinkVerdict;
+use crate::actors::central::thread_lag;
 use crate::domain::registration::CpTerms;
 use crate::domain::{CpState, EngineHealth};
 use crate::messages::{DriverUpdate, Outcome};
@@ -258,10 +259,9 @@ impl ChargePoint {
         });
     }
 
-    /// How long its monitor may go unheard: the silence window, and as long again as the
-    /// central's thread is late (a report waiting unread in its socket is no silence).
+    /// How long its monitor may go unheard (see [`thread_lag::silence_limit`]).
     fn silence_limit(&self) -> Duration {
-        self.settings.silence_window + crate::actors::central::thread_lag::recent()
+        thread_lag::silence_limit(self.settings.silence_window)
     }
 
     fn check_silence(&mut self, ctx: &mut Context<Self>) {
