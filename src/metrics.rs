@@ -31,6 +31,7 @@ struct Metrics {
     refusals: IntCounterVec,
     consumer_lag: IntGaugeVec,
     consumer_behind: GaugeVec,
+    records_lost: IntCounterVec,
     thread_lag: prometheus::Gauge,
     cps: IntGaugeVec,
 }
@@ -80,6 +81,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["topic"],
     )
     .expect("valid gauge");
+    let records_lost = IntCounterVec::new(
+        Opts::new(
+            "evcharge_consumer_records_lost_total",
+            "Records of a topic the broker deleted before this process's consumer read \
+             them: it was further behind its writers than the broker keeps",
+        ),
+        &["topic"],
+    )
+    .expect("valid counter");
     let thread_lag = prometheus::Gauge::new(
         "evcharge_thread_lag_seconds",
         "How late the central's actor thread got to work that was ready, at worst over the \
@@ -98,6 +108,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(refusals.clone()),
         Box::new(consumer_lag.clone()),
         Box::new(consumer_behind.clone()),
+        Box::new(records_lost.clone()),
         Box::new(thread_lag.clone()),
         Box::new(cps.clone()),
     ] {
@@ -111,6 +122,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         refusals,
         consumer_lag,
         consumer_behind,
+        records_lost,
         thread_lag,
         cps,
     }
@@ -150,6 +162,14 @@ pub fn set_consumer_behind(topic: &str, behind: std::time::Duration) {
         .consumer_behind
         .with_label_values(&[topic])
         .set(behind.as_secs_f64());
+}
+
+/// The broker deleted `count` records of `topic` this process's consumer had not read.
+pub fn count_records_lost(topic: &str, count: u64) {
+    METRICS
+        .records_lost
+        .with_label_values(&[topic])
+        .inc_by(count);
 }
 
 /// The central's actor thread got to ready work `lag` late, at worst, lately.

@@ -2,6 +2,7 @@
 //! refuses this role's credentials; and what its statistics say of consumer lag, for the
 //! metrics.
 
+use super::retention::{self, LostRecords};
 use crate::configuration::KafkaSettings;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -32,6 +33,8 @@ pub struct BusContext {
     held: Option<super::HeldPartitions>,
     /// A consumer's reading of its topic: a partition it loses is no longer read by it.
     clock: Option<super::StreamClock>,
+    /// Records the broker deleted before this role read them.
+    lost: Arc<Mutex<LostRecords>>,
 }
 
 /// What was said, and whether the broker is refusing this role rather than out of reach.
@@ -61,6 +64,7 @@ impl BusContext {
             complaints: Arc::default(),
             held: None,
             clock: None,
+            lost: Arc::default(),
         }
     }
 
@@ -164,6 +168,10 @@ impl BusContext {
         self.complaints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lost(&self) -> std::sync::MutexGuard<'_, LostRecords> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Says that the broker answers again, if a complaint was made.
     pub fn note_success(&self) {
         let mut complaints = self.complaints();
@@ -179,6 +187,15 @@ impl ClientContext for BusContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         // librdkafka's own lines are for debugging; people get `error` below.
         use RDKafkaLogLevel::*;
+        // An offset reset logged as a warning is one due to an error: the records from
+        // where it was to read on are gone.
+        if fac == "OFFSET" && matches!(level, Warning) {
+            if let Some(reset) = retention::offset_reset(log_message) {
+                let mut lost = self.lost();
+                lost.reset(reset);
+                lost.say(&self.role);
+            }
+        }
         if matches!(level, Emerg | Alert | Critical | Error) {
             log::debug!(target: "librdkafka", "{fac}: {log_message}");
         } else {
@@ -208,7 +225,11 @@ impl ClientContext for BusContext {
     /// handled. Offsets are stored once a record is handled, so the lag against the stored
     /// offset is exactly that.
     fn stats(&self, statistics: Statistics) {
+        let mut lost = self.lost();
         for (name, topic) in &statistics.topics {
+            for p in topic.partitions.values() {
+                lost.position(name, p.partition, p.next_offset);
+            }
             let lag = topic
                 .partitions
                 .values()
@@ -223,6 +244,7 @@ impl ClientContext for BusContext {
                 self.say_if_behind(name, behind, lag);
             }
         }
+        lost.say(&self.role);
     }
 }
 

@@ -14,6 +14,7 @@ mod held;
 mod partitioner;
 mod producer;
 mod proofs;
+mod retention;
 mod sealed;
 mod stream_clock;
 mod tap;
@@ -34,6 +35,7 @@ pub use topics::Topics;
 
 use crate::configuration::{KafkaSettings, SecurityProtocol};
 use context::BusContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;
 
 /// Errors of the bus, in words for the person running the role.
@@ -119,6 +121,11 @@ impl Bus {
                 "security.protocol",
                 self.settings.security_protocol.as_str(),
             );
+        // librdkafka's warnings reach `BusContext` whatever this process logs: one of them
+        // is how it learns records were lost (`retention`). Lower levels follow `log`.
+        if (config.log_level as i32) < (RDKafkaLogLevel::Warning as i32) {
+            config.set_log_level(RDKafkaLogLevel::Warning);
+        }
         let security = &self.settings;
         if let Some(mechanism) = security.sasl_mechanism {
             config.set("sasl.mechanism", mechanism.as_str());

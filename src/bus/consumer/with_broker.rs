@@ -6,7 +6,7 @@ use crate::bus::EmbeddedBroker;
 use crate::configuration::KafkaSettings;
 use crate::messages::{DenyReason, DriverUpdate};
 use actix::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -110,5 +110,108 @@ fn a_record_still_being_handled_holds_back_no_record_behind_it() {
             clock.behind()
         );
         let _ = release.send(());
+    });
+}
+
+/// Handles a record a millisecond until the test lets them all through at once.
+struct SlowSink {
+    open: tokio::sync::watch::Receiver<bool>,
+    handled: Arc<AtomicUsize>,
+    /// The record keyed `LAST` was handled.
+    last: Arc<AtomicBool>,
+}
+
+impl Actor for SlowSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound<DriverUpdate>> for SlowSink {
+    type Result = ResponseFuture<Result<(), Rejection>>;
+
+    fn handle(&mut self, msg: Inbound<DriverUpdate>, _: &mut Self::Context) -> Self::Result {
+        let mut open = self.open.clone();
+        let (handled, last) = (self.handled.clone(), self.last.clone());
+        Box::pin(async move {
+            if !*open.borrow_and_update() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            handled.fetch_add(1, Ordering::SeqCst);
+            if msg.key == "LAST" {
+                last.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What this process counts as lost of `topic`.
+fn records_lost(topic: &str) -> f64 {
+    let name = format!("evcharge_consumer_records_lost_total{{topic=\"{topic}\"}} ");
+    crate::metrics::render([])
+        .lines()
+        .find_map(|l| l.strip_prefix(&name)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The embedded broker keeps a few MB a partition: a consumer that cannot keep up with its
+/// writers loses what the broker deletes before it gets there. It says so, and goes on.
+#[test]
+fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
+    let settings = KafkaSettings {
+        partitions: 1,
+        fetch_wait: Duration::from_millis(5),
+        ..KafkaSettings::default()
+    };
+    let broker = EmbeddedBroker::start(&settings, 1).expect("the embedded broker starts");
+    let settings = KafkaSettings {
+        bootstrap: broker.bootstrap(),
+        ..settings
+    };
+    System::new().block_on(async move {
+        let bus = Bus::new(&settings, "test");
+        let publisher = bus.publisher().expect("a publisher");
+        let topic = bus.topics().driver_updates.clone();
+        let (open, opened) = tokio::sync::watch::channel(false);
+        let handled = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(AtomicBool::new(false));
+        let sink = SlowSink {
+            open: opened,
+            handled: handled.clone(),
+            last: last.clone(),
+        }
+        .start();
+        bus.spawn_consumer("test", &topic, StartAt::Earliest, sink.recipient(), None)
+            .expect("a consumer");
+
+        // One key: its records are handled one after another, far slower than written. The
+        // consumer's fetch queue fills, and the writers go on until the broker has deleted
+        // records it had not fetched.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while records_lost(&topic) == 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} records handled and none counted lost",
+                handled.load(Ordering::SeqCst)
+            );
+            let writes = (0..2000).map(|_| publisher.driver_update(denied("D")));
+            for written in futures_util::future::join_all(writes).await {
+                written.expect("written");
+            }
+        }
+
+        // Once let through, it reads on from what the broker still holds.
+        let _ = open.send(true);
+        publisher
+            .driver_update(denied("LAST"))
+            .await
+            .expect("written");
+        let read = Instant::now();
+        while !last.load(Ordering::SeqCst) {
+            assert!(
+                read.elapsed() < Duration::from_secs(60),
+                "it read nothing more after losing records"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     });
 }
