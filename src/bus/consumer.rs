@@ -18,6 +18,7 @@ use progress::Progress;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::Offset;
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -227,6 +228,8 @@ impl Bus {
             let mut keys: HashMap<String, (usize, oneshot::Receiver<()>)> = HashMap::new();
             let mut progress = Progress::default();
             let mut watchdog = tokio::time::interval(SLOW_RECORD);
+            // Soon after the statistics ask for a seek (`retention`).
+            let mut unstick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {
                     biased;
@@ -245,6 +248,14 @@ impl Bus {
                         }
                         if in_flight.len() < IN_FLIGHT {
                             clock.release();
+                        }
+                    }
+                    _ = unstick.tick() => {
+                        for (topic, partition) in consumer.context().take_seeks() {
+                            // Zero: it starts the seek and returns; the fetcher does the rest.
+                            if let Err(e) = consumer.seek(&topic, partition, Offset::End, Duration::ZERO) {
+                                log::warn!("cannot read {topic} [{partition}] on from its end: {e}");
+                            }
                         }
                     }
                     _ = watchdog.tick() => {

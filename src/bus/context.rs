@@ -168,6 +168,12 @@ impl BusContext {
         self.complaints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The partitions the consumer is to read on from the end of, past records the broker
+    /// no longer holds.
+    pub fn take_seeks(&self) -> Vec<(String, i32)> {
+        self.lost().take_seeks()
+    }
+
     fn lost(&self) -> std::sync::MutexGuard<'_, LostRecords> {
         self.lost.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -228,7 +234,11 @@ impl ClientContext for BusContext {
         let mut lost = self.lost();
         for (name, topic) in &statistics.topics {
             for p in topic.partitions.values() {
-                lost.position(name, p.partition, p.next_offset);
+                let at = retention::Position {
+                    next: p.next_offset,
+                    queued: p.fetchq_cnt,
+                };
+                lost.position(name, p.partition, at);
             }
             let lag = topic
                 .partitions

@@ -6,7 +6,7 @@
 //! records would be lost in silence: this counts them (`evcharge_consumer_records_lost_total`)
 //! and says it in one plain line.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Says records were lost at most this often (with the count since it last said).
@@ -53,28 +53,70 @@ pub struct LostRecords {
     /// Per topic, lost since it last said so.
     unsaid: HashMap<String, u64>,
     said: Option<Instant>,
+    /// Per partition, where the last reset said it reads on from.
+    last_to: HashMap<(String, i32), i64>,
+    /// Partitions whose reset went to a log start the broker had already moved past: the
+    /// demo broker trims its log on every write, so under steady writes each reset to its
+    /// start is out of range again by the time it is fetched, and nothing more is read.
+    stale: HashSet<(String, i32)>,
+    /// Partitions the consumer is to read on from the end of (`take_seeks`).
+    seeks: Vec<(String, i32)>,
+}
+
+/// What the statistics say of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    /// The offset to fetch next.
+    pub next: i64,
+    /// Records fetched and not yet handed to the application.
+    pub queued: i64,
 }
 
 impl LostRecords {
     /// Takes note of a reset, counting what it skipped if the line says where it goes.
     pub fn reset(&mut self, reset: OffsetReset<'_>) {
+        let key = (reset.topic.to_owned(), reset.partition);
         match reset.to {
-            Some(to) => self.lost(reset.topic, to - reset.at),
+            Some(to) => {
+                if self.last_to.get(&key) == Some(&reset.at) {
+                    self.stale.insert(key.clone());
+                }
+                self.last_to.insert(key, to);
+                self.lost(reset.topic, to - reset.at);
+            }
             None => {
-                self.pending
-                    .insert((reset.topic.to_owned(), reset.partition), reset.at);
+                self.pending.insert(key, reset.at);
             }
         }
     }
 
-    /// A partition's position from the statistics: a pending reset's loss is now known.
-    pub fn position(&mut self, topic: &str, partition: i32, next_offset: i64) {
-        if next_offset < 0 {
+    /// A partition's position from the statistics: a pending reset's loss is now known; a
+    /// partition stuck on stale log starts, with nothing left to hand on, is sent to the
+    /// log's end, the one place a fetch is sure to find in range however fast the broker
+    /// deletes (what it skips is counted once its position is known).
+    pub fn position(&mut self, topic: &str, partition: i32, at: Position) {
+        if at.next < 0 {
             return;
         }
-        if let Some(at) = self.pending.remove(&(topic.to_owned(), partition)) {
-            self.lost(topic, next_offset - at);
+        let key = (topic.to_owned(), partition);
+        if let Some(from) = self.pending.remove(&key) {
+            self.lost(topic, at.next - from);
         }
+        // A fetch got past the last reset's start: it reads again.
+        if self.last_to.get(&key).is_some_and(|to| at.next > *to) {
+            self.last_to.remove(&key);
+            self.stale.remove(&key);
+        }
+        if at.queued == 0 && self.stale.remove(&key) {
+            self.last_to.remove(&key);
+            self.pending.insert(key.clone(), at.next);
+            self.seeks.push(key);
+        }
+    }
+
+    /// The partitions the consumer is to read on from the end of, once each.
+    pub fn take_seeks(&mut self) -> Vec<(String, i32)> {
+        std::mem::take(&mut self.seeks)
     }
 
     fn lost(&mut self, topic: &str, count: i64) {
@@ -141,10 +183,41 @@ mod tests {
             at: 100,
             to: None,
         });
-        lost.position("t", 0, -1001);
+        let at = |next| Position { next, queued: 0 };
+        lost.position("t", 0, at(-1001));
         assert!(lost.unsaid.is_empty(), "no position yet");
-        lost.position("t", 0, 160);
-        lost.position("t", 0, 170);
+        lost.position("t", 0, at(160));
+        lost.position("t", 0, at(170));
         assert_eq!(lost.unsaid.get("t"), Some(&60));
+        assert!(
+            lost.take_seeks().is_empty(),
+            "one reset is no reason to seek"
+        );
+    }
+
+    #[test]
+    fn resets_to_stale_log_starts_send_the_consumer_into_the_log() {
+        let mut lost = LostRecords::default();
+        let reset = |at, to| OffsetReset {
+            topic: "t",
+            partition: 2,
+            at,
+            to: Some(to),
+        };
+        lost.reset(reset(100, 200));
+        lost.reset(reset(200, 300));
+        let at = |next, queued| Position { next, queued };
+        lost.position("t", 2, at(300, 5));
+        assert!(
+            lost.take_seeks().is_empty(),
+            "records are still to be handed on"
+        );
+        lost.position("t", 2, at(300, 0));
+        assert_eq!(lost.take_seeks(), [("t".to_owned(), 2)]);
+        lost.position("t", 2, at(-1, 0));
+        assert!(lost.take_seeks().is_empty(), "once");
+        // At the end it was sent to: what it skipped is counted.
+        lost.position("t", 2, at(1300, 0));
+        assert_eq!(lost.unsaid.get("t"), Some(&1200));
     }
 }

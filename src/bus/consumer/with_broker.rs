@@ -119,6 +119,8 @@ struct SlowSink {
     handled: Arc<AtomicUsize>,
     /// The record keyed `LAST` was handled.
     last: Arc<AtomicBool>,
+    /// The last batch whose record keyed `MARK` was handled.
+    marked: Arc<AtomicUsize>,
 }
 
 impl Actor for SlowSink {
@@ -131,6 +133,7 @@ impl Handler<Inbound<DriverUpdate>> for SlowSink {
     fn handle(&mut self, msg: Inbound<DriverUpdate>, _: &mut Self::Context) -> Self::Result {
         let mut open = self.open.clone();
         let (handled, last) = (self.handled.clone(), self.last.clone());
+        let marked = self.marked.clone();
         Box::pin(async move {
             if !*open.borrow_and_update() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -138,6 +141,11 @@ impl Handler<Inbound<DriverUpdate>> for SlowSink {
             handled.fetch_add(1, Ordering::SeqCst);
             if msg.key == "LAST" {
                 last.store(true, Ordering::SeqCst);
+            }
+            if let (true, DriverUpdate::Denied { detail, .. }) =
+                (msg.key == "MARK", &msg.envelope.body)
+            {
+                marked.fetch_max(detail.parse().unwrap_or(0), Ordering::SeqCst);
             }
             Ok(())
         })
@@ -154,7 +162,9 @@ fn records_lost(topic: &str) -> f64 {
 }
 
 /// The embedded broker keeps a few MB a partition: a consumer that cannot keep up with its
-/// writers loses what the broker deletes before it gets there. It says so, and goes on.
+/// writers loses what the broker deletes before it gets there. It says so, and goes on
+/// reading at its pace while the writers go on (the demo broker trims its log on every write,
+/// so a reset to the log's start alone would find it moved again, fetch after fetch).
 #[test]
 fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
     let settings = KafkaSettings {
@@ -167,6 +177,36 @@ fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
         bootstrap: broker.bootstrap(),
         ..settings
     };
+    // The writers run on a thread of their own, as fast as the broker takes them, each
+    // batch ending with a record keyed `MARK` that says its number, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicUsize::new(0));
+    let writers = {
+        let (settings, stop, batches) = (settings.clone(), stop.clone(), batches.clone());
+        std::thread::spawn(move || {
+            System::new().block_on(async move {
+                let publisher = Bus::new(&settings, "writer")
+                    .publisher()
+                    .expect("a publisher");
+                while !stop.load(Ordering::SeqCst) {
+                    let batch = batches.load(Ordering::SeqCst) + 1;
+                    let mark = DriverUpdate::Denied {
+                        request_id: Uuid::new_v4(),
+                        driver_id: "MARK".into(),
+                        cp_id: None,
+                        reason: DenyReason::CpStarting,
+                        detail: batch.to_string(),
+                    };
+                    let writes = (0..1999).map(|_| denied("D")).chain([mark]);
+                    let writes = writes.map(|record| publisher.driver_update(record));
+                    for written in futures_util::future::join_all(writes).await {
+                        written.expect("written");
+                    }
+                    batches.store(batch, Ordering::SeqCst);
+                }
+            });
+        })
+    };
     System::new().block_on(async move {
         let bus = Bus::new(&settings, "test");
         let publisher = bus.publisher().expect("a publisher");
@@ -174,18 +214,19 @@ fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
         let (open, opened) = tokio::sync::watch::channel(false);
         let handled = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(AtomicBool::new(false));
+        let marked = Arc::new(AtomicUsize::new(0));
         let sink = SlowSink {
             open: opened,
             handled: handled.clone(),
             last: last.clone(),
+            marked: marked.clone(),
         }
         .start();
         bus.spawn_consumer("test", &topic, StartAt::Earliest, sink.recipient(), None)
             .expect("a consumer");
 
         // One key: its records are handled one after another, far slower than written. The
-        // consumer's fetch queue fills, and the writers go on until the broker has deleted
-        // records it had not fetched.
+        // consumer's fetch queue fills, and the broker deletes records it had not fetched.
         let deadline = Instant::now() + Duration::from_secs(120);
         while records_lost(&topic) == 0.0 {
             assert!(
@@ -193,14 +234,24 @@ fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
                 "{} records handled and none counted lost",
                 handled.load(Ordering::SeqCst)
             );
-            let writes = (0..2000).map(|_| publisher.driver_update(denied("D")));
-            for written in futures_util::future::join_all(writes).await {
-                written.expect("written");
-            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        // Once let through, it reads on from what the broker still holds.
+        // Let through, it keeps reading while the writers go on: it reads records written
+        // after the loss, though the broker keeps deleting what it has not read.
+        let after = batches.load(Ordering::SeqCst);
         let _ = open.send(true);
+        let goes_on = Instant::now();
+        while marked.load(Ordering::SeqCst) <= after {
+            assert!(
+                goes_on.elapsed() < Duration::from_secs(60),
+                "under steady writes it read nothing written after it lost records"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Once the writers stop, it reads on from what the broker still holds.
+        stop.store(true, Ordering::SeqCst);
         publisher
             .driver_update(denied("LAST"))
             .await
@@ -214,4 +265,5 @@ fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
+    writers.join().expect("the writers end");
 }
