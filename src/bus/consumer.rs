@@ -189,6 +189,10 @@ impl Bus {
             )
             // Feeds the consumer lag metric (`BusContext::stats`).
             .set("statistics.interval.ms", "1000")
+            // Fetched ahead per partition, beyond the records in flight: librdkafka's
+            // 100,000 held a central past its capacity to minutes of old records (and
+            // hundreds of MB) while the broker went on deleting newer ones.
+            .set("queued.min.messages", PREFETCH.to_string())
             // Says when a partition is read to its end: its stream clock is then the wall
             // clock, however old its last record (`StreamClock::at_end`).
             .set("enable.partition.eof", "true");
@@ -315,6 +319,10 @@ impl Bus {
 
 /// Records handed over whose verdicts are still awaited, per consumer.
 const IN_FLIGHT: usize = 2048;
+
+/// Records a consumer fetches ahead per partition: a few fetches' worth, enough that the
+/// records in flight never wait for the broker.
+const PREFETCH: usize = 4 * IN_FLIGHT;
 
 /// Delivers `record` once the record before it with the same key (`previous`) is handled,
 /// at once when there is none; says so on `done`.

@@ -81,6 +81,8 @@ impl BusContext {
     pub fn reading(&self, clock: super::StreamClock) -> BusContext {
         BusContext {
             clock: Some(clock),
+            // Its own: what it lost, and where it must read on from, are its alone.
+            lost: Arc::default(),
             ..self.clone()
         }
     }

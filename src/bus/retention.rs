@@ -76,6 +76,10 @@ impl LostRecords {
     /// Takes note of a reset, counting what it skipped if the line says where it goes.
     pub fn reset(&mut self, reset: OffsetReset<'_>) {
         let key = (reset.topic.to_owned(), reset.partition);
+        // Already counted from where it was, once its position is known.
+        if self.pending.contains_key(&key) {
+            return;
+        }
         match reset.to {
             Some(to) => {
                 if self.last_to.get(&key) == Some(&reset.at) {
@@ -214,6 +218,8 @@ mod tests {
         );
         lost.position("t", 2, at(300, 0));
         assert_eq!(lost.take_seeks(), [("t".to_owned(), 2)]);
+        // A reset before the seek is done is counted within the seek.
+        lost.reset(reset(300, 400));
         lost.position("t", 2, at(-1, 0));
         assert!(lost.take_seeks().is_empty(), "once");
         // At the end it was sent to: what it skipped is counted.
