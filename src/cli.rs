@@ -184,6 +184,11 @@ pub struct BenchArgs {
     /// Centrals sharing the network; with more than one, the failover phase runs
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub centrals: u32,
+    /// Each central may use this percent of one core (a CPU cgroup, as a container's limit;
+    /// needs root): one central can then be loaded past its capacity, and the scale-out
+    /// phase shows what the others change
+    #[arg(long, value_name = "PERCENT")]
+    pub central_cpu: Option<u32>,
     /// Failover phase: SIGKILLs of a central under load, timed until its CPs are served again
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub failovers: usize,

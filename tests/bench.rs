@@ -68,7 +68,26 @@ fn the_benchmark_measures_every_phase_of_a_small_network() {
         "{crashes}"
     );
 
-    // Two centrals by default: one is killed, the other serves its CPs again.
+    // Two centrals by default: the second joins and takes a share of the reports...
+    let scale_out = &run["scale_out"];
+    assert_eq!(scale_out["centrals"], 2, "{scale_out}");
+    assert!(scale_out["joined_s"].as_f64().is_some(), "{scale_out}");
+    let by_central = scale_out["together"]["reports_per_s_by_central"]
+        .as_array()
+        .unwrap();
+    assert_eq!(by_central.len(), 2, "{scale_out}");
+    assert!(
+        by_central.iter().all(|r| r.as_f64().unwrap() > 0.0),
+        "both centrals apply reports: {scale_out}"
+    );
+    assert_eq!(
+        scale_out["alone"]["reports_per_s_by_central"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // ...then one is killed, the other serves its CPs again.
     let failover = &run["failover"];
     assert_eq!(failover["centrals"], 2, "{failover}");
     assert_eq!(failover["kills"], 1, "{failover}");

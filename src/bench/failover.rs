@@ -1,38 +1,18 @@
-//! The failover phase: the other centrals join the running network and take their share
-//! of its CPs (supplies in progress go on); then, with every CP supplying, a central other
-//! than the first is SIGKILLed;
-//! the first central's API is watched until every CP the killed one ran shows run by a live
+//! The failover phase, after the scale-out phase has the other centrals run their share:
+//! with every CP supplying, a central other than the first is SIGKILLed; the first
+//! central's API is watched until every CP the killed one ran shows run by a live
 //! central and serving again. Then the killed central is started again over its database,
 //! and timed until it runs CPs again (its share back), before the next kill.
 
 use super::figures::FailoverFigures;
 use super::network::Network;
 use super::phases::nearest_rank;
+use super::scale_out::{owners, serving};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// A CP not served again within this long counts as unserved.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Each CP as the first central shows it: who runs it, and its state.
-fn owners(net: &Network) -> BTreeMap<String, (Option<String>, String)> {
-    let Ok(cps) = net.api.get_json::<serde_json::Value>("/api/cps") else {
-        return BTreeMap::new();
-    };
-    cps.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|cp| {
-            let id = cp["id"].as_str()?.to_owned();
-            let owner = cp["owner"].as_str().map(str::to_owned);
-            Some((id, (owner, cp["state"].as_str()?.to_owned())))
-        })
-        .collect()
-}
-
-fn serving(state: &str) -> bool {
-    matches!(state, "available" | "reserved" | "charging")
-}
 
 pub fn measure_failover(net: &mut Network, kills: usize) -> anyhow::Result<FailoverFigures> {
     let centrals = net.others.len() as u32 + 1;
@@ -42,27 +22,9 @@ pub fn measure_failover(net: &mut Network, kills: usize) -> anyhow::Result<Failo
     };
     let mut served = Vec::new();
     let mut rejoins = Vec::new();
-    let joined = Instant::now();
-    for other in &mut net.others {
+    // The others are started by the scale-out phase; any not running (yet) is started.
+    for other in net.others.iter_mut().filter(|o| o.process.is_none()) {
         other.start()?;
-    }
-    let until = Instant::now() + LIMIT * 2;
-    loop {
-        let shown = owners(net);
-        let running: BTreeSet<&String> = shown.values().filter_map(|(o, _)| o.as_ref()).collect();
-        let settled = shown
-            .values()
-            .all(|(owner, state)| owner.is_some() && serving(state));
-        if (settled && running.len() as u32 == centrals) || Instant::now() >= until {
-            println!(
-                "{} more centrals joined in {:.1} s: every CP run by one of {} centrals",
-                centrals - 1,
-                joined.elapsed().as_secs_f64(),
-                running.len()
-            );
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
     for k in 0..kills {
         let at = k % net.others.len();

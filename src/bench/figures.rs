@@ -14,8 +14,68 @@ pub struct Row {
     pub crashes: CrashFigures,
     /// Absent with one central.
     #[serde(default)]
+    pub scale_out: Option<ScaleOutFigures>,
+    /// Absent with one central.
+    #[serde(default)]
     pub failover: Option<FailoverFigures>,
     pub resources: Resources,
+}
+
+/// The scale-out phase: every CP supplying, on one central, then on all of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScaleOutFigures {
+    pub centrals: u32,
+    /// The first central alone.
+    pub alone: WindowFigures,
+    /// From starting the others until each runs CPs and every CP is served; `None` past
+    /// the phase's limit.
+    pub joined_s: Option<f64>,
+    /// From starting the others until less than a second's reports wait and none is read a
+    /// second late.
+    pub caught_up_s: Option<f64>,
+    /// Every central, once caught up (or past the limit).
+    pub together: WindowFigures,
+}
+
+/// One window of the scale-out phase: what the centrals applied, and what they left waiting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WindowFigures {
+    pub seconds: f64,
+    /// Supply progress reports applied, all centrals together.
+    pub reports_per_s: f64,
+    /// The same, by central, the first central first.
+    pub reports_per_s_by_central: Vec<f64>,
+    /// Reports older than 1 s when applied.
+    pub later_than_1s: u64,
+    /// Records of `cp.events` waiting, over the centrals: most seen, and at the end.
+    pub lag_max_messages: i64,
+    pub lag_end_messages: i64,
+    /// How old the records `cp.events` was read at were, at worst and at the end.
+    pub behind_max_s: f64,
+    pub behind_end_s: f64,
+    /// Records of `cp.events` the broker deleted before a central read them.
+    pub records_lost: u64,
+}
+
+impl WindowFigures {
+    pub fn describe(&self) -> String {
+        let by: Vec<String> = self
+            .reports_per_s_by_central
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect();
+        format!(
+            "{:.0} reports/s applied ({}), {} later than 1 s; cp.events {} records waiting at the end (at most {}), read {:.1} s behind (at most {:.1} s); {} records lost",
+            self.reports_per_s,
+            by.join(" + "),
+            self.later_than_1s,
+            self.lag_end_messages,
+            self.lag_max_messages,
+            self.behind_end_s,
+            self.behind_max_s,
+            self.records_lost
+        )
+    }
 }
 
 /// The failover phase: a central SIGKILLed under load, its CPs adopted by the others.

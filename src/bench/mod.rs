@@ -7,13 +7,17 @@
 //! 2. telemetry: every CP supplying at once, one report a second each, for `--duration`;
 //! 3. crash detection: engine and monitor crashes injected under that load, timed until
 //!    the central shows the CP broken or disconnected (by the `since` of its state);
-//! 4. failover, with `--centrals` above 1: a central SIGKILLed under that load, timed until
+//! 4. scale-out, with `--centrals` above 1: that load on the first central alone, then on
+//!    every central once the others have joined, and the time to catch up ([`scale_out`]);
+//!    with `--central-cpu`, each central has only so much of a core ([`cpu_quota`]);
+//! 5. failover, with `--centrals` above 1: a central SIGKILLed under that load, timed until
 //!    every CP it ran is served by another ([`failover`]);
 //!
 //! and reads the central's CPU and memory from /proc throughout ([`sampling`]). Figures
 //! come from the central's own metrics (`GET /api/metrics`, [`prometheus`]), the driver
 //! fleet's histogram and /proc, and are printed and written as JSON ([`report`]).
 
+pub mod cpu_quota;
 pub mod failover;
 pub mod figures;
 pub mod network;
@@ -21,6 +25,7 @@ pub mod phases;
 pub mod prometheus;
 pub mod report;
 pub mod sampling;
+pub mod scale_out;
 
 use crate::bus::EmbeddedBroker;
 use crate::cli::BenchArgs;
@@ -94,7 +99,12 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         bootstrap,
         control_token: crate::accounts::credentials::new_secret(),
     };
-    let mut net = Network::start(&kafka, cps, args.centrals, dir)?;
+    let shape = network::Shape {
+        cps,
+        centrals: args.centrals,
+        central_cpu: args.central_cpu,
+    };
+    let mut net = Network::start(&kafka, shape, dir)?;
     let startup_seconds = began.elapsed().as_secs_f64();
     println!("network of {cps} CPs up in {startup_seconds:.1} s");
 
@@ -129,6 +139,15 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         "crash detection: {}/{} detected, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         crashes.detected, crashes.injected, crashes.p50_ms, crashes.p99_ms, crashes.max_ms
     );
+    let scale_out = if net.others.is_empty() {
+        None
+    } else {
+        Some(scale_out::measure_scale_out(
+            &mut net,
+            cps,
+            args.duration.into(),
+        )?)
+    };
     let failover = if net.others.is_empty() || args.failovers == 0 {
         None
     } else {
@@ -152,6 +171,7 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         auth,
         telemetry,
         crashes,
+        scale_out,
         failover,
         resources,
     })

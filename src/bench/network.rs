@@ -1,6 +1,7 @@
 //! The processes of one network size — a central, one or more `fleet cps` and one
 //! `fleet drivers`, each a child of this binary — and what the central says about them.
 
+use super::cpu_quota::CpuQuota;
 use super::prometheus::Metrics;
 use crate::harness::{add_operator, free_ports, wait_until, Child, Endpoint, Program, StopOnDrop};
 use std::path::Path;
@@ -54,6 +55,8 @@ impl Kafka {
 /// The processes of one run; each is stopped when dropped, the central first.
 pub struct Network {
     pub central: Child,
+    /// The first central's CPU limit (`--central-cpu`), if any.
+    _central_quota: Option<CpuQuota>,
     /// The other centrals (`--centrals`), which the failover phase kills and starts again.
     pub others: Vec<OtherCentral>,
     /// One or more `fleet cps` processes, as many as the open-files limit needs.
@@ -68,6 +71,9 @@ pub struct Network {
 pub struct OtherCentral {
     pub instance: String,
     pub process: Option<Child>,
+    /// Its API, with the operator's token (accounts are the network's, not an instance's).
+    pub api: Endpoint,
+    quota: Option<CpuQuota>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: std::path::PathBuf,
@@ -83,7 +89,11 @@ impl OtherCentral {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.process = Some(self.kafka.spawn_with(&args, &self.log, &env)?);
+        let process = self.kafka.spawn_with(&args, &self.log, &env)?;
+        if let (Some(quota), Some(pid)) = (&self.quota, process.pid()) {
+            quota.add(pid)?;
+        }
+        self.process = Some(process);
         Ok(())
     }
 
@@ -112,11 +122,22 @@ fn cps_per_process() -> u32 {
     (limit.saturating_sub(1024) / 3).clamp(1, u64::from(u32::MAX)) as u32
 }
 
+/// What a run's network is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// CPs, and as many drivers.
+    pub cps: u32,
+    pub centrals: u32,
+    /// The percent of one core each central may use, if limited.
+    pub central_cpu: Option<u32>,
+}
+
 impl Network {
-    /// Starts a network of `cps` CPs and as many drivers, its data and logs in `dir`, and
-    /// waits until every CP is available and the drivers have joined.
-    pub fn start(kafka: &Kafka, cps: u32, centrals: u32, dir: &Path) -> anyhow::Result<Network> {
-        let mut net = Network::start_central_and_fleets(kafka, cps, centrals, dir)?;
+    /// Starts a network of `shape`, its data and logs in `dir`, and waits until every CP is
+    /// available and the drivers have joined.
+    pub fn start(kafka: &Kafka, shape: Shape, dir: &Path) -> anyhow::Result<Network> {
+        let cps = shape.cps;
+        let mut net = Network::start_central_and_fleets(kafka, shape, dir)?;
         wait_until(
             "every CP to be available at the central",
             Duration::from_secs(60) + Duration::from_millis(20 * u64::from(cps)),
@@ -151,10 +172,22 @@ impl Network {
 
     fn start_central_and_fleets(
         kafka: &Kafka,
-        cps: u32,
-        centrals: u32,
+        shape: Shape,
         dir: &Path,
     ) -> anyhow::Result<Network> {
+        let Shape {
+            cps,
+            centrals,
+            central_cpu,
+        } = shape;
+        let quota = |instance: &str| {
+            central_cpu
+                .map(|percent| {
+                    let name = format!("evcharge-bench-{}-{instance}", std::process::id());
+                    CpuQuota::new(&name, percent)
+                })
+                .transpose()
+        };
         let [central_tcp, central_http, drivers_control] = free_ports()?;
         let data = dir.join("central");
         let data_arg = data.display().to_string();
@@ -208,7 +241,11 @@ impl Network {
                 ("EVCHARGE_CENTRAL__MAX_LINKS_PER_ADDRESS", &links),
             ],
         )?;
-        let api = Endpoint::new(format!("http://127.0.0.1:{central_http}")).with_token(token);
+        let central_quota = quota("central")?;
+        if let (Some(quota), Some(pid)) = (&central_quota, central.pid()) {
+            quota.add(pid)?;
+        }
+        let api = Endpoint::new(format!("http://127.0.0.1:{central_http}")).with_token(&token);
         wait_until("the central's API", Duration::from_secs(60), || {
             Ok(api.request("GET", "/api/health").call().is_ok())
         })?;
@@ -237,6 +274,8 @@ impl Network {
             .collect();
             let other = OtherCentral {
                 log: dir.join(format!("{instance}.log")),
+                api: Endpoint::new(format!("http://127.0.0.1:{http}")).with_token(&token),
+                quota: quota(&instance)?,
                 instance,
                 process: None,
                 args,
@@ -303,6 +342,7 @@ impl Network {
         }
         Ok(Network {
             central,
+            _central_quota: central_quota,
             others,
             fleets,
             drivers: None,

@@ -35,6 +35,25 @@ impl Metrics {
             .sum()
     }
 
+    /// The sum over every series of the metric `name` whose `topic` label ends with
+    /// `topic` (topics may carry a network's prefix).
+    pub fn sum_of_topic(&self, name: &str, topic: &str) -> f64 {
+        let prefix = format!("{name}{{");
+        let label = format!("{topic}\"");
+        self.samples
+            .iter()
+            .filter(|(series, _)| {
+                series.strip_prefix(&prefix).is_some_and(|labels| {
+                    labels
+                        .split(',')
+                        .filter_map(|l| l.strip_prefix("topic=\""))
+                        .any(|t| t.strip_suffix('}').unwrap_or(t).ends_with(&label))
+                })
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     pub fn histogram(&self, name: &str) -> Buckets {
         let prefix = format!("{name}_bucket{{le=\"");
         let bounds = self
@@ -146,5 +165,15 @@ mod tests {
         assert_eq!(window.count(), 50.0);
         assert_eq!(window.max_bound(), 1.0);
         assert!((window.quantile(0.8) - 0.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn series_are_picked_by_topic_whatever_its_prefix() {
+        let metrics = Metrics::parse(
+            "lag{topic=\"cp.events\"} 3\nlag{topic=\"n1.cp.events\"} 4\nlag{topic=\"driver.requests\"} 5\nlag_other{topic=\"cp.events\"} 6\n",
+        );
+        assert_eq!(metrics.sum_of_topic("lag", "cp.events"), 7.0);
+        assert_eq!(metrics.sum_of_topic("lag", "requests"), 5.0);
+        assert_eq!(metrics.sum_of_topic("lag", "events.x"), 0.0);
     }
 }

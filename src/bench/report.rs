@@ -77,6 +77,7 @@ pub fn write_json(
             "auth_requests": args.auth_requests,
             "crashes": args.crashes,
             "centrals": args.centrals,
+            "central_cpu_pct": args.central_cpu,
             "failovers": args.failovers,
         },
         "runs": rows,

@@ -6,7 +6,7 @@
 //! records would be lost in silence: this counts them (`evcharge_consumer_records_lost_total`)
 //! and says it in one plain line.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Says records were lost at most this often (with the count since it last said).
@@ -53,14 +53,30 @@ pub struct LostRecords {
     /// Per topic, lost since it last said so.
     unsaid: HashMap<String, u64>,
     said: Option<Instant>,
-    /// Per partition, where the last reset said it reads on from.
-    last_to: HashMap<(String, i32), i64>,
-    /// Partitions whose reset went to a log start the broker had already moved past: the
-    /// demo broker trims its log on every write, so under steady writes each reset to its
-    /// start is out of range again by the time it is fetched, and nothing more is read.
-    stale: HashSet<(String, i32)>,
+    /// Per partition reset and not fetched past where it went yet: how it stands.
+    resets: HashMap<(String, i32), AfterReset>,
     /// Partitions the consumer is to read on from the end of (`take_seeks`).
     seeks: Vec<(String, i32)>,
+}
+
+/// A partition reset, until a fetch gets past where the reset said it reads on from.
+#[derive(Debug, Clone, Copy)]
+enum AfterReset {
+    /// Reset to `to`.
+    To(i64),
+    /// Reset to `to`, from a log start an earlier reset went to and the broker had already
+    /// moved past: the demo broker trims its log on every write, so under steady writes each
+    /// reset to its start is out of range again by the time it is fetched, and nothing more
+    /// is read.
+    Stale(i64),
+}
+
+impl AfterReset {
+    fn to(self) -> i64 {
+        match self {
+            AfterReset::To(to) | AfterReset::Stale(to) => to,
+        }
+    }
 }
 
 /// What the statistics say of one partition.
@@ -82,10 +98,15 @@ impl LostRecords {
         }
         match reset.to {
             Some(to) => {
-                if self.last_to.get(&key) == Some(&reset.at) {
-                    self.stale.insert(key.clone());
-                }
-                self.last_to.insert(key, to);
+                let stale = self.resets.get(&key).is_some_and(|before| {
+                    matches!(before, AfterReset::Stale(_)) || before.to() == reset.at
+                });
+                let now = if stale {
+                    AfterReset::Stale(to)
+                } else {
+                    AfterReset::To(to)
+                };
+                self.resets.insert(key, now);
                 self.lost(reset.topic, to - reset.at);
             }
             None => {
@@ -107,14 +128,16 @@ impl LostRecords {
             self.lost(topic, at.next - from);
         }
         // A fetch got past the last reset's start: it reads again.
-        if self.last_to.get(&key).is_some_and(|to| at.next > *to) {
-            self.last_to.remove(&key);
-            self.stale.remove(&key);
-        }
-        if at.queued == 0 && self.stale.remove(&key) {
-            self.last_to.remove(&key);
-            self.pending.insert(key.clone(), at.next);
-            self.seeks.push(key);
+        match self.resets.get(&key) {
+            Some(reset) if at.next > reset.to() => {
+                self.resets.remove(&key);
+            }
+            Some(AfterReset::Stale(_)) if at.queued == 0 => {
+                self.resets.remove(&key);
+                self.pending.insert(key.clone(), at.next);
+                self.seeks.push(key);
+            }
+            _ => {}
         }
     }
 

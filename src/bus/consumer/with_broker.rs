@@ -51,8 +51,9 @@ fn denied(driver_id: &str) -> DriverUpdate {
     }
 }
 
-#[test]
-fn a_record_still_being_handled_holds_back_no_record_behind_it() {
+/// An embedded broker whose topics have one partition, so every record is behind the one
+/// before it, and settings pointing at it.
+fn one_partition_broker() -> (EmbeddedBroker, KafkaSettings) {
     let settings = KafkaSettings {
         partitions: 1,
         fetch_wait: Duration::from_millis(5),
@@ -63,6 +64,12 @@ fn a_record_still_being_handled_holds_back_no_record_behind_it() {
         bootstrap: broker.bootstrap(),
         ..settings
     };
+    (broker, settings)
+}
+
+#[test]
+fn a_record_still_being_handled_holds_back_no_record_behind_it() {
+    let (_broker, settings) = one_partition_broker();
     System::new().block_on(async move {
         let bus = Bus::new(&settings, "test");
         let publisher = bus.publisher().expect("a publisher");
@@ -167,16 +174,7 @@ fn records_lost(topic: &str) -> f64 {
 /// so a reset to the log's start alone would find it moved again, fetch after fetch).
 #[test]
 fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
-    let settings = KafkaSettings {
-        partitions: 1,
-        fetch_wait: Duration::from_millis(5),
-        ..KafkaSettings::default()
-    };
-    let broker = EmbeddedBroker::start(&settings, 1).expect("the embedded broker starts");
-    let settings = KafkaSettings {
-        bootstrap: broker.bootstrap(),
-        ..settings
-    };
+    let (_broker, settings) = one_partition_broker();
     // The writers run on a thread of their own, as fast as the broker takes them, each
     // batch ending with a record keyed `MARK` that says its number, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));

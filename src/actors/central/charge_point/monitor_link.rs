@@ -159,7 +159,13 @@ impl ChargePoint {
             return Err(format!("{} has moved to another central", self.id));
         }
         if let Some(current) = &self.monitor {
+            // The same connection, which this instance relayed to itself before the CP ran
+            // here, now reaching the CP directly: it takes the relayed link's place.
+            let relayed_here = via.is_none()
+                && current.conn_id == conn_id
+                && current.via.as_deref() == Some(self.settings.instance.as_str());
             if !current.is(conn_id, via.as_deref())
+                && !relayed_here
                 && current.last_seen.elapsed() <= self.silence_limit()
             {
                 // Where the live monitor is connected from is not told to the newcomer.

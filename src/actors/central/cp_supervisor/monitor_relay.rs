@@ -297,6 +297,16 @@ impl CpSupervisor {
         }
     }
 
+    /// The CP `cp_id` runs here now: the links this instance relays for it (to itself, by
+    /// now) are asked to authenticate again, and reach the CP's actor directly. A relayed
+    /// link crosses Kafka with every report and is dropped when Kafka is slow.
+    pub(super) fn relays_to_local(&self, cp_id: &str) {
+        for relay in self.relays_of(cp_id) {
+            let why = format!("{cp_id} runs on this central now: send AUTH again");
+            relay.do_send(RelayHeard::LinkVerdict(LinkVerdict::Refused(why)));
+        }
+    }
+
     fn relays_of<'a>(&'a self, cp_id: &'a str) -> impl Iterator<Item = &'a Addr<MonitorRelay>> {
         self.relays
             .range((cp_id.to_owned(), 0)..=(cp_id.to_owned(), u64::MAX))

@@ -92,6 +92,7 @@ impl Handler<Restored> for CpSupervisor {
         for record in records {
             let ours = restored.contains(&self.held.partition_of(&record.id));
             if ours && !self.cps.contains_key(&record.id) {
+                self.relays_to_local(&record.id);
                 self.spawn_cp(record, ctx);
                 started += 1;
             }
