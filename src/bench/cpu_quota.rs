@@ -7,6 +7,7 @@
 //! cgroup v2 (`cpu.max`) and v1 (`cpu.cfs_quota_us`) are both understood. Making a cgroup
 //! needs root or a delegated subtree; without either the bench says so and stops.
 
+use crate::harness::Child;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
@@ -58,8 +59,11 @@ impl CpuQuota {
         })
     }
 
-    /// Puts the process `pid`, every thread of it, under this quota.
-    pub fn add(&self, pid: u32) -> anyhow::Result<()> {
+    /// Puts the process of `child`, every thread of it, under this quota.
+    pub fn hold(&self, child: &Child) -> anyhow::Result<()> {
+        let Some(pid) = child.pid() else {
+            bail!("{} is gone before its CPU quota was set", child.name());
+        };
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).with_context(|| {
             format!(
                 "cannot put process {pid} in the cgroup {}",

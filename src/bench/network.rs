@@ -90,8 +90,8 @@ impl OtherCentral {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let process = self.kafka.spawn_with(&args, &self.log, &env)?;
-        if let (Some(quota), Some(pid)) = (&self.quota, process.pid()) {
-            quota.add(pid)?;
+        if let Some(quota) = &self.quota {
+            quota.hold(&process)?;
         }
         self.process = Some(process);
         Ok(())
@@ -242,8 +242,8 @@ impl Network {
             ],
         )?;
         let central_quota = quota("central")?;
-        if let (Some(quota), Some(pid)) = (&central_quota, central.pid()) {
-            quota.add(pid)?;
+        if let Some(quota) = &central_quota {
+            quota.hold(&central)?;
         }
         let api = Endpoint::new(format!("http://127.0.0.1:{central_http}")).with_token(&token);
         wait_until("the central's API", Duration::from_secs(60), || {
