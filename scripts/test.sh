@@ -48,7 +48,7 @@ fi
 # The outside client of tests/outside.rs (tests/outside/evclient.py) runs in a venv of its
 # own under the target directory, where that test looks for it, with pinned packages.
 OUTSIDE_VENV="${CARGO_TARGET_DIR:-target}/outside-venv"
-OUTSIDE_PACKAGES="confluent-kafka==2.16.1 cryptography==50.0.2"
+OUTSIDE_PACKAGES="confluent-kafka==2.16.1 cryptography==50.0.2 ocpp==2.1.0 websockets==17.4"
 # Ready when it has every package at its pinned version: a changed pin installs again.
 outside_venv_ready() {
   # shellcheck disable=SC2086

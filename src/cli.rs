@@ -4,10 +4,12 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod accounts;
+mod fleet;
 
 pub use accounts::{
     CentralDataArgs, CpRegisterArgs, DriverRegisterArgs, IssueArgs, OperatorCommand,
 };
+pub use fleet::{FleetCommand, FleetCpsArgs, FleetDriversArgs};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,6 +57,8 @@ pub enum Command {
     Cp(CpArgs),
     /// A driver: requests supplies and follows them to the ticket
     Driver(DriverArgs),
+    /// An OCPP 1.6J gateway: real charge points join the network through it (docs/OCPP.md)
+    Gateway(GatewayArgs),
     /// A standalone embedded Kafka-protocol broker for one machine
     Broker(BrokerArgs),
     /// A whole network on this machine: broker, central, CPs and drivers
@@ -89,74 +93,6 @@ pub enum TlsCommand {
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum FleetCommand {
-    /// Many charging points, each a real engine and monitor actor with its own TCP links
-    Cps(FleetCpsArgs),
-    /// Many drivers; driver i asks CP i when told to through the control endpoint
-    Drivers(FleetDriversArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct FleetCpsArgs {
-    /// Number of charging points
-    #[arg(long, value_name = "N")]
-    pub count: u32,
-    /// Number of the first one
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub first: u32,
-    /// Id prefix: CP00001, CP00002, …
-    #[arg(long, value_name = "TEXT", default_value = "CP")]
-    pub prefix: String,
-    /// TCP address of the central [default: 127.0.0.1:5000]
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub central: Option<String>,
-    /// The CPs' secrets: one `ID SECRET` line each, as `evcharge cp-register --count` wrote
-    #[arg(long, value_name = "FILE")]
-    pub secrets: PathBuf,
-    /// Address of the engines' shared health-check socket [default: 127.0.0.1:0]
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub engine_listen: Option<String>,
-    /// Plug in this long after authorisation; 0 never [default: 2s]
-    #[arg(long, value_name = "DURATION")]
-    pub plug_in_delay: Option<String>,
-    /// Unplug after supplying this long; 0 never [default: 10s]
-    #[arg(long, value_name = "DURATION")]
-    pub supply_duration: Option<String>,
-    /// Directory of the engines' shared database [default: evcharge-data/fleet-<first id>]
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// Serve the fleet's control endpoint (status, crash, restart) on this HTTP address
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub control: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct FleetDriversArgs {
-    /// Number of drivers
-    #[arg(long, value_name = "N")]
-    pub count: u32,
-    /// Number of the first one
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub first: u32,
-    /// Id prefix: D00001, D00002, …
-    #[arg(long, value_name = "TEXT", default_value = "D")]
-    pub prefix: String,
-    /// The drivers' secrets: one `ID SECRET` line each, as `evcharge driver-register --count`
-    /// wrote
-    #[arg(long, value_name = "FILE")]
-    pub secrets: PathBuf,
-    /// Id prefix of the CPs the drivers are paired with
-    #[arg(long, value_name = "TEXT", default_value = "CP")]
-    pub cp_prefix: String,
-    /// Number of the CP paired with the first driver
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub cp_first: u32,
-    /// Serve the fleet's control endpoint (status, paced requests) on this HTTP address
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub control: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +299,21 @@ pub struct CpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address charge points connect to, at ws://ADDR:PORT/ocpp/<id> [default: 127.0.0.1:9000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// This gateway's name, unique among the network's gateways [default: gateway]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub link: MonitorLinkArgs,
+    /// Heartbeat interval told to charge points at boot [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub heartbeat_interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("plan").args(["cp", "any", "file", "interactive"])))]
 pub struct DriverArgs {
     /// Driver id, e.g. D001
@@ -516,6 +467,16 @@ impl Cli {
                     &a.secret_file.as_ref().map(|p| p.display()),
                 );
                 a.control.push(&mut out);
+            }
+            Some(Command::Gateway(a)) => {
+                push(&mut out, "gateway.listen", &a.listen);
+                push(&mut out, "gateway.name", &a.name);
+                push(
+                    &mut out,
+                    "gateway.heartbeat_interval",
+                    &a.heartbeat_interval,
+                );
+                a.link.push(&mut out);
             }
             Some(Command::Demo(a)) => {
                 push(&mut out, "demo.centrals", &a.centrals);

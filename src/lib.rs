@@ -12,6 +12,7 @@ pub mod harness;
 pub mod link;
 pub mod messages;
 pub mod metrics;
+pub mod ocpp;
 pub mod proof;
 pub mod roles;
 pub mod store;
@@ -119,6 +120,7 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
         Command::Engine(_) => actix::System::new().block_on(engine::run(settings)),
         Command::Monitor(_) => actix::System::new().block_on(monitor::run(settings)),
         Command::Cp(_) => actix::System::new().block_on(cp::run(settings)),
+        Command::Gateway(_) => actix::System::new().block_on(gateway::run(settings)),
         Command::Driver(args) => {
             let plan = match (args.cp, args.file, args.interactive) {
                 (Some(cp), _, _) => driver::Plan::One(Some(cp)),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
+pub mod gateway;
 mod rules;
 pub use rules::{
     check_cp_id, check_driver_id, check_key, shown, MAX_ID_LEN, MAX_PRICE_EUR_KWH, MAX_SESSION_KWH,

@@ -314,6 +314,44 @@ impl Keyring for OwnKeys {
     }
 }
 
+/// The keys of CPs that join while the process runs (an OCPP gateway learns each charge
+/// point's key as it connects), shared by its producer and consumer.
+#[derive(Debug, Default, Clone)]
+pub struct SharedKeys {
+    cps: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, BusKey>>>,
+}
+
+impl SharedKeys {
+    pub fn add_cp(&self, id: &str, secret: &str) {
+        let key = BusKey::derive(secret);
+        self.cps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), key);
+    }
+
+    pub fn remove_cp(&self, id: &str) {
+        self.cps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
+impl Keyring for SharedKeys {
+    fn lookup(&self, party: Party<'_>) -> KeyLookup {
+        let Party::Cp(id) = party else {
+            return KeyLookup::NotOurs;
+        };
+        let cps = self
+            .cps
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cps.get(id)
+            .map_or(KeyLookup::NotOurs, |key| KeyLookup::Found(key.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("tls", &[]),
     ("link", &[]),
     ("proof", &[]),
+    ("ocpp", &[]),
     ("domain", &["messages"]),
     ("configuration", &["domain", "link", "messages"]),
     ("cli", &[]),
@@ -46,6 +47,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "link",
             "messages",
             "metrics",
+            "ocpp",
             "proof",
             "store",
         ],
@@ -60,6 +62,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "domain",
             "messages",
             "metrics",
+            "ocpp",
             "store",
             "tls",
         ],
@@ -90,6 +93,7 @@ const MUTUAL_ALLOWED: &[(&str, &str)] = &[
         "actors::fleet::driver_fleet",
         "actors::fleet::simulated_driver",
     ),
+    ("actors::gateway", "actors::gateway::charger"),
 ];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

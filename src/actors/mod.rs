@@ -14,6 +14,7 @@ pub mod cp;
 pub mod demo;
 pub mod driver;
 pub mod fleet;
+pub mod gateway;
 
 pub use central::{ChargePoint, CpSupervisor, DriverDesk, DriverRequest, MonitorSession};
 pub use cp::{Engine, Monitor};

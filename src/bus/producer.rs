@@ -86,6 +86,26 @@ impl Publisher {
             .await
     }
 
+    /// Gateway → ledger: records an OCPP transaction's start on partition 0 of its topic
+    /// and answers with its id there (its offset, from 1), unique across every gateway.
+    pub async fn ocpp_transaction(
+        &self,
+        started: crate::messages::gateway::TransactionStarted,
+    ) -> Result<i64, BusError> {
+        let payload = serde_json::to_vec(&Envelope::new(&started))?;
+        let record = FutureRecord::to(&self.topics.ocpp_transactions)
+            .key(&started.cp_id)
+            .partition(0)
+            .payload(&payload);
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivery) => {
+                self.context.note_success();
+                Ok(delivery.offset + 1)
+            }
+            Err((error, _)) => Err(error.into()),
+        }
+    }
+
     pub(super) async fn dead_letter(&self, letter: DeadLetter) -> Result<(), BusError> {
         let key = letter.key.clone().unwrap_or_default();
         self.publish(&self.topics.dead_letter, &key, &Envelope::new(&letter))

@@ -27,6 +27,9 @@ pub struct Topics {
     /// Central → centrals, compacted, key = CP id: each CP's latest view from its owner,
     /// sealed with the cluster key.
     pub views: String,
+    /// Gateways' ledger of OCPP transactions, key = CP id, written to partition 0 alone:
+    /// a record's offset there is its transaction's id, unique across every gateway.
+    pub ocpp_transactions: String,
 }
 
 impl Topics {
@@ -39,10 +42,11 @@ impl Topics {
             dead_letter: format!("{prefix}deadletter"),
             changelog: format!("{prefix}central.changelog"),
             views: format!("{prefix}central.views"),
+            ocpp_transactions: format!("{prefix}ocpp.transactions"),
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.driver_requests,
             &self.driver_updates,
@@ -51,17 +55,19 @@ impl Topics {
             &self.dead_letter,
             &self.changelog,
             &self.views,
+            &self.ocpp_transactions,
         ]
     }
 
     /// The topics whose records people can read (the others are sealed).
-    pub fn readable(&self) -> [&str; 5] {
+    pub fn readable(&self) -> [&str; 6] {
         [
             &self.driver_requests,
             &self.driver_updates,
             &self.cp_commands,
             &self.cp_events,
             &self.dead_letter,
+            &self.ocpp_transactions,
         ]
     }
 

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod driver;
 pub mod engine;
 pub mod fleet;
+pub mod gateway;
 pub mod monitor;
 pub mod operator;
 pub mod register;

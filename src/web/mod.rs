@@ -17,6 +17,7 @@ pub mod console;
 pub mod control;
 pub mod cross_site;
 pub mod driver;
+pub mod gateway;
 pub mod monitor;
 
 pub use console::{AppState, Application};

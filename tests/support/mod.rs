@@ -7,6 +7,7 @@
 
 mod broker;
 mod centrals;
+mod gateway;
 pub mod link;
 mod network;
 mod process;

@@ -223,7 +223,7 @@ impl Network {
     }
 
     /// What a monitor is given as `--central`: every central's port for monitors.
-    fn monitor_centrals(&self) -> String {
+    pub(super) fn monitor_centrals(&self) -> String {
         std::iter::once(self.central_tcp)
             .chain(self.other_centrals.iter().copied())
             .map(|port| format!("127.0.0.1:{port}"))

@@ -186,6 +186,8 @@ pub mod announces {
     pub const BROKER_CONTROL: &str = "outage injection on ";
     /// The demo's control (`evcharge demo --control`).
     pub const DEMO_CONTROL: &str = "demo control on ";
+    /// The OCPP gateway's WebSocket endpoint (`evcharge gateway`).
+    pub const GATEWAY: &str = "OCPP gateway for charge points on ";
 }
 
 /// What a process says when an address it was told to bind is taken.

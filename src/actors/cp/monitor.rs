@@ -350,7 +350,7 @@ type Reported = (CentralLink, bool, bool, Option<CpTerms>);
 /// Authenticates if needed, then reports the engine's health. A link the central no longer
 /// counts as authenticated (silent past its window, or the CP was issued a new secret) is
 /// told to `send AUTH`: it authenticates again at once and reports once more.
-async fn report_to_central(
+pub async fn report_to_central(
     central: &mut FrameClient,
     cp: &CpIdentity,
     authenticated: bool,

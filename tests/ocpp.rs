@@ -1,0 +1,195 @@
+//! OCPP 1.6J charge points join the network through `evcharge gateway` (issue 15), driven
+//! by `tests/ocpp/charge_point.py`: a charge point built on the `ocpp` package from PyPI,
+//! which validates every CALL the gateway sends against the official OCPP 1.6 schemas. The
+//! Python comes from the venv that `scripts/test.sh` prepares.
+
+mod support;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use support::*;
+
+/// The venv's Python, as `scripts/test.sh` makes it under the target directory.
+fn venv_python() -> String {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| manifest.join(dir))
+        .unwrap_or_else(|| manifest.join("target"));
+    let python = target.join("outside-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which makes the venv (ocpp, websockets)",
+        python.display()
+    );
+    python.display().to_string()
+}
+
+/// Starts scenario `scenario` of charge_point.py as charge point `cp`.
+fn charge_point(net: &mut Network, gateway: &str, scenario: &str, cp: &str) -> Proc {
+    let key_file = net.cp_secret(cp);
+    let args = strings(&[
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/charge_point.py"),
+        scenario,
+        "--gateway",
+        gateway,
+        "--cp",
+        cp,
+        "--key-file",
+        &key_file,
+    ]);
+    Proc::spawn_typed(
+        net.dir.path(),
+        &format!("ocpp-{scenario}-{cp}"),
+        &venv_python(),
+        &args,
+        &[("PYTHONUNBUFFERED", "1")],
+    )
+}
+
+fn seen<'a>(lines: &'a [Value], what: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["seen"] == what).collect()
+}
+
+fn wait_seen(proc: &Proc, what: &str) -> Value {
+    wait_line(proc, &format!("the charge point to see {what}"), |l| {
+        l["seen"] == what
+    })
+}
+
+/// Nothing the gateway sent failed the official schemas.
+fn assert_all_valid(lines: &[Value]) {
+    let invalid = seen(lines, "invalid");
+    assert!(
+        invalid.is_empty(),
+        "messages that break the OCPP 1.6 schemas: {invalid:#?}"
+    );
+}
+
+#[test]
+fn an_ocpp_charge_point_supplies_a_driver_billed_at_its_tariff() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP1", 0.35);
+    let (_gateway, address) = net.start_gateway("gw1", &[]);
+    let mut charger = charge_point(&mut net, &address, "supply", "OCPP1");
+    net.wait_state("OCPP1", "available");
+
+    let mut driver = net.start_driver("D1", &["--interactive"]);
+    driver.type_line("request OCPP1");
+    wait_seen(&charger, "metered");
+    // 1,000 Wh on the meter at the start, 2,500 at the last reading: 1.5 kWh.
+    wait_for("the central to show 1.5 kWh at OCPP1", DEADLINE, || {
+        net.cp("OCPP1")
+            .filter(|c| c["state"] == "charging" && c["kwh"].as_f64() == Some(1.5))
+    });
+    driver.type_line("stop");
+    let ticket = wait_line(&driver, "the driver's ticket", |l| l["type"] == "ticket");
+    let t = &ticket["ticket"];
+    assert_eq!(t["outcome"], "stopped_by_driver", "{ticket}");
+    assert_eq!(t["kwh"].as_f64(), Some(1.5), "kWh = Wh / 1000: {ticket}");
+    // 1.5 kWh at 0.35 €/kWh is 0.525 €: half a cent, up.
+    assert_eq!(t["eur"].as_f64(), Some(0.53), "{ticket}");
+    assert_eq!(t["price_eur_kwh"].as_f64(), Some(0.35));
+
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
+    let lines = charger.json_lines();
+    assert_all_valid(&lines);
+    let boot = seen(&lines, "boot")[0];
+    assert_eq!(boot["status"], "Accepted");
+    assert_eq!(boot["interval"], 60);
+    assert_eq!(seen(&lines, "trigger")[0]["message"], "StatusNotification");
+    assert_eq!(seen(&lines, "remote_start")[0]["id_tag"], "D1");
+    assert_eq!(seen(&lines, "authorized")[0]["status"], "Accepted");
+    let started = seen(&lines, "started")[0];
+    assert_eq!(started["status"], "Accepted");
+    let transaction = started["transaction_id"].as_i64().unwrap();
+    assert!(transaction > 0);
+    assert_eq!(
+        seen(&lines, "started_again")[0]["transaction_id"].as_i64(),
+        Some(transaction),
+        "the same start again gets the same transaction id"
+    );
+    assert_eq!(
+        seen(&lines, "remote_stop")[0]["transaction_id"].as_i64(),
+        Some(transaction)
+    );
+    for stop in ["stopped", "stopped_again", "stopped_unknown"] {
+        assert_eq!(seen(&lines, stop).len(), 1, "{stop} answered: {lines:#?}");
+    }
+    // Each bad frame got the error OCPP names for it, and the link carried on.
+    let code_of = |id: &str| {
+        seen(&lines, "callerror")
+            .into_iter()
+            .find(|l| l["id"] == id)
+            .map(|l| l["code"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no CALLERROR for {id}: {lines:#?}"))
+    };
+    assert_eq!(code_of("-1"), "FormationViolation");
+    assert_eq!(code_of("bad-1"), "OccurenceConstraintViolation");
+    assert_eq!(code_of("bad-2"), "TypeConstraintViolation");
+    assert_eq!(code_of("bad-3"), "PropertyConstraintViolation");
+    assert_eq!(code_of("bad-4"), "NotImplemented");
+    assert_eq!(seen(&lines, "heartbeat").len(), 1, "the link stayed up");
+
+    // One session, recorded like a native CP's.
+    let sessions = net.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(sessions[0]["cp_id"], "OCPP1");
+    assert_eq!(sessions[0]["eur"].as_f64(), Some(0.53));
+    net.wait_state("OCPP1", "disconnected");
+}
+
+#[test]
+fn a_fault_breaks_the_cp_and_the_operators_stop_makes_it_inoperative() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP2", 0.30);
+    let (_gateway, address) = net.start_gateway("gw2", &[]);
+    let mut charger = charge_point(&mut net, &address, "fault_and_stop", "OCPP2");
+    net.wait_state("OCPP2", "available");
+
+    charger.type_line("fault");
+    let broken = net.wait_state("OCPP2", "broken");
+    assert!(
+        broken["fault"]
+            .as_str()
+            .unwrap_or("")
+            .contains("GroundFailure"),
+        "{broken}"
+    );
+    charger.type_line("clear");
+    net.wait_state("OCPP2", "available");
+
+    assert_eq!(net.post("/api/cps/OCPP2/stop").0, 202);
+    net.wait_state("OCPP2", "stopped");
+    charger.type_line("availability");
+    assert_eq!(wait_seen(&charger, "availability")["type"], "Inoperative");
+    net.post("/api/cps/OCPP2/resume");
+    charger.type_line("availability");
+    assert_eq!(
+        wait_line(&charger, "the charge point told to be operative", |l| {
+            l["seen"] == "availability" && l["type"] == "Operative"
+        })["type"],
+        "Operative"
+    );
+    net.wait_state("OCPP2", "available");
+
+    // A lost WebSocket (the process killed) is a disconnected CP.
+    charger.kill();
+    net.wait_state("OCPP2", "disconnected");
+    assert_all_valid(&charger.json_lines());
+}
+
+#[test]
+fn a_wrong_key_or_no_ocpp_subprotocol_is_turned_away() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP3", 0.30);
+    let (_gateway, address) = net.start_gateway("gw3", &[]);
+    let mut charger = charge_point(&mut net, &address, "refused", "OCPP3");
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
+    let lines = charger.json_lines();
+    let wrong = seen(&lines, "wrong_key")[0];
+    assert_eq!(wrong["refused"], true, "{lines:#?}");
+    assert_eq!(wrong["status"], 401);
+    let bare = seen(&lines, "no_subprotocol")[0];
+    assert_eq!(bare["closed"], true, "{lines:#?}");
+    assert_eq!(net.cp("OCPP3").unwrap()["state"], "disconnected");
+}

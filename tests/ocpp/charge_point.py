@@ -1,0 +1,191 @@
+"""An OCPP 1.6J charge point built on the `ocpp` package from PyPI (not written here),
+driven by tests/ocpp.rs against the real gateway. Each scenario prints what it saw as JSON
+lines; every CALL the gateway sends is validated against the official OCPP 1.6 JSON schemas
+the package ships, and each answer to our CALLs is validated by the package itself."""
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import datetime, timezone
+
+import websockets
+from ocpp.messages import Call, CallError, MessageType, unpack, validate_payload
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+
+
+def emit(**line):
+    print(json.dumps(line), flush=True)
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Outside(ChargePoint):
+    """Accepts what the network asks and tells the scenario, through queues."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = {name: asyncio.Queue() for name in ("start", "stop", "availability", "trigger")}
+
+    async def route_message(self, raw):
+        msg = unpack(raw)
+        if msg.message_type_id == MessageType.Call:
+            try:
+                await validate_payload(msg, "1.6")
+                emit(seen="call", action=msg.action, payload=msg.payload)
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                emit(seen="invalid", action=msg.action, error=str(e), raw=raw)
+        elif msg.message_type_id == MessageType.CallError:
+            emit(seen="callerror", id=msg.unique_id, code=msg.error_code, description=msg.error_description)
+        await super().route_message(raw)
+
+    @on(Action.remote_start_transaction)
+    async def on_remote_start(self, id_tag, connector_id=None, **_):
+        await self.asked["start"].put(id_tag)
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    @on(Action.remote_stop_transaction)
+    async def on_remote_stop(self, transaction_id, **_):
+        await self.asked["stop"].put(transaction_id)
+        return call_result.RemoteStopTransaction(status="Accepted")
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id, type, **_):
+        await self.asked["availability"].put(type)
+        return call_result.ChangeAvailability(status="Accepted")
+
+    @on(Action.trigger_message)
+    async def on_trigger(self, requested_message, **_):
+        await self.asked["trigger"].put(requested_message)
+        return call_result.TriggerMessage(status="Accepted")
+
+
+async def connect(args, key=None, subprotocols=("ocpp1.6",)):
+    key = key if key is not None else open(args.key_file).read().strip()
+    uri = f"ws://{args.cp}:{key}@{args.gateway}/ocpp/{args.cp}"
+    ws = await websockets.connect(uri, subprotocols=list(subprotocols), open_timeout=30)
+    cp = Outside(args.cp, ws)
+    task = asyncio.create_task(cp.start())
+    return cp, ws, task
+
+
+async def boot(cp, status="Available"):
+    booted = await cp.call(call.BootNotification(charge_point_model="Outside-1", charge_point_vendor="PyPI ocpp"))
+    emit(seen="boot", status=booted.status, interval=booted.interval)
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status=status))
+    emit(seen="ready")
+
+
+async def next_asked(cp, what, timeout=60):
+    return await asyncio.wait_for(cp.asked[what].get(), timeout)
+
+
+def meter(transaction_id, wh):
+    sample = {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return call.MeterValues(connector_id=1, transaction_id=transaction_id,
+                            meter_value=[{"timestamp": now(), "sampledValue": [sample]}])
+
+
+async def supply(args):
+    cp, ws, _ = await connect(args)
+    await boot(cp)
+    emit(seen="trigger", message=await next_asked(cp, "trigger"))
+    id_tag = await next_asked(cp, "start")
+    emit(seen="remote_start", id_tag=id_tag)
+    authorized = await cp.call(call.Authorize(id_tag=id_tag))
+    emit(seen="authorized", status=authorized.id_tag_info["status"])
+    start = call.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=1000, timestamp=now())
+    started = await cp.call(start)
+    emit(seen="started", transaction_id=started.transaction_id, status=started.id_tag_info["status"])
+    again = await cp.call(start)
+    emit(seen="started_again", transaction_id=again.transaction_id)
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+    tid = started.transaction_id
+    for wh in (1250, 1900, 2500):
+        await cp.call(meter(tid, wh))
+    emit(seen="metered")
+    stopped_id = await next_asked(cp, "stop")
+    emit(seen="remote_stop", transaction_id=stopped_id)
+    stop = call.StopTransaction(meter_stop=2500, timestamp=now(), transaction_id=tid, reason="Remote", id_tag=id_tag)
+    answer = await cp.call(stop)
+    emit(seen="stopped", answer=answer.id_tag_info)
+    again = await cp.call(stop)
+    emit(seen="stopped_again", answer=again.id_tag_info)
+    unknown = await cp.call(call.StopTransaction(meter_stop=10, timestamp=now(), transaction_id=987654))
+    emit(seen="stopped_unknown", answer=unknown.id_tag_info)
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+    # Frames no charge point should send: each gets its CALLERROR, and the link stays up.
+    for raw in ("not json", '[2,"bad-1","StatusNotification",{"connectorId":1}]',
+                '[2,"bad-2","StatusNotification",{"connectorId":"one","errorCode":"NoError","status":"Available"}]',
+                '[2,"bad-3","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Sleeping"}]',
+                '[2,"bad-4","NoSuchAction",{}]',
+                '[2,"bad-5","DataTransfer",{"vendorId":"com.example"}]'):
+        await ws.send(raw)
+    await asyncio.sleep(0)
+    heartbeat = await cp.call(call.Heartbeat())
+    emit(seen="heartbeat", current_time=heartbeat.current_time)
+    await ws.close()
+    emit(seen="done")
+
+
+async def fault_and_stop(args):
+    cp, ws, _ = await connect(args)
+    await boot(cp)
+    emit(seen="waiting")
+    # The test tells us what to do next on standard input, one word a line.
+    loop = asyncio.get_running_loop()
+    while True:
+        word = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if word == "fault":
+            await cp.call(call.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted", info="test"))
+            emit(seen="faulted")
+        elif word == "clear":
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+            emit(seen="cleared")
+        elif word == "availability":
+            emit(seen="availability", type=await next_asked(cp, "availability"))
+        elif word in ("", "quit"):
+            emit(seen="done")
+            return
+
+
+async def refused(args):
+    """A wrong key, then no subprotocol: both turned away."""
+    try:
+        await connect(args, key="evccp_" + "0" * 64)
+        emit(seen="wrong_key", refused=False)
+    except websockets.exceptions.InvalidStatus as e:
+        emit(seen="wrong_key", refused=True, status=e.response.status_code)
+    try:
+        ws = await websockets.connect(f"ws://{args.cp}:{open(args.key_file).read().strip()}@{args.gateway}/ocpp/{args.cp}", open_timeout=30)
+        try:
+            await asyncio.wait_for(ws.recv(), 30)
+            emit(seen="no_subprotocol", closed=False)
+        except websockets.exceptions.ConnectionClosed as e:
+            emit(seen="no_subprotocol", closed=True, code=e.rcvd.code if e.rcvd else None)
+    except websockets.exceptions.InvalidStatus as e:
+        emit(seen="no_subprotocol", closed=True, status=e.response.status_code)
+    emit(seen="done")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "refused"])
+    parser.add_argument("--gateway", required=True)
+    parser.add_argument("--cp", required=True)
+    parser.add_argument("--key-file", required=True)
+    args = parser.parse_args()
+    scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "refused": refused}[args.scenario]
+    try:
+        asyncio.run(scenario(args))
+    except Exception as e:  # noqa: BLE001
+        emit(failed=repr(e))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
