@@ -26,8 +26,18 @@ fn venv_python() -> String {
 
 /// Starts scenario `scenario` of charge_point.py as charge point `cp`.
 fn charge_point(net: &mut Network, gateway: &str, scenario: &str, cp: &str) -> Proc {
+    charge_point_with(net, gateway, scenario, cp, &[])
+}
+
+fn charge_point_with(
+    net: &mut Network,
+    gateway: &str,
+    scenario: &str,
+    cp: &str,
+    extra: &[&str],
+) -> Proc {
     let key_file = net.cp_secret(cp);
-    let args = strings(&[
+    let mut args = strings(&[
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocpp/charge_point.py"),
         scenario,
         "--gateway",
@@ -37,6 +47,7 @@ fn charge_point(net: &mut Network, gateway: &str, scenario: &str, cp: &str) -> P
         "--key-file",
         &key_file,
     ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
     Proc::spawn_typed(
         net.dir.path(),
         &format!("ocpp-{scenario}-{cp}"),
@@ -175,6 +186,65 @@ fn a_fault_breaks_the_cp_and_the_operators_stop_makes_it_inoperative() {
     // A lost WebSocket (the process killed) is a disconnected CP.
     charger.kill();
     net.wait_state("OCPP2", "disconnected");
+    assert_all_valid(&charger.json_lines());
+}
+
+#[test]
+fn a_transaction_outlives_its_websocket_and_is_billed_whole_through_another_gateway() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP4", 0.40);
+    let (_first, address) = net.start_gateway("gw4a", &[]);
+    let (_second, other) = net.start_gateway("gw4b", &[]);
+    let mut charger = charge_point_with(
+        &mut net,
+        &address,
+        "offline",
+        "OCPP4",
+        &["--gateway2", &other],
+    );
+    net.wait_state("OCPP4", "available");
+    let mut driver = net.start_driver("D4", &["--interactive"]);
+    driver.type_line("request OCPP4");
+    let transaction = wait_seen(&charger, "started")["transaction_id"]
+        .as_i64()
+        .unwrap();
+    wait_seen(&charger, "metered");
+    wait_for("the central to show 0.5 kWh at OCPP4", DEADLINE, || {
+        net.cp("OCPP4").filter(|c| c["kwh"].as_f64() == Some(0.5))
+    });
+
+    // Offline: the central loses its monitor and closes the session with what it heard.
+    charger.type_line("drop");
+    wait_seen(&charger, "offline");
+    net.wait_state("OCPP4", "disconnected");
+    let first = wait_line(&driver, "the first ticket", |l| l["type"] == "ticket");
+    assert_eq!(first["ticket"]["kwh"].as_f64(), Some(0.5), "{first}");
+
+    // Back through the other gateway: the repeated start keeps its id, the queued stop
+    // bills the whole supply, 2 kWh (1,000 to 3,000 Wh) at 0.40 €/kWh.
+    charger.type_line("reconnect");
+    let again = wait_seen(&charger, "started_again");
+    assert_eq!(
+        again["transaction_id"].as_i64(),
+        Some(transaction),
+        "{again}"
+    );
+    assert_eq!(again["status"], "Accepted");
+    wait_seen(&charger, "replayed");
+    let amended = wait_line(&driver, "the amended ticket", |l| {
+        l["type"] == "ticket" && l["ticket"]["kwh"].as_f64() == Some(2.0)
+    });
+    assert_eq!(amended["ticket"]["eur"].as_f64(), Some(0.8), "{amended}");
+    assert_eq!(
+        amended["ticket"]["session_id"], first["ticket"]["session_id"],
+        "the same session, not a second one"
+    );
+    let sessions = net.sessions();
+    assert_eq!(sessions.len(), 1, "no ghost, no double bill: {sessions:#?}");
+    assert_eq!(sessions[0]["kwh"].as_f64(), Some(2.0));
+    net.wait_state("OCPP4", "available");
+    charger.type_line("done");
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
     assert_all_valid(&charger.json_lines());
 }
 

@@ -11,6 +11,7 @@ mod consumer;
 mod context;
 mod embedded;
 mod held;
+mod ledger;
 mod partitioner;
 mod producer;
 mod proofs;
@@ -22,6 +23,7 @@ mod topics;
 
 pub use consumer::{Inbound, Member, Rejection, StartAt};
 pub use held::HeldPartitions;
+pub use ledger::OcppLedger;
 pub use partitioner::partition_of;
 /// Mailbox capacity of the actors Kafka records are handed to.
 pub const MAILBOX_CAPACITY: usize = 1 << 16;

@@ -93,10 +93,17 @@ impl Publisher {
         started: crate::messages::gateway::TransactionStarted,
     ) -> Result<i64, BusError> {
         let payload = serde_json::to_vec(&Envelope::new(&started))?;
+        let proven = super::proofs::ProvenTopic::ledger();
+        let proof = super::proofs::prove(self.keys.as_ref(), proven, &started.cp_id, &payload)
+            .map_err(BusError::Unproven)?;
         let record = FutureRecord::to(&self.topics.ocpp_transactions)
             .key(&started.cp_id)
             .partition(0)
-            .payload(&payload);
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: crate::proof::HEADER,
+                value: Some(proof.as_bytes()),
+            }));
         match self.producer.send(record, Timeout::Never).await {
             Ok(delivery) => {
                 self.context.note_success();

@@ -22,6 +22,14 @@ pub(super) struct ProvenTopic {
 }
 
 impl ProvenTopic {
+    /// The gateways' ledger of OCPP transactions, proven by the CP each record names.
+    pub fn ledger() -> ProvenTopic {
+        ProvenTopic {
+            name: "ocpp.transactions",
+            cp_keyed: true,
+        }
+    }
+
     pub fn party<'a>(&self, key: &'a str) -> Party<'a> {
         if self.cp_keyed {
             Party::Cp(key)

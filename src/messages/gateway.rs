@@ -20,4 +20,24 @@ pub struct TransactionStarted {
     pub timestamp: DateTime<Utc>,
     /// The session it is, when the central authorised it; `null` for one the gateway refused.
     pub session_id: Option<Uuid>,
+    /// The session's driver and tariff, with `session_id`.
+    pub driver_id: Option<String>,
+    pub price_eur_kwh: Option<f64>,
+}
+
+impl TransactionStarted {
+    /// Whether `other` is this very start again (a charge point repeating it after a
+    /// reconnect): the same connector, tag, meter reading and time.
+    pub fn is_repeated_by(
+        &self,
+        connector_id: u32,
+        id_tag: &str,
+        meter_start: i64,
+        at: DateTime<Utc>,
+    ) -> bool {
+        self.connector_id == connector_id
+            && self.id_tag == id_tag
+            && self.meter_start == meter_start
+            && self.timestamp == at
+    }
 }

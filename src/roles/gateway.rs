@@ -35,6 +35,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             connector: super::tls::central_link(&settings)?,
         },
         publisher,
+        bus.ocpp_ledger(),
         keys,
         router.clone(),
         gateway_settings.max_connections,

@@ -153,6 +153,40 @@ async def fault_and_stop(args):
             return
 
 
+async def offline(args):
+    """A transaction that outlives its WebSocket: started on one gateway, metered, then
+    offline; its queued messages replayed to another gateway, the start repeated."""
+    cp, ws, task = await connect(args)
+    await boot(cp)
+    id_tag = await next_asked(cp, "start")
+    start = call.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=1000, timestamp=now())
+    started = await cp.call(start)
+    tid = started.transaction_id
+    emit(seen="started", transaction_id=tid)
+    await cp.call(meter(tid, 1500))
+    emit(seen="metered")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    task.cancel()
+    await ws.close()
+    emit(seen="offline")
+    # Offline, the charge point queues what happens: more energy, then the end.
+    queued = [meter(tid, 2200),
+              call.StopTransaction(meter_stop=3000, timestamp=now(), transaction_id=tid, reason="EVDisconnected")]
+    await loop.run_in_executor(None, sys.stdin.readline)
+    args.gateway = args.gateway2
+    cp, ws, task = await connect(args)
+    # Back, without a reboot: the start again (its answer lost, say), then the queue.
+    again = await cp.call(start)
+    emit(seen="started_again", transaction_id=again.transaction_id, status=again.id_tag_info["status"])
+    for message in queued:
+        await cp.call(message)
+    emit(seen="replayed")
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+    await loop.run_in_executor(None, sys.stdin.readline)
+    emit(seen="done")
+
+
 async def refused(args):
     """A wrong key, then no subprotocol: both turned away."""
     try:
@@ -174,12 +208,14 @@ async def refused(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "refused"])
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "refused"])
     parser.add_argument("--gateway", required=True)
+    parser.add_argument("--gateway2")
     parser.add_argument("--cp", required=True)
     parser.add_argument("--key-file", required=True)
     args = parser.parse_args()
-    scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "refused": refused}[args.scenario]
+    scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "offline": offline,
+                "refused": refused}[args.scenario]
     try:
         asyncio.run(scenario(args))
     except Exception as e:  # noqa: BLE001

@@ -8,11 +8,12 @@
 mod calls_in;
 mod calls_out;
 mod commands;
+mod transactions;
 
 use super::{ChargerSettings, Gateway};
 use crate::actors::cp::engine::TakingCommands;
 use crate::actors::cp::monitor::{report_to_central, CentralLink, CpIdentity, EngineCheck};
-use crate::bus::Publisher;
+use crate::bus::{OcppLedger, Publisher};
 use crate::link::FrameClient;
 use crate::messages::{CpEvent, Outcome};
 use crate::ocpp::core::ChargePointStatus;
@@ -83,6 +84,7 @@ pub struct Charger {
     instance: Uuid,
     settings: ChargerSettings,
     publisher: Publisher,
+    ledger: OcppLedger,
     gateway: Gateway,
     socket: Option<Recipient<ToSocket>>,
     /// Taken while a report to the central is in flight.
@@ -90,7 +92,9 @@ pub struct Charger {
     authenticated: bool,
     /// The central's last answer: the state it shows.
     central_state: Option<String>,
-    booted: bool,
+    /// The charge point said how it is on this connection (a BootNotification or a
+    /// StatusNotification): until then the CP shows `starting`.
+    ready: bool,
     /// Each connector's last status (0 is the charge point as a whole).
     connectors: std::collections::BTreeMap<u32, ChargePointStatus>,
     /// Why the charge point is not fit to supply, from its last StatusNotification.
@@ -115,6 +119,7 @@ impl Charger {
         cp: CpIdentity,
         settings: ChargerSettings,
         publisher: Publisher,
+        ledger: OcppLedger,
         central: FrameClient,
         taking_commands: bool,
         gateway: Gateway,
@@ -124,12 +129,13 @@ impl Charger {
             instance: Uuid::new_v4(),
             settings,
             publisher,
+            ledger,
             gateway,
             socket: None,
             central: Some(central),
             authenticated: true,
             central_state: None,
-            booted: false,
+            ready: false,
             connectors: Default::default(),
             fault: None,
             inoperative: false,
@@ -198,7 +204,7 @@ impl Charger {
                 }
                 let stopped = state == "stopped";
                 self.central_state = Some(state);
-                if self.booted && stopped != self.inoperative {
+                if self.ready && stopped != self.inoperative {
                     self.inoperative = stopped;
                     self.change_availability(!stopped);
                 }
@@ -214,9 +220,9 @@ impl Charger {
         }
     }
 
-    /// A hello on the bus once booted: until then the CP shows `starting`.
+    /// A hello on the bus once ready: until then the CP shows `starting`.
     fn hello(&self) {
-        if !self.booted {
+        if !self.ready {
             return;
         }
         self.emit(CpEvent::EngineHello {
@@ -254,6 +260,9 @@ impl Actor for Charger {
         ctx.set_mailbox_capacity(crate::bus::MAILBOX_CAPACITY);
         log::info!("{}: OCPP charge point connected", self.id());
         self.report(ctx);
+        // A charge point that reconnects need not boot again: what it says now counts,
+        // not what was known before.
+        self.trigger_status();
         ctx.run_interval(self.settings.report_period, |act, ctx| {
             act.expire();
             act.report(ctx);
@@ -278,6 +287,7 @@ impl Handler<Attach> for Charger {
 
     fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) {
         self.socket = Some(msg.0);
+        self.send_next();
     }
 }
 

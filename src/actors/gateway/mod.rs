@@ -11,7 +11,7 @@ pub use charger::Charger;
 use crate::actors::cp::engine::TakingCommands;
 use crate::actors::cp::monitor::CpIdentity;
 use crate::actors::fleet::key_router::{KeyRouter, Own};
-use crate::bus::Publisher;
+use crate::bus::{OcppLedger, Publisher};
 use crate::link::{Connector, FrameClient};
 use crate::messages::{CpCommand, Secret};
 use crate::proof::SharedKeys;
@@ -57,6 +57,7 @@ struct Shared {
     settings: ChargerSettings,
     central: CentralAccess,
     publisher: Publisher,
+    ledger: OcppLedger,
     keys: SharedKeys,
     router: Addr<KeyRouter<CpCommand>>,
     chargers: Mutex<HashMap<String, (Addr<Charger>, Secret)>>,
@@ -73,6 +74,7 @@ impl Gateway {
         settings: ChargerSettings,
         central: CentralAccess,
         publisher: Publisher,
+        ledger: OcppLedger,
         keys: SharedKeys,
         router: Addr<KeyRouter<CpCommand>>,
         max_connections: usize,
@@ -81,6 +83,7 @@ impl Gateway {
             settings,
             central,
             publisher,
+            ledger,
             keys,
             router,
             chargers: Mutex::new(HashMap::new()),
@@ -134,6 +137,7 @@ impl Gateway {
             cp,
             self.0.settings.clone(),
             self.0.publisher.clone(),
+            self.0.ledger.clone(),
             central,
             taking,
             self.clone(),

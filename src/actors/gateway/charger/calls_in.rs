@@ -1,9 +1,7 @@
 //! The charge point's messages: its CALLs (Core profile), answered in the order they came,
 //! and its answers to the network's CALLs.
 
-use super::{Charger, FromSocket, Transaction};
-use crate::domain::money::{cost, Energy, Tariff};
-use crate::messages::{CpEvent, Outcome};
+use super::{Charger, FromSocket};
 use crate::ocpp::core::*;
 use crate::ocpp::rpc::{payload_refusal, ErrorCode, Frame, Refusal};
 use actix::prelude::*;
@@ -33,27 +31,8 @@ fn answer<T: Serialize>(payload: T) -> Result<Value, Refusal> {
     Ok(serde_json::to_value(payload).unwrap_or_default())
 }
 
-fn accepted() -> IdTagInfo {
-    IdTagInfo {
-        status: AuthorizationStatus::Accepted,
-    }
-}
-
-/// How a transaction's end reads on the network, when the central did not ask for it.
-fn outcome_of(reason: Option<StopReason>) -> Outcome {
-    match reason {
-        None
-        | Some(StopReason::Local)
-        | Some(StopReason::EVDisconnected)
-        | Some(StopReason::UnlockCommand) => Outcome::Completed,
-        Some(StopReason::Remote) => Outcome::StoppedByDriver,
-        Some(StopReason::DeAuthorized) => Outcome::Refused,
-        Some(_) => Outcome::EngineFailure,
-    }
-}
-
 impl Charger {
-    fn reply(&mut self, id: String, result: Result<Value, Refusal>) {
+    pub(super) fn reply(&mut self, id: String, result: Result<Value, Refusal>) {
         let frame = match result {
             Ok(payload) => Frame::CallResult { id, payload },
             Err(refusal) => {
@@ -93,8 +72,19 @@ impl Charger {
                 Ok(start) => return self.start_transaction(id, start, ctx),
                 Err(refusal) => Err(refusal),
             },
-            "MeterValues" => take(&id, &action, payload).map(|m| self.meter_values(m)),
-            "StopTransaction" => take(&id, &action, payload).map(|s| self.stop_transaction(s)),
+            "MeterValues" => match take::<MeterValues>(&id, &action, payload) {
+                Ok(m) => {
+                    return self.after_lookup(id, m.transaction_id, ctx, |c| c.meter_values(m))
+                }
+                Err(refusal) => Err(refusal),
+            },
+            "StopTransaction" => match take::<StopTransaction>(&id, &action, payload) {
+                Ok(s) => {
+                    let transaction = Some(s.transaction_id);
+                    return self.after_lookup(id, transaction, ctx, |c| c.stop_transaction(s));
+                }
+                Err(refusal) => Err(refusal),
+            },
             "DataTransfer" => take::<DataTransfer>(&id, &action, payload).map(|_| {
                 answer(DataTransferResponse {
                     status: DataTransferStatus::UnknownVendorId,
@@ -133,14 +123,20 @@ impl Charger {
                 .map(|f| format!(", firmware {f}"))
                 .unwrap_or_default()
         );
-        self.booted = true;
-        self.hello();
+        self.become_ready();
         answer(BootNotificationResponse {
             status: RegistrationStatus::Accepted,
             current_time: Utc::now(),
             interval: self.settings.heartbeat_interval.as_secs().max(1) as u32,
         })
         .unwrap_or_default()
+    }
+
+    fn become_ready(&mut self) {
+        if !self.ready {
+            self.ready = true;
+            self.hello();
+        }
     }
 
     fn status_notified(&mut self, status: StatusNotification) -> Value {
@@ -165,6 +161,7 @@ impl Charger {
             }
             self.fault = fault;
         }
+        self.become_ready();
         self.connectors.insert(status.connector_id, status.status);
         answer(Empty {}).unwrap_or_default()
     }
@@ -190,166 +187,6 @@ impl Charger {
             id_tag_info: IdTagInfo { status },
         })
         .unwrap_or_default()
-    }
-
-    /// A new transaction gets its id from the transactions' ledger on the bus (unique
-    /// across every gateway); the same start again gets the same id.
-    fn start_transaction(&mut self, id: String, start: StartTransaction, ctx: &mut Context<Self>) {
-        if let Some(t) = &self.transaction {
-            let same = t.connector_id == start.connector_id
-                && t.id_tag == start.id_tag
-                && t.meter_start_wh == start.meter_start
-                && t.started_at == start.timestamp;
-            if same {
-                let again = StartTransactionResponse {
-                    id_tag_info: accepted(),
-                    transaction_id: t.id,
-                };
-                return self.reply(id, answer(again));
-            }
-        }
-        let session = self
-            .authorisation
-            .as_ref()
-            .filter(|a| a.driver_id == start.id_tag && self.transaction.is_none())
-            .cloned();
-        self.answering = Some(id.clone());
-        let publisher = self.publisher.clone();
-        let record = crate::messages::gateway::TransactionStarted {
-            cp_id: self.cp.id.clone(),
-            connector_id: start.connector_id,
-            id_tag: start.id_tag.clone(),
-            meter_start: start.meter_start,
-            timestamp: start.timestamp,
-            session_id: session.as_ref().map(|s| s.session_id),
-        };
-        let allocate = async move { publisher.ocpp_transaction(record).await };
-        ctx.spawn(allocate.into_actor(self).map(move |allocated, act, _| {
-            act.answering = None;
-            let transaction_id = match allocated {
-                Ok(transaction_id) => transaction_id,
-                Err(e) => {
-                    let why = format!("cannot record the transaction now: {e}");
-                    return act.reply(
-                        id.clone(),
-                        Err(Refusal::new(&id, ErrorCode::InternalError, why)),
-                    );
-                }
-            };
-            let Some(session) = session else {
-                log::warn!(
-                    "{}: transaction {transaction_id} of {} started at the charge point \
-                     without the central's authorisation: refused",
-                    act.id(),
-                    start.id_tag
-                );
-                act.remember_closed(transaction_id);
-                let refused = StartTransactionResponse {
-                    id_tag_info: IdTagInfo {
-                        status: AuthorizationStatus::Invalid,
-                    },
-                    transaction_id,
-                };
-                return act.reply(id, answer(refused));
-            };
-            log::info!(
-                "{}: transaction {transaction_id} started for {}",
-                act.id(),
-                session.driver_id
-            );
-            act.transaction = Some(Transaction {
-                id: transaction_id,
-                connector_id: start.connector_id,
-                id_tag: start.id_tag.clone(),
-                session_id: session.session_id,
-                driver_id: session.driver_id.clone(),
-                price_eur_kwh: session.price_eur_kwh,
-                meter_start_wh: start.meter_start,
-                started_at: start.timestamp,
-                reported_wh: 0,
-                stop_outcome: None,
-            });
-            act.authorisation = None;
-            act.emit(CpEvent::SupplyStarted {
-                cp_id: act.cp.id.clone(),
-                session_id: session.session_id,
-                driver_id: session.driver_id,
-                started_at: start.timestamp,
-            });
-            let started = StartTransactionResponse {
-                id_tag_info: accepted(),
-                transaction_id,
-            };
-            act.reply(id, answer(started));
-        }));
-    }
-
-    fn meter_values(&mut self, values: MeterValues) -> Value {
-        let register = values
-            .meter_value
-            .iter()
-            .filter_map(MeterValue::energy_register_wh)
-            .fold(None, |max: Option<f64>, wh| {
-                Some(max.map_or(wh, |m| m.max(wh)))
-            });
-        let ours = self.transaction.as_mut().filter(|t| {
-            values
-                .transaction_id
-                .map_or(t.connector_id == values.connector_id, |id| id == t.id)
-        });
-        if let (Some(t), Some(register)) = (ours, register) {
-            let wh = register.round() as i64 - t.meter_start_wh;
-            if wh > t.reported_wh {
-                t.reported_wh = wh;
-                let event = CpEvent::SupplyProgress {
-                    cp_id: self.cp.id.clone(),
-                    session_id: t.session_id,
-                    driver_id: t.driver_id.clone(),
-                    kwh: Energy(wh).kwh(),
-                    eur: cost(Energy(wh), Tariff::nearest(t.price_eur_kwh)).eur(),
-                };
-                self.emit(event);
-            }
-        }
-        answer(Empty {}).unwrap_or_default()
-    }
-
-    fn stop_transaction(&mut self, stop: StopTransaction) -> Value {
-        let id_tag_info = stop.id_tag.as_ref().map(|_| accepted());
-        let reply = answer(StopTransactionResponse { id_tag_info }).unwrap_or_default();
-        let Some(t) = self.transaction.take_if(|t| t.id == stop.transaction_id) else {
-            if !self.closed.contains(&stop.transaction_id) {
-                log::info!(
-                    "{}: a stop for transaction {}, not known here, is answered and ignored",
-                    self.id(),
-                    stop.transaction_id
-                );
-            }
-            return reply;
-        };
-        let wh = (stop.meter_stop - t.meter_start_wh)
-            .max(t.reported_wh)
-            .max(0);
-        let outcome = t.stop_outcome.unwrap_or_else(|| outcome_of(stop.reason));
-        log::info!(
-            "{}: transaction {} ended ({}): {} Wh",
-            self.id(),
-            t.id,
-            outcome.as_str(),
-            wh
-        );
-        self.emit(CpEvent::SupplyEnded {
-            cp_id: self.cp.id.clone(),
-            session_id: t.session_id,
-            driver_id: t.driver_id.clone(),
-            started_at: t.started_at,
-            ended_at: stop.timestamp.max(t.started_at),
-            kwh: Energy(wh).kwh(),
-            eur: cost(Energy(wh), Tariff::nearest(t.price_eur_kwh)).eur(),
-            outcome,
-        });
-        self.remember_closed(t.id);
-        reply
     }
 }
 

@@ -52,8 +52,9 @@ impl Charger {
         self.send_next();
     }
 
-    fn send_next(&mut self) {
-        if self.outgoing.is_some() {
+    /// Sends the next CALL waiting, unless one is outstanding or the socket is not open yet.
+    pub(super) fn send_next(&mut self) {
+        if self.outgoing.is_some() || self.socket.is_none() {
             return;
         }
         let Some(mut call) = self.queued.pop_front() else {

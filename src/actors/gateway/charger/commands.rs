@@ -50,8 +50,8 @@ impl Charger {
         {
             return;
         }
-        let refusal = if !self.booted {
-            Some("the charge point has not booted".to_string())
+        let refusal = if !self.ready {
+            Some("the charge point has not said how it is yet".to_string())
         } else if let Some(fault) = &self.fault {
             Some(format!("the charge point cannot supply: {fault}"))
         } else if self.transaction.is_some() || self.authorisation.is_some() {
