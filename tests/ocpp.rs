@@ -249,6 +249,47 @@ fn a_transaction_outlives_its_websocket_and_is_billed_whole_through_another_gate
 }
 
 #[test]
+fn a_tag_presented_at_the_charge_point_is_a_drivers_supply_and_an_unknown_one_is_refused() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP5", 0.25);
+    net.register_driver("D5");
+    let (_gateway, address) = net.start_gateway("gw5", &[]);
+    net.wait_state("OCPP5", "disconnected");
+    let mut charger = charge_point_with(&mut net, &address, "local", "OCPP5", &["--tag", "D5"]);
+    net.wait_state("OCPP5", "available");
+    charger.type_line("go");
+    wait_seen(&charger, "stopped");
+    // Recorded like a driver's own: 800 Wh at 0.25 €/kWh, the session D5's.
+    let session = wait_for("D5's session to close", DEADLINE, || {
+        net.sessions()
+            .into_iter()
+            .find(|s| s["driver_id"] == "D5" && s["outcome"] == "completed")
+    });
+    assert_eq!(session["cp_id"], "OCPP5");
+    assert_eq!(session["kwh"].as_f64(), Some(0.8), "{session}");
+    assert_eq!(session["eur"].as_f64(), Some(0.2), "{session}");
+    charger.type_line("quit");
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
+    let lines = charger.json_lines();
+    assert_all_valid(&lines);
+    assert_eq!(
+        seen(&lines, "unknown_tag")[0]["status"],
+        "Invalid",
+        "{lines:#?}"
+    );
+    assert_eq!(
+        seen(&lines, "authorized")[0]["status"],
+        "Accepted",
+        "{lines:#?}"
+    );
+    assert_eq!(
+        seen(&lines, "started")[0]["status"],
+        "Accepted",
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn a_wrong_key_or_no_ocpp_subprotocol_is_turned_away() {
     let mut net = Network::start(BrokerKind::Embedded);
     net.register("OCPP3", 0.30);

@@ -2,6 +2,7 @@
 //! message type is shown, and the frame example is byte-exact.
 
 use evcharge::link::frame::{FrameCodec, Packet};
+use evcharge::messages::gateway::TransactionStarted;
 use evcharge::messages::{CpCommand, CpEvent, DeadLetter, DriverRequest, DriverUpdate, Envelope};
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::Encoder;
@@ -36,8 +37,11 @@ fn fits(example: &serde_json::Value) -> Vec<&'static str> {
     if serde_json::from_value::<Envelope<CpEvent>>(v.clone()).is_ok() {
         topics.push("cp.events");
     }
-    if serde_json::from_value::<Envelope<DeadLetter>>(v).is_ok() {
+    if serde_json::from_value::<Envelope<DeadLetter>>(v.clone()).is_ok() {
         topics.push("deadletter");
+    }
+    if serde_json::from_value::<Envelope<TransactionStarted>>(v).is_ok() {
+        topics.push("ocpp.transactions");
     }
     topics
 }
@@ -99,6 +103,7 @@ fn every_message_type_is_shown() {
                 "stop_supply",
                 "engine_welcome",
                 "engine_id_in_use",
+                "tag_refused",
                 "crash",
             ],
         ),
@@ -111,9 +116,11 @@ fn every_message_type_is_shown() {
                 "supply_progress",
                 "supply_ended",
                 "engine_hello",
+                "tag_presented",
             ],
         ),
         ("deadletter", &["dead_letter"]),
+        ("ocpp.transactions", &["transaction_started"]),
     ];
     for (topic, types) in expected {
         for kind in types {

@@ -132,6 +132,7 @@ fn limits_of(variant: Option<&str>, name: &str, texts_limited: bool) -> Option<s
             json!({"pattern": "^([A-Za-z0-9._-]{1,32})?$"})
         }
         "cp_id" | "driver_id" => json!({ "pattern": ID_PATTERN }),
+        "id_tag" if variant == Some("tag_presented") => json!({ "pattern": ID_PATTERN }),
         "v" => json!({ "const": super::SCHEMA_VERSION }),
         "kwh" => json!({"minimum": 0, "maximum": MAX_SESSION_KWH}),
         "eur" => json!({"minimum": 0}),
@@ -228,6 +229,7 @@ impl CpEvent {
                 }
                 Ok(())
             }
+            CpEvent::TagPresented { id_tag, .. } => check_driver_id(id_tag),
             CpEvent::Authorised { .. } | CpEvent::EngineHello { .. } => Ok(()),
         }
     }
@@ -256,6 +258,7 @@ impl CpCommand {
             }
             CpCommand::EngineIdInUse { detail, .. } => check_text("detail", detail),
             CpCommand::Crash { asked_by, .. } => check_text("asked_by", asked_by),
+            CpCommand::TagRefused { detail, .. } => check_text("detail", detail),
             CpCommand::CancelReservation { .. }
             | CpCommand::StopSupply { .. }
             | CpCommand::EngineWelcome { .. } => Ok(()),

@@ -187,6 +187,27 @@ async def offline(args):
     emit(seen="done")
 
 
+async def local(args):
+    """Tags presented at the charge point itself: an unknown one, then a driver's."""
+    cp, ws, _ = await connect(args)
+    await boot(cp)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    unknown = await cp.call(call.Authorize(id_tag="NOBODY"))
+    emit(seen="unknown_tag", status=unknown.id_tag_info["status"])
+    authorized = await cp.call(call.Authorize(id_tag=args.tag))
+    emit(seen="authorized", status=authorized.id_tag_info["status"])
+    started = await cp.call(call.StartTransaction(connector_id=1, id_tag=args.tag, meter_start=500, timestamp=now()))
+    tid = started.transaction_id
+    emit(seen="started", transaction_id=tid, status=started.id_tag_info["status"])
+    await cp.call(meter(tid, 900))
+    await cp.call(call.StopTransaction(meter_stop=1300, timestamp=now(), transaction_id=tid, reason="Local", id_tag=args.tag))
+    emit(seen="stopped")
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await ws.close()
+    emit(seen="done")
+
+
 async def refused(args):
     """A wrong key, then no subprotocol: both turned away."""
     try:
@@ -208,14 +229,15 @@ async def refused(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "refused"])
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "refused"])
+    parser.add_argument("--tag")
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--gateway2")
     parser.add_argument("--cp", required=True)
     parser.add_argument("--key-file", required=True)
     args = parser.parse_args()
     scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "offline": offline,
-                "refused": refused}[args.scenario]
+                "local": local, "refused": refused}[args.scenario]
     try:
         asyncio.run(scenario(args))
     except Exception as e:  # noqa: BLE001

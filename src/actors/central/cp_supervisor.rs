@@ -7,6 +7,7 @@ mod monitor_relay;
 mod notes;
 mod ownership;
 mod registration;
+mod tags;
 
 pub use booking::{Booked, ReserveFor};
 pub use instances::ListCentrals;
@@ -236,6 +237,14 @@ impl Handler<Inbound<CpEvent>> for CpSupervisor {
         crate::metrics::count_cp_event();
         if let CpEvent::FromCentral { .. } = &msg.envelope.body {
             return self.take_note(&msg, ctx);
+        }
+        if let CpEvent::TagPresented {
+            cp_id,
+            id_tag,
+            request_id,
+        } = &msg.envelope.body
+        {
+            return self.tag_presented(cp_id.clone(), id_tag.clone(), *request_id, ctx);
         }
         if let CpEvent::EngineHello {
             cp_id,

@@ -326,8 +326,10 @@ impl Handler<Inbound<CpCommand>> for Engine {
             return Ok(());
         }
         match msg.envelope.body {
-            // Settled before the engine joined its group.
-            CpCommand::EngineWelcome { .. } | CpCommand::EngineIdInUse { .. } => {}
+            // Settled before the engine joined its group; this engine presents no tags.
+            CpCommand::EngineWelcome { .. }
+            | CpCommand::EngineIdInUse { .. }
+            | CpCommand::TagRefused { .. } => {}
             CpCommand::Crash { asked_by, .. } => {
                 if msg.envelope.ts < self.started_at {
                     log::info!("{}: a crash asked before this start is skipped", self.cp_id);

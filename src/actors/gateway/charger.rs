@@ -8,6 +8,7 @@
 mod calls_in;
 mod calls_out;
 mod commands;
+mod tags;
 mod transactions;
 
 use super::{ChargerSettings, Gateway};
@@ -111,6 +112,8 @@ pub struct Charger {
     next_call_id: u64,
     /// A CALL of the charge point's being handled (its answer is not sent yet).
     answering: Option<String>,
+    /// A tag presented here, asked of the central.
+    pending_tag: Option<tags::PendingTag>,
 }
 
 impl Charger {
@@ -147,6 +150,7 @@ impl Charger {
             queued: VecDeque::new(),
             next_call_id: 0,
             answering: None,
+            pending_tag: None,
         }
     }
 

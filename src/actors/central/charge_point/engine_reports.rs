@@ -40,8 +40,8 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
         match msg.envelope.body {
             // Answered by the supervisor, which keeps the engines' presence; heard above.
             CpEvent::EngineHello { .. } => done(),
-            // Notes are taken by the supervisor; none reaches a CP's actor.
-            CpEvent::FromCentral { .. } => done(),
+            // Notes and tags are taken by the supervisor; none reaches a CP's actor.
+            CpEvent::FromCentral { .. } | CpEvent::TagPresented { .. } => done(),
             CpEvent::Authorised { session_id, .. } => {
                 let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) else {
                     return set_aside(self.not_open(session_id));

@@ -67,7 +67,10 @@ impl Charger {
             "StatusNotification" => {
                 take(&id, &action, payload).map(|status| self.status_notified(status))
             }
-            "Authorize" => take(&id, &action, payload).map(|a| self.authorize(a)),
+            "Authorize" => match take::<Authorize>(&id, &action, payload) {
+                Ok(authorize) => return self.authorize(id, authorize.id_tag, ctx),
+                Err(refusal) => Err(refusal),
+            },
             "StartTransaction" => match take(&id, &action, payload) {
                 Ok(start) => return self.start_transaction(id, start, ctx),
                 Err(refusal) => Err(refusal),
@@ -164,29 +167,6 @@ impl Charger {
         self.become_ready();
         self.connectors.insert(status.connector_id, status.status);
         answer(Empty {}).unwrap_or_default()
-    }
-
-    /// The driver the central authorised here, or the one whose transaction runs.
-    fn knows_tag(&self, id_tag: &str) -> bool {
-        self.authorisation
-            .as_ref()
-            .is_some_and(|a| a.driver_id == id_tag)
-            || self
-                .transaction
-                .as_ref()
-                .is_some_and(|t| t.driver_id == id_tag)
-    }
-
-    fn authorize(&mut self, authorize: Authorize) -> Value {
-        let status = if self.knows_tag(&authorize.id_tag) {
-            AuthorizationStatus::Accepted
-        } else {
-            AuthorizationStatus::Invalid
-        };
-        answer(AuthorizeResponse {
-            id_tag_info: IdTagInfo { status },
-        })
-        .unwrap_or_default()
     }
 }
 

@@ -30,6 +30,9 @@ impl Charger {
         if expires_at <= Utc::now() {
             return log::info!("{}: stale authorisation {session_id} skipped", self.id());
         }
+        if self.tag_authorised(session_id, &driver_id, price_eur_kwh, expires_at) {
+            return;
+        }
         let same = |s: Uuid| s == session_id;
         if let Some(a) = &self.authorisation {
             if same(a.session_id) {
@@ -134,6 +137,12 @@ impl Handler<Inbound<CpCommand>> for Charger {
                 outcome,
                 ..
             } => self.stop(session_id, outcome),
+            CpCommand::TagRefused {
+                request_id,
+                reason,
+                detail,
+                ..
+            } => self.tag_refused(request_id, reason, &detail),
             CpCommand::Crash { asked_by, .. } => log::warn!(
                 "{}: {asked_by} asked for a crash; an OCPP charge point is not crashed from here",
                 self.id()
