@@ -388,6 +388,9 @@ pub struct DemoArgs {
     /// HTTP address of the demo's control endpoint: crash or restart parts, broker outage [default: 127.0.0.1:8010]
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<String>,
+    /// Address of the demo's OCPP gateway, where a real charge point may join as OCPP01 [default: 127.0.0.1:9000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub gateway: Option<String>,
     /// Start a part that failed on its own again after this long; 0s leaves it down [default: 5s]
     #[arg(long, value_name = "DURATION")]
     pub restart_failed: Option<String>,
@@ -487,6 +490,7 @@ impl Cli {
                 push(&mut out, "central.http", &a.http);
                 push(&mut out, "central.listen", &a.listen);
                 push(&mut out, "demo.control", &a.control);
+                push(&mut out, "gateway.listen", &a.gateway);
                 push(&mut out, "demo.restart_failed", &a.restart_failed);
                 push(&mut out, "demo.driver_pages", &a.driver_pages);
                 push(&mut out, "demo.monitor_pages", &a.monitor_pages);

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         http: None,
         listen: None,
         control: None,
+        gateway: None,
         restart_failed: None,
         driver_pages: None,
         monitor_pages: None,

@@ -113,6 +113,8 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
                 // Not used here; port 0 keeps it off the default port.
                 "--control",
                 "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
             ])
         },
         |out| network_bound(out, 3) && count(out, announces::MONITOR_PAGE) >= 3,
@@ -130,9 +132,19 @@ fn the_demo_runs_a_network_that_serves_its_drivers() {
             .into_json()
             .ok()
     };
-    wait_for("3 CPs in the API", DEADLINE, || {
-        api("/api/cps").filter(|c| c.as_array().is_some_and(|a| a.len() == 3))
+    // The 3 native CPs, and OCPP01 for a real charge point to join through the gateway.
+    let cps = wait_for("4 CPs in the API", DEADLINE, || {
+        api("/api/cps").filter(|c| c.as_array().is_some_and(|a| a.len() == 4))
     });
+    assert!(
+        cps.as_array().unwrap().iter().any(|c| c["id"] == "OCPP01"),
+        "{cps}"
+    );
+    announced(&demo, announces::GATEWAY);
+    assert!(
+        work.join("work/OCPP01.key").exists(),
+        "OCPP01's key, for the charge point"
+    );
     // The console's first login is shown as a file only its owner may read, never in the
     // log; the first CP's monitor page answers.
     let file = work.join("work/central/first-admin-password");
@@ -242,6 +254,8 @@ fn the_presenter_crashes_parts_and_chooses_whether_they_come_back() {
                 &format!("127.0.0.1:{listen}"),
                 // The demo binds it itself: port 0, read back from what it announces.
                 "--control",
+                "127.0.0.1:0",
+                "--gateway",
                 "127.0.0.1:0",
                 "--driver-pages",
                 "0",
@@ -402,6 +416,8 @@ fn with_two_centrals_the_presenter_crashes_one_and_its_cps_move_to_the_other() {
                 &format!("127.0.0.1:{listen}"),
                 "--control",
                 "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
                 "--driver-pages",
                 "0",
                 "--monitor-pages",
@@ -443,8 +459,12 @@ fn with_two_centrals_the_presenter_crashes_one_and_its_cps_move_to_the_other() {
             .and_then(|cps| cps.as_array().cloned())
             .unwrap_or_default()
     };
+    // The native CPs; OCPP01 waits for a real charge point to join through the gateway.
     let all_run_by = |http: &str, owner: Option<&str>| {
-        let cps = cps_at(http);
+        let cps: Vec<_> = cps_at(http)
+            .into_iter()
+            .filter(|cp| cp["id"] != "OCPP01")
+            .collect();
         cps.len() == 3
             && cps.iter().all(|cp| {
                 cp["state"] == "available"

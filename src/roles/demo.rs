@@ -14,6 +14,9 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The CP registered for a real OCPP charge point to join the demo as, through its gateway.
+const OCPP_CP: &str = "OCPP01";
+
 const LOCATIONS: [&str; 8] = [
     "Alicante",
     "Valencia",
@@ -69,13 +72,15 @@ async fn run_network(
     let driver_ids: Vec<String> = (1..=settings.demo.drivers)
         .map(|d| format!("D{d:03}"))
         .collect();
-    let prepared = prepare_accounts(&dir.join("central"), &cp_ids, &driver_ids)?;
+    let registered: Vec<String> = cp_ids.iter().cloned().chain([OCPP_CP.into()]).collect();
+    let prepared = prepare_accounts(&dir.join("central"), &registered, &driver_ids)?;
     let Prepared {
         first_admin: admin_password,
         token,
-        cp_secrets: secrets,
+        cp_secrets: mut secrets,
         driver_secrets,
     } = prepared;
+    let ocpp_secret = secrets.pop().expect("the OCPP CP is registered last");
     secret_file::write(&dir.join(TOKEN_FILE), &token)
         .with_context(|| format!("cannot write {}", dir.join(TOKEN_FILE).display()))?;
     // One key for every central of the network.
@@ -175,6 +180,29 @@ async fn run_network(
             .await?
             .map_err(anyhow::Error::msg)?;
     }
+
+    // A gateway beside the native CPs: a real charge point (or an OCPP simulator) joins as
+    // OCPP01 with the key in its file.
+    let ocpp_key = dir.join(format!("{OCPP_CP}.key"));
+    secret_file::write(&ocpp_key, &ocpp_secret)
+        .with_context(|| format!("cannot write {}", ocpp_key.display()))?;
+    let gateway = strings(&[
+        "gateway",
+        "--name",
+        "demo",
+        "--listen",
+        &settings.gateway.listen,
+        "--central",
+        &monitor_centrals,
+    ]);
+    launch("gateway", gateway)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    pages.push(format!(
+        "OCPP 1.6J charge point {OCPP_CP}: ws://{}/ocpp/{OCPP_CP}, HTTP Basic user {OCPP_CP}, password in {}",
+        local_address(&settings.gateway.listen),
+        ocpp_key.display()
+    ));
 
     log::info!("waiting for the charging points to report to the central at http://{central_http}");
     wait_until_available(api.with_token(&token), cp_ids.len()).await;
