@@ -67,6 +67,13 @@ fn wait_seen(proc: &Proc, what: &str) -> Value {
     })
 }
 
+/// The id of the first transaction the charge point saw started.
+fn seen_transaction(charger: &Proc) -> Option<i64> {
+    seen(&charger.json_lines(), "started")
+        .first()
+        .and_then(|l| l["transaction_id"].as_i64())
+}
+
 /// Nothing the gateway sent failed the official schemas.
 fn assert_all_valid(lines: &[Value]) {
     let invalid = seen(lines, "invalid");
@@ -268,6 +275,19 @@ fn a_tag_presented_at_the_charge_point_is_a_drivers_supply_and_an_unknown_one_is
     assert_eq!(session["cp_id"], "OCPP5");
     assert_eq!(session["kwh"].as_f64(), Some(0.8), "{session}");
     assert_eq!(session["eur"].as_f64(), Some(0.2), "{session}");
+    // A transaction the charge point started without asking: asked of the central, billed.
+    charger.type_line("again");
+    let unasked = wait_seen(&charger, "started_unasked");
+    assert_eq!(unasked["status"], "Accepted", "{unasked}");
+    assert!(unasked["transaction_id"].as_i64() > seen_transaction(&charger));
+    wait_seen(&charger, "stopped_unasked");
+    let second = wait_for("D5's second session to close", DEADLINE, || {
+        net.sessions()
+            .into_iter()
+            .find(|s| s["driver_id"] == "D5" && s["kwh"].as_f64() == Some(0.6))
+    });
+    assert_eq!(second["outcome"], "completed", "{second}");
+    assert_eq!(second["eur"].as_f64(), Some(0.15), "{second}");
     charger.type_line("quit");
     assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
     let lines = charger.json_lines();
@@ -287,6 +307,43 @@ fn a_tag_presented_at_the_charge_point_is_a_drivers_supply_and_an_unknown_one_is
         "Accepted",
         "{lines:#?}"
     );
+}
+
+#[test]
+fn a_charge_point_joins_over_wss_with_security_profile_2() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP6", 0.30);
+    let tls = net.dir.path().join("tls");
+    let mut made = Proc::spawn(
+        net.dir.path(),
+        "tls-self-signed",
+        evcharge(),
+        &strings(&["tls", "self-signed", "--out", &tls.display().to_string()]),
+        &[],
+    );
+    assert_eq!(made.wait_exit(DEADLINE), 0, "{}", made.stderr_text());
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let (gateway, address) = net.start_gateway(
+        "gw6",
+        &[
+            "--tls-cert",
+            &cert.display().to_string(),
+            "--tls-key",
+            &key.display().to_string(),
+        ],
+    );
+    assert!(
+        gateway.stderr_text().contains("wss://"),
+        "{}",
+        gateway.stderr_text()
+    );
+    let ca = cert.display().to_string();
+    let mut charger = charge_point_with(&mut net, &address, "tls_boot", "OCPP6", &["--ca", &ca]);
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
+    let lines = charger.json_lines();
+    assert_all_valid(&lines);
+    assert_eq!(seen(&lines, "boot")[0]["status"], "Accepted", "{lines:#?}");
+    assert_eq!(seen(&lines, "plain")[0]["refused"], true, "{lines:#?}");
 }
 
 #[test]

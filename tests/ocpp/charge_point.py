@@ -6,6 +6,7 @@ the package ships, and each answer to our CALLs is validated by the package itse
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 from datetime import datetime, timezone
 
@@ -66,8 +67,14 @@ class Outside(ChargePoint):
 
 async def connect(args, key=None, subprotocols=("ocpp1.6",)):
     key = key if key is not None else open(args.key_file).read().strip()
-    uri = f"ws://{args.cp}:{key}@{args.gateway}/ocpp/{args.cp}"
-    ws = await websockets.connect(uri, subprotocols=list(subprotocols), open_timeout=30)
+    tls = {}
+    scheme = "ws"
+    if args.ca:
+        # Security profile 2: Basic authentication inside TLS, the gateway's certificate checked.
+        tls = {"ssl": ssl.create_default_context(cafile=args.ca)}
+        scheme = "wss"
+    uri = f"{scheme}://{args.cp}:{key}@{args.gateway}/ocpp/{args.cp}"
+    ws = await websockets.connect(uri, subprotocols=list(subprotocols), open_timeout=30, **tls)
     cp = Outside(args.cp, ws)
     task = asyncio.create_task(cp.start())
     return cp, ws, task
@@ -204,7 +211,29 @@ async def local(args):
     emit(seen="stopped")
     await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    # Started on its own, no Authorize first (as a charge point offline does, from its
+    # cache of tags): asked of the central all the same.
+    unasked = await cp.call(call.StartTransaction(connector_id=1, id_tag=args.tag, meter_start=2000, timestamp=now()))
+    emit(seen="started_unasked", transaction_id=unasked.transaction_id, status=unasked.id_tag_info["status"])
+    await cp.call(call.StopTransaction(meter_stop=2600, timestamp=now(), transaction_id=unasked.transaction_id, reason="Local"))
+    emit(seen="stopped_unasked")
+    await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await ws.close()
+    emit(seen="done")
+
+
+async def tls_boot(args):
+    """Security profile 2: boots over wss://; the same key over plain ws:// finds nothing."""
+    cp, ws, _ = await connect(args)
+    await boot(cp)
+    await ws.close()
+    try:
+        args.ca = None
+        await connect(args)
+        emit(seen="plain", refused=False)
+    except Exception as e:  # noqa: BLE001 - any refusal will do
+        emit(seen="plain", refused=True, error=type(e).__name__)
     emit(seen="done")
 
 
@@ -229,15 +258,16 @@ async def refused(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "refused"])
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "tls_boot", "refused"])
     parser.add_argument("--tag")
+    parser.add_argument("--ca", help="the gateway's CA: connect over wss://")
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--gateway2")
     parser.add_argument("--cp", required=True)
     parser.add_argument("--key-file", required=True)
     args = parser.parse_args()
     scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "offline": offline,
-                "local": local, "refused": refused}[args.scenario]
+                "local": local, "tls_boot": tls_boot, "refused": refused}[args.scenario]
     try:
         asyncio.run(scenario(args))
     except Exception as e:  # noqa: BLE001

@@ -33,6 +33,10 @@ fn answer<T: Serialize>(payload: T) -> Result<Value, Refusal> {
 
 impl Charger {
     pub(super) fn reply(&mut self, id: String, result: Result<Value, Refusal>) {
+        // The answer to the CALL being handled frees the way for the next.
+        if self.answering.as_deref() == Some(id.as_str()) {
+            self.answering = None;
+        }
         let frame = match result {
             Ok(payload) => Frame::CallResult { id, payload },
             Err(refusal) => {

@@ -26,11 +26,12 @@ impl Charger {
         driver_id: String,
         price_eur_kwh: f64,
         expires_at: chrono::DateTime<Utc>,
+        ctx: &mut Context<Charger>,
     ) {
         if expires_at <= Utc::now() {
             return log::info!("{}: stale authorisation {session_id} skipped", self.id());
         }
-        if self.tag_authorised(session_id, &driver_id, price_eur_kwh, expires_at) {
+        if self.tag_authorised(session_id, &driver_id, price_eur_kwh, expires_at, ctx) {
             return;
         }
         let same = |s: Uuid| s == session_id;
@@ -108,7 +109,7 @@ impl Charger {
 impl Handler<Inbound<CpCommand>> for Charger {
     type Result = Result<(), Rejection>;
 
-    fn handle(&mut self, msg: Inbound<CpCommand>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Inbound<CpCommand>, ctx: &mut Self::Context) -> Self::Result {
         if msg.key != self.cp.id {
             return Ok(());
         }
@@ -120,7 +121,7 @@ impl Handler<Inbound<CpCommand>> for Charger {
                 price_eur_kwh,
                 expires_at,
                 ..
-            } => self.authorise(session_id, driver_id, price_eur_kwh, expires_at),
+            } => self.authorise(session_id, driver_id, price_eur_kwh, expires_at, ctx),
             CpCommand::CancelReservation { session_id, .. } => {
                 let unused = self.transaction.is_none()
                     && self
@@ -142,7 +143,7 @@ impl Handler<Inbound<CpCommand>> for Charger {
                 reason,
                 detail,
                 ..
-            } => self.tag_refused(request_id, reason, &detail),
+            } => self.tag_refused(request_id, reason, &detail, ctx),
             CpCommand::Crash { asked_by, .. } => log::warn!(
                 "{}: {asked_by} asked for a crash; an OCPP charge point is not crashed from here",
                 self.id()

@@ -40,14 +40,6 @@ fn started_answer(transaction_id: i64, status: AuthorizationStatus) -> serde_jso
     serde_json::to_value(answer).unwrap_or_default()
 }
 
-/// What the ledger said of a start.
-enum Numbered {
-    /// Recorded just now under this id.
-    New(i64),
-    /// Recorded before: the charge point repeats it.
-    Before(i64, TransactionStarted),
-}
-
 impl Transaction {
     /// The transaction a ledger record says was started, as the session it is.
     fn from_ledger(id: i64, started: &TransactionStarted) -> Option<Transaction> {
@@ -68,7 +60,8 @@ impl Transaction {
 
 impl Charger {
     /// A new transaction gets its id from the ledger (unique across every gateway); the
-    /// same start again gets the same id, from memory or, after a reconnect, the ledger.
+    /// same start again gets the same id, from memory or, after a reconnect, the ledger. A
+    /// start for a tag nobody authorised here is asked of the central first.
     pub(super) fn start_transaction(
         &mut self,
         id: String,
@@ -90,6 +83,60 @@ impl Charger {
             .as_ref()
             .filter(|a| a.driver_id == start.id_tag && self.transaction.is_none())
             .cloned();
+        if session.is_some() {
+            return self.number(id, start, session, ctx);
+        }
+        // Not asked for here: perhaps a start recorded before, repeated now.
+        self.answering = Some(id.clone());
+        let (ledger, cp_id) = (self.ledger.clone(), self.cp.id.clone());
+        let (connector, tag, meter, at) = (
+            start.connector_id,
+            start.id_tag.clone(),
+            start.meter_start,
+            start.timestamp,
+        );
+        let repeated = move |s: &TransactionStarted| s.is_repeated_by(connector, &tag, meter, at);
+        let lookup = async move { ledger.find(&cp_id, at - CLOCK_SKEW, repeated).await };
+        ctx.spawn(
+            lookup
+                .into_actor(self)
+                .map(move |found, act, ctx| match found {
+                    Ok(Some((transaction_id, before))) => {
+                        let status = match Transaction::from_ledger(transaction_id, &before) {
+                            Some(t) if act.transaction.is_none() => {
+                                log::info!(
+                                    "{}: transaction {transaction_id} repeated: carried on",
+                                    act.id()
+                                );
+                                act.transaction = Some(t);
+                                AuthorizationStatus::Accepted
+                            }
+                            Some(_) => AuthorizationStatus::Accepted,
+                            None => AuthorizationStatus::Invalid,
+                        };
+                        act.reply(id, Ok(started_answer(transaction_id, status)));
+                    }
+                    Ok(None) => act.start_unasked(id, start, ctx),
+                    Err(e) => {
+                        let why = format!("cannot look the transaction up now: {e}");
+                        act.reply(
+                            id.clone(),
+                            Err(Refusal::new(&id, ErrorCode::InternalError, why)),
+                        );
+                    }
+                }),
+        );
+    }
+
+    /// Records the start in the ledger, as `session` (refused without one), and answers the
+    /// charge point with its id.
+    pub(super) fn number(
+        &mut self,
+        id: String,
+        start: StartTransaction,
+        session: Option<super::Authorisation>,
+        ctx: &mut Context<Self>,
+    ) {
         self.answering = Some(id.clone());
         let record = TransactionStarted {
             cp_id: self.cp.id.clone(),
@@ -101,55 +148,22 @@ impl Charger {
             driver_id: session.as_ref().map(|s| s.driver_id.clone()),
             price_eur_kwh: session.as_ref().map(|s| s.price_eur_kwh),
         };
-        let (publisher, ledger) = (self.publisher.clone(), self.ledger.clone());
-        let (cp_id, authorised) = (self.cp.id.clone(), session.is_some());
-        let (connector, tag, meter, at) = (
-            start.connector_id,
-            start.id_tag.clone(),
-            start.meter_start,
-            start.timestamp,
+        let publisher = self.publisher.clone();
+        let record = async move { publisher.ocpp_transaction(record).await };
+        ctx.spawn(
+            record
+                .into_actor(self)
+                .map(move |numbered, act, _| match numbered {
+                    Ok(transaction_id) => act.started(id, transaction_id, start, session),
+                    Err(e) => {
+                        let why = format!("cannot record the transaction now: {e}");
+                        act.reply(
+                            id.clone(),
+                            Err(Refusal::new(&id, ErrorCode::InternalError, why)),
+                        );
+                    }
+                }),
         );
-        let number = async move {
-            if !authorised {
-                // Not asked for here: perhaps a start recorded before, repeated now.
-                let repeated =
-                    move |s: &TransactionStarted| s.is_repeated_by(connector, &tag, meter, at);
-                if let Some((id, before)) = ledger.find(&cp_id, at - CLOCK_SKEW, repeated).await? {
-                    return Ok(Numbered::Before(id, before));
-                }
-            }
-            publisher.ocpp_transaction(record).await.map(Numbered::New)
-        };
-        ctx.spawn(number.into_actor(self).map(move |numbered, act, _| {
-            act.answering = None;
-            match numbered {
-                Err(e) => {
-                    let why = format!("cannot record the transaction now: {e}");
-                    act.reply(
-                        id.clone(),
-                        Err(Refusal::new(&id, ErrorCode::InternalError, why)),
-                    );
-                }
-                Ok(Numbered::Before(transaction_id, before)) => {
-                    let status = match Transaction::from_ledger(transaction_id, &before) {
-                        Some(t) if act.transaction.is_none() => {
-                            log::info!(
-                                "{}: transaction {transaction_id} repeated: carried on",
-                                act.id()
-                            );
-                            act.transaction = Some(t);
-                            AuthorizationStatus::Accepted
-                        }
-                        Some(_) => AuthorizationStatus::Accepted,
-                        None => AuthorizationStatus::Invalid,
-                    };
-                    act.reply(id, Ok(started_answer(transaction_id, status)));
-                }
-                Ok(Numbered::New(transaction_id)) => {
-                    act.started(id, transaction_id, start, session);
-                }
-            }
-        }));
     }
 
     fn started(
@@ -233,7 +247,6 @@ impl Charger {
         let (ledger, cp_id) = (self.ledger.clone(), self.cp.id.clone());
         let lookup = async move { ledger.transaction(&cp_id, unknown).await };
         ctx.spawn(lookup.into_actor(self).map(move |found, act, _| {
-            act.answering = None;
             match found {
                 Ok(Some(started)) => match Transaction::from_ledger(unknown, &started) {
                     Some(t) => {
