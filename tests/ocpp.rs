@@ -190,6 +190,49 @@ fn a_fault_breaks_the_cp_and_the_operators_stop_makes_it_inoperative() {
     );
     net.wait_state("OCPP2", "available");
 
+    // The operator's OCPP requests, through the gateway, answered by the charge point.
+    let ocpp = |action: &str, body: Value| {
+        net.send("POST", &format!("/api/cps/OCPP2/ocpp/{action}"), Some(body))
+    };
+    let (status, got) = ocpp(
+        "get-configuration",
+        serde_json::json!({"key": ["HeartbeatInterval"]}),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["answer"]["configurationKey"][0]["value"], "60", "{got}");
+    let change = serde_json::json!({"key": "MeterValueSampleInterval", "value": "5"});
+    let (status, got) = ocpp("change-configuration", change);
+    assert_eq!(
+        (status, got["status"].as_str()),
+        (200, Some("Accepted")),
+        "{got}"
+    );
+    wait_line(&charger, "the interval changed", |l| {
+        l["seen"] == "configured" && l["value"] == "5"
+    });
+    let (status, got) = ocpp("reset", serde_json::json!({"type": "Soft"}));
+    assert_eq!(
+        (status, got["status"].as_str()),
+        (200, Some("Accepted")),
+        "{got}"
+    );
+    assert_eq!(wait_seen(&charger, "reset")["type"], "Soft");
+    let (status, got) = ocpp(
+        "trigger-message",
+        serde_json::json!({"requestedMessage": "Heartbeat"}),
+    );
+    assert_eq!(
+        (status, got["status"].as_str()),
+        (200, Some("Accepted")),
+        "{got}"
+    );
+    // A payload OCPP's schema refuses is refused before it is sent.
+    let (status, got) = ocpp("reset", serde_json::json!({"type": "Sideways"}));
+    assert_eq!(status, 400, "{got}");
+    assert!(got["error"].as_str().unwrap().contains("Sideways"), "{got}");
+    assert_eq!(ocpp("unplug", serde_json::json!({})).0, 404);
+    assert_eq!(net.send("POST", "/api/cps/NOPE/ocpp/reset", None).0, 404);
+
     // A lost WebSocket (the process killed) is a disconnected CP.
     charger.kill();
     net.wait_state("OCPP2", "disconnected");

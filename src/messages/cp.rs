@@ -8,6 +8,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The OCPP actions an operator may ask of an OCPP charge point (`ocpp_request`).
+pub const OCPP_OPERATOR_ACTIONS: [&str; 4] = [
+    "Reset",
+    "TriggerMessage",
+    "GetConfiguration",
+    "ChangeConfiguration",
+];
+
+/// The longest `ocpp_request` or `ocpp_answer` payload, as JSON.
+pub const MAX_OCPP_PAYLOAD: usize = 8192;
+
 /// Topic `cp.commands`, key = CP id: what the central asks of an engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,6 +55,15 @@ pub enum CpCommand {
         reason: DenyReason,
         detail: String,
     },
+    /// An operator's OCPP request for an OCPP charge point, passed on by its gateway (see
+    /// docs/OCPP.md): `action` is one of [`OCPP_OPERATOR_ACTIONS`], `payload` its OCPP 1.6
+    /// payload. Answered with `ocpp_answer`.
+    OcppRequest {
+        cp_id: String,
+        request_id: Uuid,
+        action: String,
+        payload: serde_json::Value,
+    },
     /// Crash injection: die abruptly, if started with crash injection allowed. Ignored when
     /// older than the engine's own start, so that a redelivery cannot crash it again.
     Crash { cp_id: String, asked_by: String },
@@ -58,6 +78,7 @@ impl Keyed for CpCommand {
             | CpCommand::EngineWelcome { cp_id, .. }
             | CpCommand::EngineIdInUse { cp_id, .. }
             | CpCommand::TagRefused { cp_id, .. }
+            | CpCommand::OcppRequest { cp_id, .. }
             | CpCommand::Crash { cp_id, .. } => cp_id,
         }
     }
@@ -131,6 +152,15 @@ pub enum CpEvent {
         id_tag: String,
         request_id: Uuid,
     },
+    /// The OCPP charge point's answer to an `ocpp_request`: `status` is the answer's own
+    /// (`Accepted`, `Rejected`…), or `CALLERROR <code>: <why>`, or why the gateway could not
+    /// ask; `payload` the answer as the charge point sent it (`{}` without one).
+    OcppAnswer {
+        cp_id: String,
+        request_id: Uuid,
+        status: String,
+        payload: serde_json::Value,
+    },
     /// Written by a central instance, not an engine: what reached that instance for this CP
     /// (a driver's request, an operator's command) passed on to the instance that runs the
     /// CP. `sealed` is opaque to all but the centrals (sealed with their cluster key).
@@ -156,6 +186,7 @@ impl Keyed for CpEvent {
             | CpEvent::SupplyEnded { cp_id, .. }
             | CpEvent::EngineHello { cp_id, .. }
             | CpEvent::TagPresented { cp_id, .. }
+            | CpEvent::OcppAnswer { cp_id, .. }
             | CpEvent::FromCentral { cp_id, .. } => cp_id,
         }
     }

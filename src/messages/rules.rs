@@ -149,6 +149,21 @@ fn limits_of(variant: Option<&str>, name: &str, texts_limited: bool) -> Option<s
     })
 }
 
+/// An OCPP payload: a JSON object of bounded size.
+fn check_ocpp_payload(payload: &serde_json::Value) -> Result<(), String> {
+    if !payload.is_object() {
+        return Err("an OCPP payload is a JSON object".into());
+    }
+    let len = payload.to_string().len();
+    if len > super::MAX_OCPP_PAYLOAD {
+        return Err(format!(
+            "an OCPP payload has at most {} bytes, not {len}",
+            super::MAX_OCPP_PAYLOAD
+        ));
+    }
+    Ok(())
+}
+
 /// A number as a refusal shows it: huge ones in scientific notation, not 300 digits.
 fn short(x: f64) -> String {
     if x.abs() >= 1e6 {
@@ -230,6 +245,12 @@ impl CpEvent {
                 Ok(())
             }
             CpEvent::TagPresented { id_tag, .. } => check_driver_id(id_tag),
+            CpEvent::OcppAnswer {
+                status, payload, ..
+            } => {
+                check_text("status", status)?;
+                check_ocpp_payload(payload)
+            }
             CpEvent::Authorised { .. } | CpEvent::EngineHello { .. } => Ok(()),
         }
     }
@@ -259,6 +280,18 @@ impl CpCommand {
             CpCommand::EngineIdInUse { detail, .. } => check_text("detail", detail),
             CpCommand::Crash { asked_by, .. } => check_text("asked_by", asked_by),
             CpCommand::TagRefused { detail, .. } => check_text("detail", detail),
+            CpCommand::OcppRequest {
+                action, payload, ..
+            } => {
+                if !super::OCPP_OPERATOR_ACTIONS.contains(&action.as_str()) {
+                    return Err(format!(
+                        "{} is not an OCPP action an operator may ask: one of {}",
+                        shown(action),
+                        super::OCPP_OPERATOR_ACTIONS.join(", ")
+                    ));
+                }
+                check_ocpp_payload(payload)
+            }
             CpCommand::CancelReservation { .. }
             | CpCommand::StopSupply { .. }
             | CpCommand::EngineWelcome { .. } => Ok(()),

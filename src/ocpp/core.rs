@@ -354,3 +354,109 @@ impl StatusAnswer {
         self.status == "Accepted"
     }
 }
+
+// ---- An operator's requests -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    #[serde(rename = "type")]
+    _kind: ResetType,
+}
+
+#[derive(Debug, Deserialize)]
+enum ResetType {
+    Hard,
+    Soft,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OperatorTrigger {
+    #[serde(rename = "requestedMessage")]
+    _requested_message: TriggeredMessage,
+    connector_id: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+enum TriggeredMessage {
+    BootNotification,
+    DiagnosticsStatusNotification,
+    FirmwareStatusNotification,
+    Heartbeat,
+    MeterValues,
+    StatusNotification,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetConfiguration {
+    key: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeConfiguration {
+    key: String,
+    value: String,
+}
+
+/// Whether `payload` is a valid OCPP 1.6 payload of `action`, one of the actions an
+/// operator may ask (Reset, TriggerMessage, GetConfiguration, ChangeConfiguration): the
+/// gateway sends nothing its schema refuses.
+pub fn check_operator_request(action: &str, payload: &serde_json::Value) -> Result<(), String> {
+    let parsed = |e: serde_json::Error| format!("not a valid {action} payload: {e}");
+    let payload = payload.clone();
+    match action {
+        "Reset" => serde_json::from_value::<Reset>(payload)
+            .map(drop)
+            .map_err(parsed),
+        "TriggerMessage" => {
+            let trigger = serde_json::from_value::<OperatorTrigger>(payload).map_err(parsed)?;
+            match trigger.connector_id {
+                Some(0) => Err("connectorId is 1 or more".into()),
+                _ => Ok(()),
+            }
+        }
+        "GetConfiguration" => {
+            let get = serde_json::from_value::<GetConfiguration>(payload).map_err(parsed)?;
+            get.key
+                .iter()
+                .flatten()
+                .try_for_each(|key| within("key", key, 50))
+        }
+        "ChangeConfiguration" => {
+            let change = serde_json::from_value::<ChangeConfiguration>(payload).map_err(parsed)?;
+            within("key", &change.key, 50)?;
+            within("value", &change.value, 500)
+        }
+        other => Err(format!(
+            "{other} is not an OCPP request an operator may make"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_operators_request_is_checked_against_its_schema() {
+        assert!(check_operator_request("Reset", &json!({"type": "Soft"})).is_ok());
+        assert!(check_operator_request("Reset", &json!({"type": "Sideways"})).is_err());
+        assert!(check_operator_request("Reset", &json!({})).is_err());
+        let trigger = json!({"requestedMessage": "Heartbeat", "connectorId": 1});
+        assert!(check_operator_request("TriggerMessage", &trigger).is_ok());
+        let zero = json!({"requestedMessage": "Heartbeat", "connectorId": 0});
+        assert!(check_operator_request("TriggerMessage", &zero).is_err());
+        assert!(check_operator_request("GetConfiguration", &json!({})).is_ok());
+        let long = json!({"key": ["k".repeat(51)]});
+        assert!(check_operator_request("GetConfiguration", &long).is_err());
+        let change = json!({"key": "HeartbeatInterval", "value": "30"});
+        assert!(check_operator_request("ChangeConfiguration", &change).is_ok());
+        let extra = json!({"key": "HeartbeatInterval", "value": "30", "x": 1});
+        assert!(check_operator_request("ChangeConfiguration", &extra).is_err());
+        assert!(check_operator_request("UnlockConnector", &json!({})).is_err());
+    }
+}

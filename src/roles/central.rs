@@ -4,6 +4,7 @@ use crate::accounts::login_limit::{LoginLimiter, Policy};
 use crate::actors::central::console_hub::ConsoleHub;
 use crate::actors::central::cp_supervisor::{JoinCluster, SharedView};
 use crate::actors::central::monitor_session::LinkLimits;
+use crate::actors::central::ocpp_requests::OcppRequests;
 use crate::actors::{CpSupervisor, DriverDesk, MonitorSession};
 use crate::bus::{Bus, HeldPartitions, Member, Sealing, StartAt};
 use crate::configuration::{SessionTimeout, Settings};
@@ -70,6 +71,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             store: store.clone(),
             accounts: accounts.clone(),
             logins: LoginLimiter::new(policy),
+            ocpp: OcppRequests::new(bus.clone(), publisher.clone()),
         },
         &tls,
     )?;

@@ -21,6 +21,9 @@ pub enum ApiError {
     TooManyAttempts(crate::accounts::login_limit::TooManyAttempts),
     #[error("the central cannot answer now: {0}")]
     Unavailable(String),
+    /// Something the central asked on the operator's behalf did not answer in time.
+    #[error("{0}")]
+    NoAnswer(String),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -35,6 +38,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -64,6 +64,28 @@ class Outside(ChargePoint):
         await self.asked["trigger"].put(requested_message)
         return call_result.TriggerMessage(status="Accepted")
 
+    configuration = {"HeartbeatInterval": "60", "MeterValueSampleInterval": "10"}
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key=None, **_):
+        wanted = key or list(self.configuration)
+        known = [{"key": k, "readonly": False, "value": self.configuration[k]} for k in wanted if k in self.configuration]
+        unknown = [k for k in wanted if k not in self.configuration]
+        return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, key, value, **_):
+        if key not in self.configuration:
+            return call_result.ChangeConfiguration(status="NotSupported")
+        self.configuration[key] = value
+        emit(seen="configured", key=key, value=value)
+        return call_result.ChangeConfiguration(status="Accepted")
+
+    @on(Action.reset)
+    async def on_reset(self, type, **_):
+        emit(seen="reset", type=type)
+        return call_result.Reset(status="Accepted")
+
 
 async def connect(args, key=None, subprotocols=("ocpp1.6",)):
     key = key if key is not None else open(args.key_file).read().strip()

@@ -7,6 +7,7 @@ pub mod cp_supervisor;
 pub mod driver_desk;
 pub mod driver_request;
 pub mod monitor_session;
+pub mod ocpp_requests;
 pub mod thread_lag;
 
 pub use charge_point::ChargePoint;

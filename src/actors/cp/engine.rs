@@ -330,6 +330,12 @@ impl Handler<Inbound<CpCommand>> for Engine {
             CpCommand::EngineWelcome { .. }
             | CpCommand::EngineIdInUse { .. }
             | CpCommand::TagRefused { .. } => {}
+            CpCommand::OcppRequest { request_id, .. } => self.emit(CpEvent::OcppAnswer {
+                cp_id: self.cp_id.clone(),
+                request_id,
+                status: format!("Rejected: {} is not an OCPP charge point", self.cp_id),
+                payload: serde_json::json!({}),
+            }),
             CpCommand::Crash { asked_by, .. } => {
                 if msg.envelope.ts < self.started_at {
                     log::info!("{}: a crash asked before this start is skipped", self.cp_id);

@@ -30,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(super::registry::routes)
             .configure(super::drivers::routes)
             .configure(super::auth::routes)
-            .configure(super::tokens::routes),
+            .configure(super::tokens::routes)
+            .configure(super::ocpp::routes),
     )
     .default_service(web::to(not_found));
 }

@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod drivers;
+mod ocpp;
 mod page;
 mod registry;
 mod socket;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Wrong operator passwords per name and per address.
     pub logins: std::sync::Arc<LoginLimiter>,
+    /// OCPP requests to charge points, through their gateways.
+    pub ocpp: crate::actors::central::ocpp_requests::OcppRequests,
 }
 
 impl AppState {

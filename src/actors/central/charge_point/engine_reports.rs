@@ -42,6 +42,8 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
             CpEvent::EngineHello { .. } => done(),
             // Notes and tags are taken by the supervisor; none reaches a CP's actor.
             CpEvent::FromCentral { .. } | CpEvent::TagPresented { .. } => done(),
+            // Read by the operator's request that asked for it (an API call of any central).
+            CpEvent::OcppAnswer { .. } => done(),
             CpEvent::Authorised { session_id, .. } => {
                 let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) else {
                     return set_aside(self.not_open(session_id));

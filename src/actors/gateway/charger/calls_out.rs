@@ -19,23 +19,33 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a CALL to the charge point was for, to act on its answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Purpose {
-    RemoteStart { session_id: Uuid },
-    RemoteStop { transaction_id: i64 },
-    Availability { operative: bool },
+    RemoteStart {
+        session_id: Uuid,
+    },
+    RemoteStop {
+        transaction_id: i64,
+    },
+    Availability {
+        operative: bool,
+    },
     Trigger,
+    /// An operator's request, answered on the bus as it comes.
+    Operator {
+        request_id: Uuid,
+    },
 }
 
 #[derive(Debug)]
 pub struct Outgoing {
     id: String,
-    action: &'static str,
+    action: String,
     payload: Value,
     purpose: Purpose,
     sent_at: Option<Instant>,
 }
 
 impl Charger {
-    fn call<P: Serialize>(&mut self, action: &'static str, payload: P, purpose: Purpose) {
+    fn call<P: Serialize>(&mut self, action: &str, payload: P, purpose: Purpose) {
         self.next_call_id += 1;
         let call = Outgoing {
             id: format!(
@@ -43,7 +53,7 @@ impl Charger {
                 &self.instance.simple().to_string()[..8],
                 self.next_call_id
             ),
-            action,
+            action: action.to_owned(),
             payload: serde_json::to_value(payload).unwrap_or_default(),
             purpose,
             sent_at: None,
@@ -62,7 +72,7 @@ impl Charger {
         };
         let frame = Frame::Call {
             id: call.id.clone(),
-            action: call.action.into(),
+            action: call.action.clone(),
             payload: call.payload.clone(),
         };
         call.sent_at = Some(Instant::now());
@@ -134,13 +144,17 @@ impl Charger {
             );
             return;
         };
+        if let Purpose::Operator { request_id } = call.purpose {
+            self.operator_answered(request_id, answer);
+            return self.send_next();
+        }
         let accepted = match &answer {
             Ok(payload) => serde_json::from_value::<StatusAnswer>(payload.clone())
                 .map(|a| a.accepted())
                 .map_err(|e| format!("an answer without a status: {e}")),
             Err((code, why)) => Err(format!("{}: {why}", code.as_str())),
         };
-        self.on_answer(call.purpose, call.action, accepted);
+        self.on_answer(call.purpose, &call.action, accepted);
         self.send_next();
     }
 
@@ -194,7 +208,53 @@ impl Charger {
                     log::info!("{}: {why}", self.id());
                 }
             }
+            Purpose::Operator { .. } => {}
         }
+    }
+
+    /// An operator's OCPP request, asked of the charge point as it is.
+    pub(super) fn operator_request(&mut self, request_id: Uuid, action: &str, payload: Value) {
+        if let Err(why) = crate::ocpp::core::check_operator_request(action, &payload) {
+            log::warn!("{}: an operator's {action} is not sent: {why}", self.id());
+            let answer = Err((ErrorCode::FormationViolation, why));
+            return self.operator_answered(request_id, answer);
+        }
+        log::info!("{}: an operator asks {action}", self.id());
+        self.call(action, payload, Purpose::Operator { request_id });
+    }
+
+    fn operator_answered(&mut self, request_id: Uuid, answer: Result<Value, (ErrorCode, String)>) {
+        let (status, payload) = match answer {
+            Ok(payload) => {
+                let status = payload
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Accepted")
+                    .to_owned();
+                (status, payload)
+            }
+            Err((code, why)) => (
+                format!("CALLERROR {}: {why}", code.as_str()),
+                serde_json::json!({}),
+            ),
+        };
+        let status: String = status
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(crate::messages::MAX_TEXT_LEN)
+            .collect();
+        let too_long = payload.to_string().len() > crate::messages::MAX_OCPP_PAYLOAD;
+        let payload = if too_long {
+            serde_json::json!({})
+        } else {
+            payload
+        };
+        self.emit(CpEvent::OcppAnswer {
+            cp_id: self.cp.id.clone(),
+            request_id,
+            status,
+            payload,
+        });
     }
 
     /// A CALL unanswered for too long is given up, as a CALLERROR would end it.

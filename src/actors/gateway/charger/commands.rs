@@ -144,6 +144,12 @@ impl Handler<Inbound<CpCommand>> for Charger {
                 detail,
                 ..
             } => self.tag_refused(request_id, reason, &detail, ctx),
+            CpCommand::OcppRequest {
+                request_id,
+                action,
+                payload,
+                ..
+            } => self.operator_request(request_id, &action, payload),
             CpCommand::Crash { asked_by, .. } => log::warn!(
                 "{}: {asked_by} asked for a crash; an OCPP charge point is not crashed from here",
                 self.id()
