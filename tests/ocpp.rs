@@ -353,9 +353,9 @@ fn a_tag_presented_at_the_charge_point_is_a_drivers_supply_and_an_unknown_one_is
 }
 
 #[test]
-fn a_charge_point_joins_over_wss_with_security_profile_2() {
+fn a_charge_point_joins_over_wss_with_security_profile_2_and_not_with_another() {
     let mut net = Network::start(BrokerKind::Embedded);
-    net.register("OCPP6", 0.30);
+    net.register_ocpp("OCPP6", 0.30, 2);
     let tls = net.dir.path().join("tls");
     let mut made = Proc::spawn(
         net.dir.path(),
@@ -387,6 +387,18 @@ fn a_charge_point_joins_over_wss_with_security_profile_2() {
     assert_all_valid(&lines);
     assert_eq!(seen(&lines, "boot")[0]["status"], "Accepted", "{lines:#?}");
     assert_eq!(seen(&lines, "plain")[0]["refused"], true, "{lines:#?}");
+
+    // Registered for profile 2, it is refused by a gateway that serves profile 1 (plain
+    // ws://), though its key is right; one registered for profile 1 is let in there.
+    let (_plain, plain) = net.start_gateway("gw6b", &[]);
+    let mut wrong = charge_point(&mut net, &plain, "refused_once", "OCPP6");
+    assert_eq!(wrong.wait_exit(DEADLINE), 0, "{}", wrong.stderr_text());
+    let refused = seen(&wrong.json_lines(), "connect")[0].clone();
+    assert_eq!(refused["status"], 401, "{refused}");
+    net.register_ocpp("OCPP7", 0.30, 1);
+    let mut right = charge_point(&mut net, &plain, "refused_once", "OCPP7");
+    assert_eq!(right.wait_exit(DEADLINE), 0, "{}", right.stderr_text());
+    assert_eq!(seen(&right.json_lines(), "connect")[0]["status"], 101);
 }
 
 #[test]

@@ -31,6 +31,7 @@ fn issue(prefix: &str) -> (String, Credential) {
         secret_digest: hex(&digest(&secret)),
         bus_key: Some(BusKey::derive(&secret).to_hex()),
         issued_at: Utc::now(),
+        ocpp_security_profile: None,
     };
     (secret, credential)
 }

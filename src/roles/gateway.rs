@@ -2,7 +2,7 @@
 //! docs/OCPP.md). One consumer of `cp.commands` serves every connected charge point.
 
 use crate::actors::fleet::key_router::KeyRouter;
-use crate::actors::gateway::{CentralAccess, ChargerSettings, Gateway};
+use crate::actors::gateway::{CentralAccess, ChargerSettings, Gateway, GatewayParts};
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
 use crate::messages::CpCommand;
@@ -22,24 +22,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     bus.ensure_topics().await?;
     let publisher = bus.publisher()?;
     let router = KeyRouter::<CpCommand>::default().start();
-    let gateway = Gateway::new(
-        ChargerSettings {
+    let gateway = Gateway::new(GatewayParts {
+        settings: ChargerSettings {
             report_period: settings.monitor.health_period,
             engine_heartbeat: settings.engine.heartbeat,
             heartbeat_interval: gateway_settings.heartbeat_interval,
         },
-        CentralAccess {
+        central: CentralAccess {
             addresses: settings.monitor.central.clone(),
             answer_timeout: settings.monitor.answer_timeout,
             patience: settings.monitor.central_patience,
             connector: super::tls::central_link(&settings)?,
         },
         publisher,
-        bus.ocpp_ledger(),
+        ledger: bus.ocpp_ledger(),
         keys,
-        router.clone(),
-        gateway_settings.max_connections,
-    );
+        router: router.clone(),
+        max_connections: gateway_settings.max_connections,
+        profile: if settings.tls.cert.is_some() { 2 } else { 1 },
+    });
     let (holds, mut held) = tokio::sync::watch::channel(false);
     let topic = bus.topics().cp_commands.clone();
     // Commands from before this start are for connections gone with it.

@@ -259,6 +259,17 @@ async def tls_boot(args):
     emit(seen="done")
 
 
+async def refused_once(args):
+    """One connection with the right key: its HTTP status (101 when let in)."""
+    try:
+        cp, ws, _ = await connect(args)
+        emit(seen="connect", status=101)
+        await ws.close()
+    except websockets.exceptions.InvalidStatus as e:
+        emit(seen="connect", status=e.response.status_code, body=e.response.body.decode(errors="replace"))
+    emit(seen="done")
+
+
 async def refused(args):
     """A wrong key, then no subprotocol: both turned away."""
     try:
@@ -280,7 +291,7 @@ async def refused(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "tls_boot", "refused"])
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "tls_boot", "refused_once", "refused"])
     parser.add_argument("--tag")
     parser.add_argument("--ca", help="the gateway's CA: connect over wss://")
     parser.add_argument("--gateway", required=True)
@@ -289,7 +300,8 @@ def main():
     parser.add_argument("--key-file", required=True)
     args = parser.parse_args()
     scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "offline": offline,
-                "local": local, "tls_boot": tls_boot, "refused": refused}[args.scenario]
+                "local": local, "tls_boot": tls_boot,
+                "refused_once": refused_once, "refused": refused}[args.scenario]
     try:
         asyncio.run(scenario(args))
     except Exception as e:  # noqa: BLE001

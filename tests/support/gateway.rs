@@ -23,4 +23,21 @@ impl Network {
         let address = announced(&gateway, announces::GATEWAY);
         (gateway, address)
     }
+
+    /// Registers OCPP charge point `id` at `price` for OCPP security profile `profile`, as
+    /// an operator would through the API; returns the file that holds its key.
+    pub fn register_ocpp(&mut self, id: &str, price: f64, profile: u8) -> String {
+        let registration = serde_json::json!({
+            "id": id, "location": format!("Street of {id}"), "price_eur_kwh": price,
+            "ocpp_security_profile": profile,
+        });
+        let (status, body) = self.send("POST", "/api/cps", Some(registration));
+        assert_eq!(status, 201, "cannot register {id}: {body}");
+        assert_eq!(body["ocpp_security_profile"], profile, "{body}");
+        let file = self.dir.path().join(format!("{id}.secret"));
+        std::fs::write(&file, body["secret"].as_str().unwrap()).unwrap();
+        let file = file.display().to_string();
+        self.registered.insert(id.into(), (file.clone(), price));
+        file
+    }
 }

@@ -89,7 +89,7 @@ pub struct Network {
     pub other_centrals: Vec<u16>,
     pub cps: Vec<Proc>,
     /// The secret file of every CP registered so far, and the price it was registered at.
-    registered: std::collections::HashMap<String, (String, f64)>,
+    pub(super) registered: std::collections::HashMap<String, (String, f64)>,
     /// The secret file of every driver registered so far.
     drivers: std::collections::HashMap<String, String>,
     started: usize,

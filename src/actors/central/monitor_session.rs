@@ -234,15 +234,19 @@ impl MonitorSession {
         ctx.wait(
             self.supervisor.send(hello).into_actor(self).map(
                 move |answer, act, ctx| match answer {
-                    Ok(Ok((cp, terms))) => {
+                    Ok(Ok(welcomed)) => {
                         act.bound = Some(cp_id.clone());
-                        act.authenticated = Some((cp, asked));
-                        let welcome = vec![
+                        act.authenticated = Some((welcomed.end, asked));
+                        let terms = welcomed.terms;
+                        let mut welcome = vec![
                             "WELCOME".into(),
                             cp_id,
                             terms.location,
                             terms.tariff.to_string(),
                         ];
+                        if let Some(profile) = welcomed.ocpp_security_profile {
+                            welcome.push(format!("ocpp-profile={profile}"));
+                        }
                         act.reply(true, welcome, ctx);
                     }
                     // The CP runs on another central (or is between two): the monitor moves.

@@ -53,16 +53,23 @@ pub enum Refusal {
     Unavailable(String),
 }
 
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub settings: ChargerSettings,
+    pub central: CentralAccess,
+    pub publisher: Publisher,
+    pub ledger: OcppLedger,
+    pub keys: SharedKeys,
+    pub router: Addr<KeyRouter<CpCommand>>,
+    pub max_connections: usize,
+    /// The OCPP security profile this gateway serves: 2 with TLS, 1 without.
+    pub profile: u8,
+}
+
 struct Shared {
-    settings: ChargerSettings,
-    central: CentralAccess,
-    publisher: Publisher,
-    ledger: OcppLedger,
-    keys: SharedKeys,
-    router: Addr<KeyRouter<CpCommand>>,
+    parts: GatewayParts,
     chargers: Mutex<HashMap<String, (Addr<Charger>, Secret)>>,
     taking_commands: AtomicBool,
-    max_connections: usize,
 }
 
 /// The gateway's shared state: cheap to clone, shared by every HTTP worker.
@@ -70,25 +77,11 @@ struct Shared {
 pub struct Gateway(Arc<Shared>);
 
 impl Gateway {
-    pub fn new(
-        settings: ChargerSettings,
-        central: CentralAccess,
-        publisher: Publisher,
-        ledger: OcppLedger,
-        keys: SharedKeys,
-        router: Addr<KeyRouter<CpCommand>>,
-        max_connections: usize,
-    ) -> Gateway {
+    pub fn new(parts: GatewayParts) -> Gateway {
         Gateway(Arc::new(Shared {
-            settings,
-            central,
-            publisher,
-            ledger,
-            keys,
-            router,
+            parts,
             chargers: Mutex::new(HashMap::new()),
             taking_commands: AtomicBool::new(false),
-            max_connections,
         }))
     }
 
@@ -109,10 +102,10 @@ impl Gateway {
     /// point held here before, with the same key, is replaced.
     pub async fn admit(&self, cp_id: &str, secret: Secret) -> Result<Addr<Charger>, Refusal> {
         let replaced = self.replace_own(cp_id, &secret);
-        if !replaced && self.connected() >= self.0.max_connections {
+        if !replaced && self.connected() >= self.0.parts.max_connections {
             return Err(Refusal::Unavailable(format!(
                 "this gateway holds its maximum of {} charge points",
-                self.0.max_connections
+                self.0.parts.max_connections
             )));
         }
         let cp = CpIdentity {
@@ -130,20 +123,20 @@ impl Gateway {
                 other => break other?,
             }
         };
-        self.0.keys.add_cp(cp_id, cp.secret.expose());
+        self.0.parts.keys.add_cp(cp_id, cp.secret.expose());
         let taking = self.0.taking_commands.load(Ordering::Relaxed);
         let secret = cp.secret.clone();
         let charger = Charger::new(
             cp,
-            self.0.settings.clone(),
-            self.0.publisher.clone(),
-            self.0.ledger.clone(),
+            self.0.parts.settings.clone(),
+            self.0.parts.publisher.clone(),
+            self.0.parts.ledger.clone(),
             central,
             taking,
             self.clone(),
         )
         .start();
-        self.0.router.do_send(Own {
+        self.0.parts.router.do_send(Own {
             key: cp_id.to_owned(),
             owner: Some(charger.clone().recipient()),
         });
@@ -179,7 +172,7 @@ impl Gateway {
     /// `AUTH` as the charge point's monitor: the central checks the key. The link stays
     /// open, authenticated, for the charger's reports.
     async fn authenticate(&self, cp: &CpIdentity) -> Result<FrameClient, Refusal> {
-        let access = &self.0.central;
+        let access = &self.0.parts.central;
         let mut central = FrameClient::new(access.addresses.clone(), access.answer_timeout)
             .with_patience(access.patience);
         central.set_connector(access.connector.clone());
@@ -193,7 +186,9 @@ impl Gateway {
             let kind = reply.fields.first().map(String::as_str);
             let why = reply.fields.get(1).cloned().unwrap_or_default();
             match kind {
-                _ if reply.accepted => return Ok(central),
+                _ if reply.accepted => {
+                    return self.same_profile(cp, &reply.fields).map(|()| central)
+                }
                 Some("ELSEWHERE") => {
                     elsewhere += 1;
                     if elsewhere >= central.peer_count() {
@@ -208,13 +203,35 @@ impl Gateway {
         }
     }
 
+    /// Whether the charge point connects with the security profile its registration says
+    /// (`ocpp-profile=N` in the central's WELCOME; none said, either will do).
+    fn same_profile(&self, cp: &CpIdentity, welcome: &[String]) -> Result<(), Refusal> {
+        let registered = welcome
+            .iter()
+            .skip(4)
+            .find_map(|field| field.strip_prefix("ocpp-profile="))
+            .and_then(|n| n.parse::<u8>().ok());
+        match registered {
+            Some(profile) if profile != self.0.parts.profile => {
+                Err(Refusal::Credentials(format!(
+                "{} is registered for OCPP security profile {profile} ({}); this gateway serves \
+                 profile {}",
+                cp.id,
+                if profile == 2 { "Basic over TLS, wss://" } else { "HTTP Basic, ws://" },
+                self.0.parts.profile
+            )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A charger stopped: its CP is no longer served here, unless a newer connection is.
     fn gone(&self, cp_id: &str, charger: &Addr<Charger>) {
         let mut chargers = self.chargers();
         if chargers.get(cp_id).is_some_and(|(c, _)| c == charger) {
             chargers.remove(cp_id);
-            self.0.keys.remove_cp(cp_id);
-            self.0.router.do_send(Own {
+            self.0.parts.keys.remove_cp(cp_id);
+            self.0.parts.router.do_send(Own {
                 key: cp_id.to_owned(),
                 owner: None,
             });

@@ -19,6 +19,10 @@ pub struct Credential {
     #[serde(default)]
     pub bus_key: Option<String>,
     pub issued_at: DateTime<Utc>,
+    /// The OCPP security profile an OCPP charge point registered with must use: 1 (HTTP
+    /// Basic) or 2 (Basic over TLS); none for a native CP, or one that may use either.
+    #[serde(default)]
+    pub ocpp_security_profile: Option<u8>,
 }
 
 /// Why a registration was not made.
@@ -114,6 +118,7 @@ mod tests {
             secret_digest: digest.into(),
             bus_key: None,
             issued_at: Utc::now(),
+            ocpp_security_profile: None,
         }
     }
 

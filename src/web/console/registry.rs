@@ -25,6 +25,9 @@ struct Registration {
     id: String,
     location: String,
     price_eur_kwh: f64,
+    /// For an OCPP charge point: the security profile it must use, 1 or 2.
+    #[serde(default)]
+    ocpp_security_profile: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -60,7 +63,13 @@ async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let terms = CpTerms::new(&body.location, body.price_eur_kwh).map_err(ApiError::BadRequest)?;
-    let (secret, credential) = party_secrets::issue_cp();
+    if let Some(profile) = body.ocpp_security_profile.filter(|p| !(1..=2).contains(p)) {
+        return Err(ApiError::BadRequest(format!(
+            "ocpp_security_profile is 1 (HTTP Basic) or 2 (Basic over TLS), not {profile}"
+        )));
+    }
+    let (secret, mut credential) = party_secrets::issue_cp();
+    credential.ocpp_security_profile = body.ocpp_security_profile;
     state
         .ask(RegisterCp {
             id: body.id.clone(),
@@ -73,6 +82,7 @@ async fn register(
         "id": body.id,
         "location": terms.location,
         "price_eur_kwh": terms.tariff.eur_per_kwh(),
+        "ocpp_security_profile": body.ocpp_security_profile,
         "secret": secret,
     })))
 }

@@ -147,7 +147,14 @@ impl Handler<IssueCpSecret> for CpSupervisor {
                 shown(&msg.id)
             )));
         }
-        let (secret, credential) = party_secrets::issue_cp();
+        let (secret, mut credential) = party_secrets::issue_cp();
+        // A new secret, the same registration: its security profile stays.
+        credential.ocpp_security_profile = self
+            .store
+            .cp_credential(&msg.id)
+            .ok()
+            .flatten()
+            .and_then(|old| old.ocpp_security_profile);
         self.store
             .set_cp_credential(&msg.id, &credential)
             .map_err(|e| RegistryRefusal::Failed(e.to_string()))?;
@@ -173,9 +180,17 @@ pub enum HelloRefusal {
     Elsewhere(String),
 }
 
+/// An accepted AUTH: where the link's reports go, the CP's terms, and the OCPP security
+/// profile its registration asks for (said in the WELCOME, for an OCPP gateway to check).
+pub struct Welcome {
+    pub end: MonitorEnd,
+    pub terms: CpTerms,
+    pub ocpp_security_profile: Option<u8>,
+}
+
 /// A monitor's AUTH: the CP it speaks for and the secret it holds.
 #[derive(Message)]
-#[rtype(result = "Result<(MonitorEnd, CpTerms), HelloRefusal>")]
+#[rtype(result = "Result<Welcome, HelloRefusal>")]
 pub struct MonitorHello {
     pub cp_id: String,
     pub secret: Secret,
@@ -184,7 +199,7 @@ pub struct MonitorHello {
 }
 
 impl Handler<MonitorHello> for CpSupervisor {
-    type Result = ResponseFuture<Result<(MonitorEnd, CpTerms), HelloRefusal>>;
+    type Result = ResponseFuture<Result<Welcome, HelloRefusal>>;
 
     /// Checks the secret, then hands the monitor to its CP's actor, which may still refuse
     /// it (another live monitor holds the CP); for a CP run elsewhere, relays the link to
@@ -202,14 +217,14 @@ impl Handler<MonitorHello> for CpSupervisor {
                 None,
             )),
             Ok(attempt) => match self.check_secret(&msg.cp_id, &msg.secret) {
-                Ok(issued_at) => Ok((attempt, issued_at)),
+                Ok(credential) => Ok((attempt, credential)),
                 Err((reason, refusal)) => Err((reason, refusal, Some(attempt))),
             },
         };
-        let issued_at = match verdict {
-            Ok((attempt, issued_at)) => {
+        let (issued_at, profile) = match verdict {
+            Ok((attempt, credential)) => {
                 attempt.succeeded();
-                issued_at
+                (credential.issued_at, credential.ocpp_security_profile)
             }
             Err((reason, refusal, attempt)) => {
                 crate::metrics::count_refusal("monitor_auth", reason);
@@ -243,7 +258,11 @@ impl Handler<MonitorHello> for CpSupervisor {
             return Box::pin(async move {
                 let (end, attached, terms) = relayed.ok_or(HelloRefusal::Elsewhere(elsewhere))?;
                 match attached.await {
-                    Ok(()) => Ok((end, terms)),
+                    Ok(()) => Ok(Welcome {
+                        end,
+                        terms,
+                        ocpp_security_profile: profile,
+                    }),
                     Err(why) => Err(HelloRefusal::Elsewhere(format!(
                         "cannot relay {cp_id} to the central running it: {why}"
                     ))),
@@ -256,7 +275,11 @@ impl Handler<MonitorHello> for CpSupervisor {
                 peer: msg.peer,
             };
             match cp.send(attach).await {
-                Ok(Ok(terms)) => Ok((cp.into(), terms)),
+                Ok(Ok(terms)) => Ok(Welcome {
+                    end: cp.into(),
+                    terms,
+                    ocpp_security_profile: profile,
+                }),
                 Ok(Err(refusal)) => Err(HelloRefusal::Refused(refusal)),
                 Err(e) => Err(HelloRefusal::Elsewhere(format!(
                     "the central cannot take {cp_id} now: {e}"
@@ -273,7 +296,7 @@ impl CpSupervisor {
         &self,
         cp_id: &str,
         secret: &Secret,
-    ) -> Result<chrono::DateTime<chrono::Utc>, (&'static str, String)> {
+    ) -> Result<crate::store::Credential, (&'static str, String)> {
         check_cp_id(cp_id).map_err(|why| ("bad_id", why))?;
         if !matches!(self.store.cp(cp_id), Ok(Some(_))) {
             return Err((
@@ -283,7 +306,7 @@ impl CpSupervisor {
         }
         match self.store.cp_credential(cp_id) {
             Ok(Some(credential)) if party_secrets::matches(&credential, secret.expose()) => {
-                Ok(credential.issued_at)
+                Ok(credential)
             }
             Ok(Some(_)) => Err(("wrong_secret", format!("wrong secret for {cp_id}"))),
             Ok(None) => Err((
