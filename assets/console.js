@@ -193,6 +193,7 @@ function makeTile(id) {
     el("div", { class: "live" }),
     el("div", { class: "fault" }),
     el("div", { class: "note" }),
+    el("div", { class: "connectors" }),
     el("div", { class: "owner" }),
     el("div", { class: "buttons" }, stop, resume, crashEngine, crashMonitor, crashActor));
   return tile;
@@ -221,6 +222,13 @@ function updateTile(tile, cp) {
   tile.querySelector(".fault").textContent = cp.state === "broken" ? (cp.fault || "engine KO") : "";
   tile.querySelector(".note").textContent = cp.state === "starting" ? (cp.fault || "") : "";
   tile.querySelector(".owner").textContent = cp.owner ? `run by ${cp.owner}` : "run by no central yet";
+  // An OCPP charge point's connectors, each with its own status.
+  tile.querySelector(".connectors").replaceChildren(...(cp.connectors || []).map((c) =>
+    el("span", {
+      class: `connector connector-${c.status.toLowerCase()}`,
+      title: c.detail || c.status,
+      dataset: { connector: String(c.connector_id) },
+    }, `${c.connector_id} ${c.status}`)));
   const stopped = cp.state === "stopped";
   tile.querySelector(".stop").hidden = stopped;
   tile.querySelector(".resume").hidden = !stopped;

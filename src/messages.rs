@@ -10,7 +10,9 @@ use uuid::Uuid;
 mod cp;
 pub mod gateway;
 mod rules;
-pub use cp::{CpCommand, CpEvent, MAX_OCPP_PAYLOAD, OCPP_OPERATOR_ACTIONS};
+pub use cp::{
+    ConnectorStatus, CpCommand, CpEvent, MAX_CONNECTORS, MAX_OCPP_PAYLOAD, OCPP_OPERATOR_ACTIONS,
+};
 pub use rules::{
     check_cp_id, check_driver_id, check_key, shown, MAX_ID_LEN, MAX_PRICE_EUR_KWH, MAX_SESSION_KWH,
     MAX_TEXT_LEN,

@@ -233,6 +233,41 @@ fn a_fault_breaks_the_cp_and_the_operators_stop_makes_it_inoperative() {
     assert_eq!(ocpp("unplug", serde_json::json!({})).0, 404);
     assert_eq!(net.send("POST", "/api/cps/NOPE/ocpp/reset", None).0, 404);
 
+    // Two connectors: each shown; one faulted leaves the other to supply, both make it broken.
+    charger.type_line("second");
+    wait_for("both connectors shown", DEADLINE, || {
+        net.cp("OCPP2")
+            .filter(|c| c["connectors"].as_array().is_some_and(|a| a.len() == 2))
+    });
+    charger.type_line("fault");
+    let one_down = wait_for("connector 1 shown faulted", DEADLINE, || {
+        net.cp("OCPP2")
+            .filter(|c| c["connectors"][0]["status"] == "Faulted")
+    });
+    assert_eq!(one_down["state"], "available", "{one_down}");
+    assert_eq!(
+        one_down["connectors"][1]["status"], "Available",
+        "{one_down}"
+    );
+    assert!(
+        one_down["connectors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GroundFailure"),
+        "{one_down}"
+    );
+    charger.type_line("fault2");
+    let broken = net.wait_state("OCPP2", "broken");
+    assert!(
+        broken["fault"]
+            .as_str()
+            .unwrap()
+            .contains("connector 2 faulted"),
+        "{broken}"
+    );
+    charger.type_line("clear");
+    net.wait_state("OCPP2", "available");
+
     // A lost WebSocket (the process killed) is a disconnected CP.
     charger.kill();
     net.wait_state("OCPP2", "disconnected");

@@ -119,6 +119,7 @@ fn every_message_type_is_shown() {
                 "engine_hello",
                 "tag_presented",
                 "ocpp_answer",
+                "connectors",
             ],
         ),
         ("deadletter", &["dead_letter"]),

@@ -75,6 +75,9 @@ pub struct CpView {
     /// The central instance running the CP's actor; `null` while none does.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Each connector of an OCPP charge point; none for a native CP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<crate::messages::ConnectorStatus>,
 }
 
 /// A reservation made for a driver.

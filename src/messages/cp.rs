@@ -8,6 +8,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The most connectors a charge point reports.
+pub const MAX_CONNECTORS: usize = 32;
+
+/// One connector of an OCPP charge point, as it last said (StatusNotification).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectorStatus {
+    /// 1 and up.
+    pub connector_id: u32,
+    /// OCPP's ChargePointStatus: `Available`, `Charging`, `Faulted`…
+    pub status: String,
+    /// The error code and information it gave, when it gave one.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
 /// The OCPP actions an operator may ask of an OCPP charge point (`ocpp_request`).
 pub const OCPP_OPERATOR_ACTIONS: [&str; 4] = [
     "Reset",
@@ -161,6 +176,12 @@ pub enum CpEvent {
         status: String,
         payload: serde_json::Value,
     },
+    /// The connectors of an OCPP charge point with their statuses, sent by its gateway when
+    /// one changes, so that the console shows each (at most 32).
+    Connectors {
+        cp_id: String,
+        connectors: Vec<ConnectorStatus>,
+    },
     /// Written by a central instance, not an engine: what reached that instance for this CP
     /// (a driver's request, an operator's command) passed on to the instance that runs the
     /// CP. `sealed` is opaque to all but the centrals (sealed with their cluster key).
@@ -187,6 +208,7 @@ impl Keyed for CpEvent {
             | CpEvent::EngineHello { cp_id, .. }
             | CpEvent::TagPresented { cp_id, .. }
             | CpEvent::OcppAnswer { cp_id, .. }
+            | CpEvent::Connectors { cp_id, .. }
             | CpEvent::FromCentral { cp_id, .. } => cp_id,
         }
     }

@@ -245,6 +245,21 @@ impl CpEvent {
                 Ok(())
             }
             CpEvent::TagPresented { id_tag, .. } => check_driver_id(id_tag),
+            CpEvent::Connectors { connectors, .. } => {
+                if connectors.len() > super::MAX_CONNECTORS {
+                    return Err(format!(
+                        "at most {} connectors, not {}",
+                        super::MAX_CONNECTORS,
+                        connectors.len()
+                    ));
+                }
+                connectors.iter().try_for_each(|c| {
+                    check_text("status", &c.status)?;
+                    c.detail
+                        .as_deref()
+                        .map_or(Ok(()), |d| check_text("detail", d))
+                })
+            }
             CpEvent::OcppAnswer {
                 status, payload, ..
             } => {

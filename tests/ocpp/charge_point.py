@@ -175,6 +175,12 @@ async def fault_and_stop(args):
         elif word == "clear":
             await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
             emit(seen="cleared")
+        elif word == "second":
+            await cp.call(call.StatusNotification(connector_id=2, error_code="NoError", status="Available"))
+            emit(seen="second")
+        elif word == "fault2":
+            await cp.call(call.StatusNotification(connector_id=2, error_code="OverVoltage", status="Faulted"))
+            emit(seen="faulted2")
         elif word == "availability":
             emit(seen="availability", type=await next_asked(cp, "availability"))
         elif word in ("", "quit"):

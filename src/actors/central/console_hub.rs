@@ -517,6 +517,7 @@ mod tests {
             fault: Some("engine not answering".into()),
             since: DateTime::UNIX_EPOCH,
             owner: None,
+            connectors: Vec::new(),
         }
     }
 

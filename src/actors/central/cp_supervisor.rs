@@ -135,6 +135,7 @@ impl CpSupervisor {
             fault: None,
             since: Utc::now(),
             owner: None,
+            connectors: Vec::new(),
         });
     }
 

@@ -8,6 +8,7 @@
 mod calls_in;
 mod calls_out;
 mod commands;
+mod connectors;
 mod tags;
 mod transactions;
 
@@ -17,7 +18,6 @@ use crate::actors::cp::monitor::{report_to_central, CentralLink, CpIdentity, Eng
 use crate::bus::{OcppLedger, Publisher};
 use crate::link::FrameClient;
 use crate::messages::{CpEvent, Outcome};
-use crate::ocpp::core::ChargePointStatus;
 use actix::prelude::*;
 use calls_out::Outgoing;
 use chrono::{DateTime, Utc};
@@ -76,6 +76,9 @@ struct Transaction {
     stop_outcome: Option<Outcome>,
 }
 
+/// How often the connectors are told again, unchanged.
+const CONNECTORS_AGAIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Transactions remembered once closed, so that a repeated stop is answered and ignored.
 const CLOSED_KEPT: usize = 16;
 
@@ -97,7 +100,7 @@ pub struct Charger {
     /// StatusNotification): until then the CP shows `starting`.
     ready: bool,
     /// Each connector's last status (0 is the charge point as a whole).
-    connectors: std::collections::BTreeMap<u32, ChargePointStatus>,
+    connectors: std::collections::BTreeMap<u32, connectors::Connector>,
     /// Why the charge point is not fit to supply, from its last StatusNotification.
     fault: Option<String>,
     /// The charge point was told to be Inoperative, for an operator's stop.
@@ -210,6 +213,7 @@ impl Charger {
                 self.central_state = Some(state);
                 if self.ready && stopped != self.inoperative {
                     self.inoperative = stopped;
+                    self.judge();
                     self.change_availability(!stopped);
                 }
             }
@@ -272,6 +276,8 @@ impl Actor for Charger {
             act.report(ctx);
         });
         ctx.run_interval(self.settings.engine_heartbeat, |act, _| act.hello());
+        // A central that restarted, or took the CP over, learns the connectors again.
+        ctx.run_interval(CONNECTORS_AGAIN, |act, _| act.tell_connectors());
         ctx.run_interval(calls_out::CALL_TIMEOUT / 4, |act, _| act.time_out_call());
     }
 

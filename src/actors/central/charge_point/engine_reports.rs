@@ -44,6 +44,13 @@ impl Handler<Inbound<CpEvent>> for ChargePoint {
             CpEvent::FromCentral { .. } | CpEvent::TagPresented { .. } => done(),
             // Read by the operator's request that asked for it (an API call of any central).
             CpEvent::OcppAnswer { .. } => done(),
+            CpEvent::Connectors { connectors, .. } => {
+                if connectors != self.connectors {
+                    self.connectors = connectors;
+                    self.publish_view();
+                }
+                done()
+            }
             CpEvent::Authorised { session_id, .. } => {
                 let Some(session) = self.session.as_ref().filter(|s| s.id == session_id) else {
                     return set_aside(self.not_open(session_id));

@@ -49,6 +49,8 @@ pub struct ChargePoint {
     last_view: Option<CpView>,
     /// When the CP entered the state of `last_view` (or when the actor started).
     since: DateTime<Utc>,
+    /// An OCPP charge point's connectors, as its gateway last told.
+    connectors: Vec<crate::messages::ConnectorStatus>,
     /// Crash injection: the monitor is told to crash with its next report's answer.
     crash_monitor: bool,
     /// Handed over to another central: nothing more is done here.
@@ -84,6 +86,7 @@ impl ChargePoint {
             stop_requested: None,
             last_view: None,
             since: Utc::now(),
+            connectors: Vec::new(),
             crash_monitor: false,
             retired: false,
             settings,
@@ -138,6 +141,7 @@ impl ChargePoint {
             fault,
             since: self.since,
             owner: Some(self.settings.instance.clone()),
+            connectors: self.connectors.clone(),
         }
     }
 

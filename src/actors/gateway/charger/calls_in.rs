@@ -68,9 +68,11 @@ impl Charger {
                 })
                 .unwrap_or_default()
             }),
-            "StatusNotification" => {
-                take(&id, &action, payload).map(|status| self.status_notified(status))
-            }
+            "StatusNotification" => take(&id, &action, payload).map(|status| {
+                self.status_notified(status);
+                self.become_ready();
+                answer(Empty {}).unwrap_or_default()
+            }),
             "Authorize" => match take::<Authorize>(&id, &action, payload) {
                 Ok(authorize) => return self.authorize(id, authorize.id_tag, ctx),
                 Err(refusal) => Err(refusal),
@@ -144,33 +146,6 @@ impl Charger {
             self.ready = true;
             self.hello();
         }
-    }
-
-    fn status_notified(&mut self, status: StatusNotification) -> Value {
-        if status.connector_id <= 1 {
-            let fault = match status.status {
-                ChargePointStatus::Faulted => Some(format!(
-                    "connector {} faulted ({:?}{})",
-                    status.connector_id,
-                    status.error_code,
-                    status.info.map(|i| format!(": {i}")).unwrap_or_default()
-                )),
-                ChargePointStatus::Unavailable if !self.inoperative => {
-                    Some(format!("connector {} unavailable", status.connector_id))
-                }
-                _ => None,
-            };
-            if fault != self.fault {
-                match &fault {
-                    Some(why) => log::warn!("{}: {why}", self.id()),
-                    None => log::info!("{}: {:?} again", self.id(), status.status),
-                }
-            }
-            self.fault = fault;
-        }
-        self.become_ready();
-        self.connectors.insert(status.connector_id, status.status);
-        answer(Empty {}).unwrap_or_default()
     }
 }
 

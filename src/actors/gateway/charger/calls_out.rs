@@ -83,7 +83,7 @@ impl Charger {
     /// Asks the charge point to start a transaction for the authorised driver.
     pub(super) fn remote_start(&mut self, session_id: Uuid, id_tag: String) {
         let payload = RemoteStartTransaction {
-            connector_id: 1,
+            connector_id: self.free_connector(),
             id_tag,
         };
         self.call(
