@@ -437,6 +437,28 @@ fn a_charge_point_joins_over_wss_with_security_profile_2_and_not_with_another() 
 }
 
 #[test]
+fn a_flood_of_malformed_frames_is_answered_and_writes_a_bounded_log() {
+    let mut net = Network::start(BrokerKind::Embedded);
+    net.register("OCPP8", 0.30);
+    let (gateway, address) = net.start_gateway("gw8", &[]);
+    let mut charger = charge_point(&mut net, &address, "flood", "OCPP8");
+    assert_eq!(charger.wait_exit(DEADLINE), 0, "{}", charger.stderr_text());
+    let lines = charger.json_lines();
+    let errors = seen(&lines, "callerror");
+    assert_eq!(errors.len(), 500, "every malformed frame answered");
+    assert!(errors
+        .iter()
+        .all(|e| e["code"] == "TypeConstraintViolation"));
+    assert_eq!(seen(&lines, "heartbeat").len(), 1, "the link stayed up");
+    let log = gateway.stderr_text() + &gateway.stdout_text();
+    let refused = log.matches("refused a message").count();
+    assert!(
+        (1..=20).contains(&refused),
+        "{refused} lines about 500 bad frames"
+    );
+}
+
+#[test]
 fn a_wrong_key_or_no_ocpp_subprotocol_is_turned_away() {
     let mut net = Network::start(BrokerKind::Embedded);
     net.register("OCPP3", 0.30);

@@ -276,6 +276,18 @@ async def refused_once(args):
     emit(seen="done")
 
 
+async def flood(args):
+    """Hundreds of malformed frames, then a Heartbeat: each answered, the link up."""
+    cp, ws, _ = await connect(args)
+    await boot(cp)
+    for n in range(500):
+        await ws.send(f'[2,"flood-{n}","StatusNotification",{{"connectorId":"x"}}]')
+    heartbeat = await cp.call(call.Heartbeat())
+    emit(seen="heartbeat", current_time=heartbeat.current_time)
+    await ws.close()
+    emit(seen="done")
+
+
 async def refused(args):
     """A wrong key, then no subprotocol: both turned away."""
     try:
@@ -297,7 +309,7 @@ async def refused(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "tls_boot", "refused_once", "refused"])
+    parser.add_argument("scenario", choices=["supply", "fault_and_stop", "offline", "local", "tls_boot", "refused_once", "flood", "refused"])
     parser.add_argument("--tag")
     parser.add_argument("--ca", help="the gateway's CA: connect over wss://")
     parser.add_argument("--gateway", required=True)
@@ -307,7 +319,7 @@ def main():
     args = parser.parse_args()
     scenario = {"supply": supply, "fault_and_stop": fault_and_stop, "offline": offline,
                 "local": local, "tls_boot": tls_boot,
-                "refused_once": refused_once, "refused": refused}[args.scenario]
+                "refused_once": refused_once, "flood": flood, "refused": refused}[args.scenario]
     try:
         asyncio.run(scenario(args))
     except Exception as e:  # noqa: BLE001

@@ -117,6 +117,8 @@ pub struct Charger {
     answering: Option<String>,
     /// A tag presented here, asked of the central.
     pending_tag: Option<tags::PendingTag>,
+    /// What the charge point's doings may write to the log.
+    log_budget: super::log_budget::LogBudget,
 }
 
 impl Charger {
@@ -154,11 +156,17 @@ impl Charger {
             next_call_id: 0,
             answering: None,
             pending_tag: None,
+            log_budget: Default::default(),
         }
     }
 
     fn id(&self) -> &str {
         &self.cp.id
+    }
+
+    /// Whether a line about what the charge point did may be written now.
+    fn worth_logging(&mut self) -> bool {
+        self.log_budget.allows(&self.cp.id)
     }
 
     fn send_text(&self, text: String) {

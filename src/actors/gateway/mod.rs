@@ -5,6 +5,7 @@
 //! its WebSocket opens.
 
 pub mod charger;
+mod log_budget;
 
 pub use charger::Charger;
 

@@ -40,12 +40,14 @@ impl Charger {
         let frame = match result {
             Ok(payload) => Frame::CallResult { id, payload },
             Err(refusal) => {
-                log::warn!(
-                    "{}: refused a message: {} {}",
-                    self.id(),
-                    refusal.code.as_str(),
-                    refusal.description
-                );
+                if self.worth_logging() {
+                    log::warn!(
+                        "{}: refused a message: {} {}",
+                        self.id(),
+                        refusal.code.as_str(),
+                        refusal.description
+                    );
+                }
                 refusal.into_frame()
             }
         };

@@ -13,6 +13,9 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// CALLs waiting their turn at most: a charge point that answers nothing holds no more.
+const MAX_QUEUED: usize = 32;
+
 /// How long a CALL waits for its answer before the next one goes.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,6 +49,16 @@ pub struct Outgoing {
 
 impl Charger {
     fn call<P: Serialize>(&mut self, action: &str, payload: P, purpose: Purpose) {
+        if self.queued.len() >= MAX_QUEUED {
+            let why = format!("{MAX_QUEUED} CALLs already wait for the charge point to answer");
+            if let Purpose::Operator { request_id } = purpose {
+                return self.operator_answered(request_id, Err((ErrorCode::GenericError, why)));
+            }
+            if self.worth_logging() {
+                log::warn!("{}: {action} not sent: {why}", self.id());
+            }
+            return;
+        }
         self.next_call_id += 1;
         let call = Outgoing {
             id: format!(
@@ -138,10 +151,12 @@ impl Charger {
     /// The charge point answered a CALL: a CALLRESULT's payload, or a CALLERROR's code.
     pub(super) fn answered(&mut self, id: &str, answer: Result<Value, (ErrorCode, String)>) {
         let Some(call) = self.outgoing.take_if(|call| call.id == id) else {
-            log::warn!(
-                "{}: an answer to no CALL outstanding (id {id:?}) is ignored",
-                self.id()
-            );
+            if self.worth_logging() {
+                log::warn!(
+                    "{}: an answer to no CALL outstanding (id {id:?}) is ignored",
+                    self.id()
+                );
+            }
             return;
         };
         if let Purpose::Operator { request_id } = call.purpose {

@@ -17,6 +17,9 @@ impl Charger {
     pub(super) fn status_notified(&mut self, status: StatusNotification) {
         let known = self.connectors.contains_key(&status.connector_id);
         if !known && self.connectors.len() > MAX_CONNECTORS {
+            if !self.worth_logging() {
+                return;
+            }
             log::warn!(
                 "{}: connector {} ignored: at most {MAX_CONNECTORS} are followed",
                 self.id(),
@@ -78,7 +81,7 @@ impl Charger {
             let all_unusable = !each.is_empty() && each.iter().all(Option::is_some);
             all_unusable.then(|| each.into_iter().flatten().collect::<Vec<_>>().join("; "))
         });
-        if fault != self.fault {
+        if fault != self.fault && self.worth_logging() {
             match &fault {
                 Some(why) => log::warn!("{}: {why}", self.id()),
                 None => log::info!("{}: fit to supply again", self.id()),

@@ -304,7 +304,7 @@ impl Charger {
         let reply =
             serde_json::to_value(StopTransactionResponse { id_tag_info }).unwrap_or_default();
         let Some(t) = self.transaction.take_if(|t| t.id == stop.transaction_id) else {
-            if !self.closed.contains(&stop.transaction_id) {
+            if !self.closed.contains(&stop.transaction_id) && self.worth_logging() {
                 log::info!(
                     "{}: a stop for transaction {}, not known here, is answered and ignored",
                     self.id(),
