@@ -2,7 +2,7 @@
 //! on the bus (hellos, reports of its supplies, the central's commands) and its monitor on a
 //! link to the central (a `STATUS` every period, from what the charge point last said).
 //!
-//! The OCPP side lives in [`calls_in`] (the charge point's CALLs) and [`calls_out`] (the
+//! The OCPP side lives in `calls_in` (the charge point's CALLs) and `calls_out` (the
 //! network's CALLs to it, one outstanding at a time).
 
 mod calls_in;
