@@ -6,23 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use std::path::PathBuf;
 use support::*;
-
-/// The venv's Python, as `scripts/test.sh` makes it under the target directory.
-fn venv_python() -> String {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| manifest.join(dir))
-        .unwrap_or_else(|| manifest.join("target"));
-    let python = target.join("outside-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh, which makes the venv (ocpp, websockets)",
-        python.display()
-    );
-    python.display().to_string()
-}
 
 /// Starts scenario `scenario` of charge_point.py as charge point `cp`.
 fn charge_point(net: &mut Network, gateway: &str, scenario: &str, cp: &str) -> Proc {

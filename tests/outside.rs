@@ -7,27 +7,10 @@
 mod support;
 
 use serde_json::Value;
-use std::path::PathBuf;
 use support::*;
 
 /// The tariff the scenarios' figures are worked out at (`PRICE_EUR_KWH` in scenarios.py).
 const PRICE: f64 = 0.35;
-
-/// The venv's Python, as `scripts/test.sh` makes it under the target directory.
-fn venv_python() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| manifest.join(dir))
-        .unwrap_or_else(|| manifest.join("target"));
-    let python = target.join("outside-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh, which makes the outside client's venv \
-         (confluent-kafka, cryptography) before the tests",
-        python.display()
-    );
-    python
-}
 
 fn scenarios_py() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/outside/scenarios.py").into()
@@ -117,7 +100,7 @@ fn run(net: &mut Network, scenario: &str) -> Observed {
     let mut client = Proc::spawn(
         net.dir.path(),
         &format!("outside-{scenario}"),
-        python.to_str().unwrap(),
+        &python,
         &args,
         &[("PYTHONUNBUFFERED", "1")],
     );
@@ -138,7 +121,7 @@ fn the_outside_client_checks_the_documents_worked_examples() {
     let mut client = Proc::spawn(
         dir.path(),
         "outside-self-test",
-        venv_python().to_str().unwrap(),
+        &venv_python(),
         &strings(&[
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/outside/evclient.py"),
             "self-test",

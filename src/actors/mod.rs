@@ -15,6 +15,7 @@ pub mod demo;
 pub mod driver;
 pub mod fleet;
 pub mod gateway;
+pub mod line_rate;
 
 pub use central::{ChargePoint, CpSupervisor, DriverDesk, DriverRequest, MonitorSession};
 pub use cp::{Engine, Monitor};

@@ -34,6 +34,23 @@ use std::time::Duration;
 
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
+/// The Python of the tests' outside clients (confluent-kafka, ocpp, websockets), in the venv
+/// `scripts/test.sh` makes under the target directory.
+pub fn venv_python() -> String {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| manifest.join(dir))
+        .unwrap_or_else(|| manifest.join("target"));
+    let python = target.join("outside-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which makes the venv of the outside clients \
+         (confluent-kafka, cryptography, ocpp, websockets) before the tests",
+        python.display()
+    );
+    python.display().to_string()
+}
+
 pub fn evcharge() -> &'static str {
     env!("CARGO_BIN_EXE_evcharge")
 }

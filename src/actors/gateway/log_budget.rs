@@ -1,7 +1,7 @@
 //! How much a charge point may make the gateway write: whatever it sends, a bounded number
 //! of lines. Each charger has a budget per minute, and the whole gateway one per second.
 
-use std::sync::Mutex;
+use crate::actors::line_rate::LineRate;
 use std::time::{Duration, Instant};
 
 /// Lines one charge point's doings may write in a minute.
@@ -50,19 +50,8 @@ impl LogBudget {
 }
 
 fn gateway_allows() -> bool {
-    static WRITTEN: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
-    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    match written.as_mut() {
-        Some((since, n)) if now.duration_since(*since) < Duration::from_secs(1) => {
-            *n += 1;
-            *n <= PER_GATEWAY_PER_SECOND
-        }
-        _ => {
-            *written = Some((now, 1));
-            true
-        }
-    }
+    static LINES: LineRate = LineRate::new(PER_GATEWAY_PER_SECOND);
+    LINES.allows()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! how long a link may stay unauthenticated, how many bad requests one link may send, and
 //! how many log lines all of that may write.
 
+use crate::actors::line_rate::LineRate;
 use crate::configuration::CentralSettings;
 use crate::link::frame::{FrameCodec, Packet};
 use bytes::BytesMut;
@@ -178,19 +179,8 @@ impl ErrorBudget {
 const LINES_PER_SECOND: u32 = 20;
 
 pub(super) fn logs_allowed() -> bool {
-    static WRITTEN: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
-    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    match written.as_mut() {
-        Some((since, n)) if now.duration_since(*since) < Duration::from_secs(1) => {
-            *n += 1;
-            *n <= LINES_PER_SECOND
-        }
-        _ => {
-            *written = Some((now, 1));
-            true
-        }
-    }
+    static LINES: LineRate = LineRate::new(LINES_PER_SECOND);
+    LINES.allows()
 }
 
 #[cfg(test)]
