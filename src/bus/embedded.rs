@@ -6,9 +6,17 @@ use super::{BusError, Topics};
 use crate::configuration::KafkaSettings;
 use crate::domain::MAX_EMBEDDED_BROKERS;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long a group's first members wait for others before they are assigned (Kafka's
+/// `group.initial.rebalance.delay.ms`, 3 s there and in the mock). The mock times out a
+/// member still waiting in its JoinGroup once its session is over, and that member's
+/// connection then stays blocked: with the 3 s sessions centrals take here, a central
+/// (re)joining an empty group was at times never assigned. Kept well inside any session.
+const INITIAL_REBALANCE_DELAY: Duration = Duration::from_secs(1);
 
 /// What the broker's owner can be asked to do to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +33,9 @@ pub enum BrokerCommand {
 
 /// A running embedded broker (or cluster of brokers) with every topic created.
 pub struct EmbeddedBroker {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    /// The client the mock cluster belongs to (made with `test.mock.num.brokers`): the
+    /// cluster lives as long as it does. Threaded, so that its own log queue is read.
+    owner: ThreadedProducer<DefaultProducerContext>,
     topics: Vec<String>,
     partitions: i32,
     brokers: i32,
@@ -50,7 +60,15 @@ impl EmbeddedBroker {
                 "the embedded cluster runs 1 to {MAX_EMBEDDED_BROKERS} brokers, not {brokers}"
             )));
         }
-        let cluster = MockCluster::new(brokers).map_err(|e| BusError::Embedded(e.to_string()))?;
+        let owner: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+            .set("test.mock.num.brokers", brokers.to_string())
+            // Not its own notices ("mock cluster enabled"): this module says what it serves.
+            .set("log_level", "4")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning)
+            .create()
+            .map_err(|e| BusError::Embedded(e.to_string()))?;
+        set_initial_rebalance_delay(&owner, INITIAL_REBALANCE_DELAY)?;
+        let cluster = mock_cluster(&owner)?;
         let topics: Vec<String> = Topics::new(&settings.topic_prefix)
             .all()
             .into_iter()
@@ -66,8 +84,9 @@ impl EmbeddedBroker {
              for a one-machine lab only",
             cluster.bootstrap_servers()
         );
+        drop(cluster);
         let broker = EmbeddedBroker {
-            cluster,
+            owner,
             topics,
             partitions: settings.partitions,
             brokers,
@@ -87,8 +106,8 @@ impl EmbeddedBroker {
     pub fn obey(&self, command: BrokerCommand) {
         let all = -1;
         let done = match command {
-            BrokerCommand::Recover => self.cluster.broker_up(all),
-            BrokerCommand::Outage => self.cluster.broker_down(all),
+            BrokerCommand::Recover => self.cluster().broker_up(all),
+            BrokerCommand::Outage => self.cluster().broker_down(all),
             BrokerCommand::Down(id) | BrokerCommand::Up(id)
                 if !(1..=self.brokers).contains(&id) =>
             {
@@ -106,14 +125,14 @@ impl EmbeddedBroker {
                 }
                 down.insert(id);
                 drop(down);
-                self.cluster.broker_down(id)
+                self.cluster().broker_down(id)
             }
             BrokerCommand::Up(id) => {
                 self.down
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
-                self.cluster.broker_up(id)
+                self.cluster().broker_up(id)
             }
         };
         if let Err(e) = done {
@@ -155,7 +174,7 @@ impl EmbeddedBroker {
                 .find(|b| !down.contains(b));
             away += usize::from(leader != Some(preferred + 1));
             for topic in &self.topics {
-                if let Err(e) = self.cluster.partition_leader(topic, p, leader) {
+                if let Err(e) = self.cluster().partition_leader(topic, p, leader) {
                     log::error!("cannot set the leader of {topic}/{p}: {e}");
                 }
             }
@@ -165,8 +184,42 @@ impl EmbeddedBroker {
 
     /// The address clients connect to.
     pub fn bootstrap(&self) -> String {
-        self.cluster.bootstrap_servers()
+        self.cluster().bootstrap_servers()
     }
+
+    fn cluster(&self) -> MockCluster<'_, DefaultProducerContext> {
+        mock_cluster(&self.owner).expect("the mock cluster lives as long as its owner")
+    }
+}
+
+fn mock_cluster(
+    owner: &ThreadedProducer<DefaultProducerContext>,
+) -> Result<MockCluster<'_, DefaultProducerContext>, BusError> {
+    owner
+        .client()
+        .mock_cluster()
+        .ok_or_else(|| BusError::Embedded("librdkafka made no mock cluster".into()))
+}
+
+/// The one setting of the mock cluster rust-rdkafka does not wrap, hence the crate's only
+/// unsafe code: two calls into librdkafka.
+#[allow(unsafe_code)]
+fn set_initial_rebalance_delay(
+    owner: &ThreadedProducer<DefaultProducerContext>,
+    delay: Duration,
+) -> Result<(), BusError> {
+    let client = owner.client().native_ptr();
+    // SAFETY: `client` is a live handle, borrowed from `owner` for this call; the cluster it
+    // returns is owned by that handle and freed only with it. The setter takes the
+    // cluster's lock and stores an integer.
+    let cluster = unsafe { rdkafka::bindings::rd_kafka_handle_mock_cluster(client) };
+    if cluster.is_null() {
+        return Err(BusError::Embedded("librdkafka made no mock cluster".into()));
+    }
+    let millis = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: as above; `cluster` is not null.
+    unsafe { rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, millis) };
+    Ok(())
 }
 
 /// The setting clients of the embedded broker get, as an environment variable, unless the

@@ -265,3 +265,43 @@ fn records_the_broker_deleted_before_they_were_read_are_counted_as_lost() {
     });
     writers.join().expect("the writers end");
 }
+
+/// The embedded broker makes a group's first member wait before it is assigned; a member
+/// whose session ran out meanwhile was dropped there, its connection blocked for good.
+#[test]
+fn a_member_with_a_session_shorter_than_kafkas_first_rebalance_delay_is_assigned() {
+    let (_broker, settings) = one_partition_broker();
+    System::new().block_on(async move {
+        let bus = Bus::new(&settings, "test");
+        let publisher = bus.publisher().expect("a publisher");
+        publisher
+            .driver_update(denied("D1"))
+            .await
+            .expect("written");
+        let handled = Arc::new(AtomicUsize::new(0));
+        let sink = Sink {
+            handled: handled.clone(),
+            release: None,
+        }
+        .start();
+        // Shorter than Kafka's 3 s wait for a group's first members.
+        let member = Member {
+            group: "test-short-session",
+            instance: "test-short-session-1",
+            session_timeout: Duration::from_secs(2),
+            held: crate::bus::HeldPartitions::new(1),
+        };
+        let topic = bus.topics().driver_updates.clone();
+        bus.spawn_member(member, &topic, StartAt::Earliest, sink.recipient())
+            .expect("a member");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handled.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            handled.load(Ordering::SeqCst),
+            1,
+            "a member with a 2 s session was never assigned its partition"
+        );
+    });
+}
