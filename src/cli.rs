@@ -9,7 +9,7 @@ mod fleet;
 pub use accounts::{
     CentralDataArgs, CpRegisterArgs, DriverRegisterArgs, IssueArgs, OperatorCommand,
 };
-pub use fleet::{FleetCommand, FleetCpsArgs, FleetDriversArgs};
+pub use fleet::{FleetCommand, FleetCpsArgs, FleetDriversArgs, FleetOcppArgs};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -97,14 +97,17 @@ pub enum TlsCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Network sizes to measure, one after another, e.g. 100,1000,10000
-    #[arg(
-        long,
-        value_name = "N,…",
-        value_delimiter = ',',
-        default_value = "1000"
-    )]
+    /// Network sizes to measure, one after another, e.g. 100,1000,10000 [default: 1000,
+    /// unless only --ocpp-chargers is given]
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
     pub cps: Vec<u32>,
+    /// Also measure one OCPP gateway holding this many OCPP 1.6J charge points (connections,
+    /// memory a connection, remote-start round trip, meter values a second)
+    #[arg(long, value_name = "N")]
+    pub ocpp_chargers: Option<u32>,
+    /// How often each OCPP charge point sends MeterValues while supplying
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub meter_interval: humantime::Duration,
     /// How long to measure telemetry with every CP supplying
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub duration: humantime::Duration,
@@ -526,6 +529,7 @@ impl Cli {
                 push(&mut out, "engine.supply_duration", &a.supply_duration);
             }
             Some(Command::Fleet(FleetCommand::Drivers(_)))
+            | Some(Command::Fleet(FleetCommand::Ocpp(_)))
             | Some(Command::Bench(_))
             | Some(Command::Tls(_))
             | Some(Command::Broker(_))

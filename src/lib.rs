@@ -98,6 +98,15 @@ pub fn run(command: Command, settings: Settings, config: Option<&Path>) -> anyho
             let fleet = fleet::run_cps(settings, cps, &args.secrets, args.data, args.control);
             actix::System::new().block_on(fleet)
         }
+        Command::Fleet(cli::FleetCommand::Ocpp(args)) => {
+            let chargers = fleet::Numbering {
+                prefix: args.prefix.clone(),
+                first: args.first,
+                count: args.count,
+            };
+            let fleet = fleet::run_ocpp(settings, chargers, &args);
+            actix::System::new().block_on(fleet)
+        }
         Command::Fleet(cli::FleetCommand::Drivers(args)) => {
             let drivers = fleet::Numbering {
                 prefix: args.prefix,

@@ -124,3 +124,66 @@ fn the_benchmark_measures_every_phase_of_a_small_network() {
         "{resources}"
     );
 }
+
+/// `--ocpp-chargers` alone: one gateway, charge points of `evcharge fleet ocpp` on their own
+/// WebSockets, every figure of the gateway phase.
+#[test]
+fn the_benchmark_measures_one_ocpp_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("figures.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_evcharge"))
+        .args(["bench", "--ocpp-chargers", "16", "--duration", "4s"])
+        .args([
+            "--meter-interval",
+            "1s",
+            "--auth-rate",
+            "40",
+            "--auth-requests",
+            "32",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    println!("{printed}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the benchmark failed");
+
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON is written")).unwrap();
+    assert_eq!(
+        figures["runs"].as_array().map(Vec::len),
+        Some(0),
+        "{figures}"
+    );
+    let gateway = &figures["gateway"];
+    assert_eq!(gateway["chargers"], 16, "{gateway}");
+    assert_eq!(
+        gateway["connected"], 16,
+        "every charger connects: {gateway}"
+    );
+    assert!(
+        gateway["kb_per_connection_idle"].as_f64().unwrap() > 0.0,
+        "{gateway}"
+    );
+    let starts = &gateway["remote_start"];
+    assert_eq!(starts["sent"], 32, "{starts}");
+    assert_eq!(
+        starts["unanswered"], 0,
+        "every request is answered: {starts}"
+    );
+    assert!(starts["authorised"].as_u64().unwrap() >= 16, "{starts}");
+    assert!(starts["p99_ms"].as_f64().unwrap() > 0.0, "{starts}");
+    assert_eq!(
+        gateway["supplying"], 16,
+        "every charger supplies: {gateway}"
+    );
+    // Sixteen chargers, one MeterValues a second each.
+    assert!(
+        gateway["meter_values_per_s"].as_f64().unwrap() >= 8.0,
+        "{gateway}"
+    );
+    assert_eq!(gateway["call_errors"], 0, "{gateway}");
+}

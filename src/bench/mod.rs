@@ -13,6 +13,9 @@
 //! 5. failover, with `--centrals` above 1: a central SIGKILLed under that load, timed until
 //!    every CP it ran is served by another ([`failover`]);
 //!
+//! With `--ocpp-chargers N`, one OCPP gateway holding N charge points is measured after
+//! them ([`gateway`]): connections, memory a connection, remote starts, meter values.
+//!
 //! and reads the central's CPU and memory from /proc throughout ([`sampling`]). Figures
 //! come from the central's own metrics (`GET /api/metrics`, [`prometheus`]), the driver
 //! fleet's histogram and /proc, and are printed and written as JSON ([`report`]).
@@ -20,6 +23,7 @@
 pub mod cpu_quota;
 pub mod failover;
 pub mod figures;
+pub mod gateway;
 pub mod network;
 pub mod phases;
 pub mod prometheus;
@@ -39,9 +43,14 @@ use std::time::{Duration, Instant};
 
 /// Measures every size of `--cps` in turn, printing as it goes.
 pub fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
-    if args.cps.is_empty() || args.cps.contains(&0) {
-        bail!("--cps needs one or more network sizes above 0");
+    if args.cps.contains(&0) || args.ocpp_chargers == Some(0) {
+        bail!("--cps and --ocpp-chargers need sizes above 0");
     }
+    let sizes = if args.cps.is_empty() && args.ocpp_chargers.is_none() {
+        vec![1000]
+    } else {
+        args.cps.clone()
+    };
     let base = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("evcharge-bench-{}", std::process::id())),
@@ -55,15 +64,38 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
         base.display()
     );
     let mut rows = Vec::new();
-    for &cps in &args.cps {
+    for &cps in &sizes {
         println!("\n== {cps} charging points ==");
         let row = measure(settings, args, cps, &base.join(format!("cps-{cps}")))
             .with_context(|| format!("the run with {cps} CPs failed"))?;
         report::print_row(&row);
         rows.push(row);
-        report::write_json(&args.json, &machine, args, &rows)?;
+        report::write_json(&args.json, &machine, args, &rows, None)?;
     }
-    report::print_table(&rows);
+    if !rows.is_empty() {
+        report::print_table(&rows);
+    }
+    if let Some(chargers) = args.ocpp_chargers {
+        let most = gateway::chargers_per_gateway();
+        if chargers > most {
+            bail!(
+                "one gateway can hold at most {most} chargers here: each takes {} sockets, and a \
+                 process may open only so many (raise the limit with `ulimit -n`)",
+                gateway::SOCKETS_PER_CHARGER
+            );
+        }
+        println!("\n== one OCPP gateway, {chargers} charge points ==");
+        let (broker, kafka, _) = start_broker(settings)?;
+        let figures = gateway::measure_gateway(
+            &kafka,
+            args,
+            chargers,
+            &base.join(format!("ocpp-{chargers}")),
+        )
+        .with_context(|| format!("the gateway run with {chargers} chargers failed"))?;
+        drop(broker);
+        report::write_json(&args.json, &machine, args, &rows, Some(&figures))?;
+    }
     println!("\nfigures written to {}", args.json.display());
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&base);
@@ -71,10 +103,9 @@ pub fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One network size, from a fresh broker and central to every figure.
-fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyhow::Result<Row> {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// The embedded broker, unless one is configured; what every process is told of it; its
+/// name in the figures.
+fn start_broker(settings: &Settings) -> anyhow::Result<(Option<EmbeddedBroker>, Kafka, String)> {
     let embedded = settings.kafka.bootstrap == KafkaSettings::default().bootstrap;
     let broker = embedded
         .then(|| EmbeddedBroker::start(&settings.kafka, 1))
@@ -88,7 +119,6 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
     } else {
         bootstrap.clone()
     };
-    let began = Instant::now();
     let kafka = Kafka {
         // Clients of the embedded broker need a short fetch wait (see `client_fetch_wait`).
         env: if embedded {
@@ -99,6 +129,15 @@ fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyho
         bootstrap,
         control_token: crate::accounts::credentials::new_secret(),
     };
+    Ok((broker, kafka, broker_name))
+}
+
+/// One network size, from a fresh broker and central to every figure.
+fn measure(settings: &Settings, args: &BenchArgs, cps: u32, dir: &Path) -> anyhow::Result<Row> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (broker, kafka, broker_name) = start_broker(settings)?;
+    let began = Instant::now();
     let shape = network::Shape {
         cps,
         centrals: args.centrals,

@@ -27,12 +27,12 @@ pub struct Kafka {
 impl Kafka {
     /// Starts `evcharge <role_args>` on this broker, its output in `log`. It leaves with
     /// this process, and is asked with SIGTERM when dropped, to leave as in production.
-    fn spawn(&self, role_args: &[&str], log: &Path) -> anyhow::Result<Child> {
+    pub(super) fn spawn(&self, role_args: &[&str], log: &Path) -> anyhow::Result<Child> {
         self.spawn_with(role_args, log, &[])
     }
 
     /// [`Kafka::spawn`], with more environment variables for this process.
-    fn spawn_with(
+    pub(super) fn spawn_with(
         &self,
         role_args: &[&str],
         log: &Path,

@@ -2,6 +2,7 @@
 //! file for scripts.
 
 use super::figures::Row;
+use super::gateway::GatewayFigures;
 use super::sampling::Machine;
 use crate::cli::BenchArgs;
 use anyhow::Context;
@@ -68,6 +69,7 @@ pub fn write_json(
     machine: &Machine,
     args: &BenchArgs,
     rows: &[Row],
+    gateway: Option<&GatewayFigures>,
 ) -> anyhow::Result<()> {
     let body = serde_json::json!({
         "machine": machine,
@@ -79,8 +81,11 @@ pub fn write_json(
             "centrals": args.centrals,
             "central_cpu_pct": args.central_cpu,
             "failovers": args.failovers,
+            "ocpp_chargers": args.ocpp_chargers,
+            "meter_interval_s": Duration::from(args.meter_interval).as_secs_f64(),
         },
         "runs": rows,
+        "gateway": gateway,
     });
     std::fs::write(path, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("cannot write {}", path.display()))

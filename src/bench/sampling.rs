@@ -82,7 +82,7 @@ impl Sample {
     }
 }
 
-fn cpu_seconds_of(child: &Child) -> anyhow::Result<f64> {
+pub fn cpu_seconds_of(child: &Child) -> anyhow::Result<f64> {
     cpu_seconds(
         child
             .pid()

@@ -9,6 +9,8 @@ pub enum FleetCommand {
     Cps(FleetCpsArgs),
     /// Many drivers; driver i asks CP i when told to through the control endpoint
     Drivers(FleetDriversArgs),
+    /// Many simulated OCPP 1.6J charge points, each on its own WebSocket to a gateway
+    Ocpp(FleetOcppArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,35 @@ pub struct FleetDriversArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cp_first: u32,
     /// Serve the fleet's control endpoint (status, paced requests) on this HTTP address
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetOcppArgs {
+    /// Number of charge points
+    #[arg(long, value_name = "N")]
+    pub count: u32,
+    /// Number of the first one
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub first: u32,
+    /// Id prefix: CP00001, CP00002, …
+    #[arg(long, value_name = "TEXT", default_value = "CP")]
+    pub prefix: String,
+    /// The gateway's charge point URL, each charger's id appended
+    #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9000/ocpp")]
+    pub gateway: String,
+    /// The charge points' keys: one `ID SECRET` line each, as `evcharge cp-register --count`
+    /// wrote
+    #[arg(long, value_name = "FILE")]
+    pub secrets: PathBuf,
+    /// MeterValues while supplying, one per charge point this often
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub meter_interval: humantime::Duration,
+    /// New connections a second
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub connect_rate: u32,
+    /// Serve the fleet's control endpoint (status, plug-in) on this HTTP address
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<String>,
 }

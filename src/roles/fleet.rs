@@ -1,11 +1,12 @@
-//! `evcharge fleet cps|drivers`: many simulated charging points, or many drivers, in one
-//! process, for benchmarks and load tests (see docs/PERFORMANCE.md).
+//! `evcharge fleet cps|drivers|ocpp`: many simulated charging points, many drivers, or many
+//! OCPP charge points in one process, for benchmarks and load tests (see docs/PERFORMANCE.md).
 
 use crate::actors::cp::engine::TakingCommands;
 use crate::actors::cp::health_checks::serve_health_checks;
 use crate::actors::fleet::cp_fleet::{health_target, CpFleet, EngineDirectory, FleetParts};
 use crate::actors::fleet::driver_fleet::DriverFleet;
 use crate::actors::fleet::key_router::KeyRouter;
+use crate::actors::fleet::ocpp_fleet::{FleetPlan, OcppFleet};
 use crate::bus::{Bus, StartAt};
 use crate::configuration::Settings;
 use crate::messages::{CpCommand, DriverUpdate, Secret};
@@ -227,6 +228,43 @@ pub async fn run_drivers(
             fleet,
             consuming,
         )?;
+        log::info!(
+            "fleet control on http://{}:{port}/fleet/status",
+            crate::web::shown_host(&control.address)
+        );
+    }
+    super::shutdown_signal().await;
+    Ok(())
+}
+
+/// Runs `chargers.count` OCPP charge points against a gateway until stopped.
+pub async fn run_ocpp(
+    settings: Settings,
+    chargers: Numbering,
+    args: &crate::cli::FleetOcppArgs,
+) -> anyhow::Result<()> {
+    let ids = chargers.ids();
+    let secrets = read_secrets(&args.secrets, &ids)?;
+    let control = bind_control(&settings, args.control.clone())?;
+    // One WebSocket a charger.
+    super::raise_open_files_limit(ids.len() as u64 + 1024);
+    log::info!(
+        "fleet: {} OCPP charge points joining {} at {} a second",
+        ids.len(),
+        args.gateway,
+        args.connect_rate
+    );
+    let fleet = OcppFleet::start(
+        ids,
+        secrets,
+        FleetPlan {
+            gateway: args.gateway.clone(),
+            meter_interval: args.meter_interval.into(),
+            connect_rate: args.connect_rate,
+        },
+    );
+    if let Some(control) = control {
+        let port = crate::web::control::fleet::serve_ocpp(control.listener, &control.token, fleet)?;
         log::info!(
             "fleet control on http://{}:{port}/fleet/status",
             crate::web::shown_host(&control.address)

@@ -1,10 +1,11 @@
 //! The control endpoint of `evcharge fleet`: status, crash and restart of one part of one
-//! CP, paced driver requests. The benchmark drives the fleets through it.
+//! CP, paced driver requests, OCPP chargers plugging in or not. The benchmark drives the fleets through it.
 
 use crate::actors::fleet::cp_fleet::{CpFleet, CrashPart, GetFleetStatus, Part, RestartPart};
 use crate::actors::fleet::driver_fleet::{
     DriverFleet, GetDriverFleetStatus, GetRunReport, ReleaseAll, StartRun,
 };
+use crate::actors::fleet::ocpp_fleet::OcppFleet;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +57,38 @@ pub fn serve_drivers(
                     .route("/release", web::post().to(release)),
             );
     })
+}
+
+/// Serves the OCPP fleet's control endpoint on `listener`, opened by `token`: its status,
+/// and `POST /fleet/plug-in/{on|off}` (whether an accepted remote start goes on to a
+/// transaction); returns the bound port.
+pub fn serve_ocpp(
+    listener: std::net::TcpListener,
+    token: &str,
+    fleet: OcppFleet,
+) -> anyhow::Result<u16> {
+    let fleet = web::Data::new(fleet);
+    super::serve_locked(listener, "the fleet's control", token, move |cfg| {
+        cfg.app_data(fleet.clone()).service(
+            web::scope("/fleet")
+                .route("/status", web::get().to(ocpp_status))
+                .route("/plug-in/{on}", web::post().to(plug_in)),
+        );
+    })
+}
+
+async fn ocpp_status(fleet: web::Data<OcppFleet>) -> HttpResponse {
+    HttpResponse::Ok().json(fleet.status())
+}
+
+async fn plug_in(fleet: web::Data<OcppFleet>, on: web::Path<String>) -> HttpResponse {
+    match on.as_str() {
+        "on" | "off" => {
+            fleet.set_plug_in(on.as_str() == "on");
+            HttpResponse::Ok().json(fleet.status())
+        }
+        other => no_such_part(format!("plug-in {other:?}: on or off")),
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
