@@ -15,7 +15,7 @@ use super::sampling::{peak_rss_mb, rss_mb};
 use crate::actors::fleet::driver_fleet::RunReport;
 use crate::actors::fleet::ocpp_fleet::OcppFleetStatus;
 use crate::cli::BenchArgs;
-use crate::harness::{add_operator, free_ports, wait_for, wait_until, Child, Endpoint};
+use crate::harness::{add_operator, free_ports, wait_until, Child, Endpoint};
 use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -129,14 +129,7 @@ pub fn measure_gateway(
     );
 
     start_drivers(kafka, &mut net, chargers, dir)?;
-    let run =
-        serde_json::json!({"rate": args.auth_rate, "count": args.auth_requests, "hold": false});
-    net.drivers_control.post("/fleet/run", Some(run))?;
-    let limit = Duration::from_secs_f64(args.auth_requests as f64 / args.auth_rate + 60.0);
-    let remote_start = wait_for("the remote starts to end", limit, || {
-        let report: RunReport = net.drivers_control.get_json("/fleet/run")?;
-        Ok(report.done.then_some(report))
-    })?;
+    let remote_start = super::phases::paced_requests(&net.drivers_control, args)?;
     println!(
         "remote start (driver's request to authorised, through the charger): {} at {}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         remote_start.sent, args.auth_rate, remote_start.p50_ms, remote_start.p99_ms, remote_start.max_ms

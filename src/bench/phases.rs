@@ -6,7 +6,7 @@ use super::network::Network;
 use super::sampling::{rss_mb, Sample};
 use crate::actors::fleet::driver_fleet::RunReport;
 use crate::cli::BenchArgs;
-use crate::harness::wait_for;
+use crate::harness::{wait_for, Endpoint};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -14,17 +14,22 @@ use std::time::{Duration, Instant};
 
 /// Paced requests, each stopped as soon as it is authorised; the driver fleet times them.
 pub fn measure_auth(net: &Network, args: &BenchArgs) -> anyhow::Result<AuthFigures> {
-    let run =
-        serde_json::json!({"rate": args.auth_rate, "count": args.auth_requests, "hold": false});
-    net.drivers_control.post("/fleet/run", Some(run))?;
-    let limit = Duration::from_secs_f64(args.auth_requests as f64 / args.auth_rate + 60.0);
-    let report = wait_for("the authorisation run to end", limit, || {
-        let report: RunReport = net.drivers_control.get_json("/fleet/run")?;
-        Ok(report.done.then_some(report))
-    })?;
     Ok(AuthFigures {
         rate_per_s: args.auth_rate,
-        report,
+        report: paced_requests(&net.drivers_control, args)?,
+    })
+}
+
+/// `--auth-requests` drivers' requests at `--auth-rate`, each stopped as soon as it is
+/// authorised, timed by the driver fleet behind `drivers`.
+pub fn paced_requests(drivers: &Endpoint, args: &BenchArgs) -> anyhow::Result<RunReport> {
+    let run =
+        serde_json::json!({"rate": args.auth_rate, "count": args.auth_requests, "hold": false});
+    drivers.post("/fleet/run", Some(run))?;
+    let limit = Duration::from_secs_f64(args.auth_requests as f64 / args.auth_rate + 60.0);
+    wait_for("the paced requests to end", limit, || {
+        let report: RunReport = drivers.get_json("/fleet/run")?;
+        Ok(report.done.then_some(report))
     })
 }
 
